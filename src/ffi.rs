@@ -1,0 +1,76 @@
+//! Version shims over the C API: the only place where the CPython version changes which
+//! function is called or what its answer means.
+//!
+//! Everything here that takes no pointer is callable at any time, from any thread, whether
+//! or not Python is initialized, and so is exposed as a safe function.
+
+use core::ffi::c_int;
+use pyo3_ffi::{PyInterpreterState, PyThreadState};
+
+#[cfg(not(Py_3_13))]
+unsafe extern "C" {
+    /// Public as `Py_IsFinalizing` only from 3.13; exported under this name since 3.7.
+    fn _Py_IsFinalizing() -> c_int;
+}
+
+/// `Py_IsInitialized()`.
+#[inline]
+pub(crate) fn is_initialized() -> bool {
+    // SAFETY: reads a flag of the runtime; documented as callable before initialization.
+    unsafe { pyo3_ffi::Py_IsInitialized() != 0 }
+}
+
+/// `Py_IsFinalizing()` (3.13+) or `_Py_IsFinalizing()`: true from the moment
+/// `Py_FinalizeEx` marks the runtime as finalizing until it is re-initialized.
+#[inline]
+pub(crate) fn is_finalizing() -> bool {
+    // SAFETY: reads `_PyRuntime`'s finalizing pointer; no precondition on any version.
+    unsafe {
+        #[cfg(Py_3_13)]
+        let finalizing = pyo3_ffi::Py_IsFinalizing();
+        #[cfg(not(Py_3_13))]
+        let finalizing = _Py_IsFinalizing();
+        finalizing != 0
+    }
+}
+
+/// The thread state CPython considers current, without the fatal error
+/// `PyThreadState_Get` raises when there is none.
+///
+/// On 3.12+ this is exactly "the thread state attached to *this* thread" (a thread-local).
+/// On 3.9–3.11 it is the thread state of whichever thread holds the one GIL, so a non-null
+/// answer only means "this thread is attached" when the pointer is known to belong to this
+/// thread; see [`crate::runtime::is_attached`].
+#[inline]
+pub(crate) fn current_thread_state() -> *mut PyThreadState {
+    // SAFETY: `PyThreadState_GetUnchecked` (3.13, `_PyThreadState_UncheckedGet` before) only
+    // loads a pointer and never fails; before initialization it returns null.
+    unsafe { pyo3_ffi::compat::PyThreadState_GetUnchecked() }
+}
+
+/// `PyGILState_GetThisThreadState()`: the thread state the `PyGILState_*` API associates
+/// with this thread (it may belong to a sub-interpreter), or null.
+#[inline]
+pub(crate) fn gilstate_thread_state() -> *mut PyThreadState {
+    // SAFETY: a thread-specific-storage read guarded by CPython itself against an
+    // uninitialized runtime (it returns null then).
+    unsafe { pyo3_ffi::PyGILState_GetThisThreadState() }
+}
+
+/// `PyInterpreterState_Main()`, null before initialization.
+#[inline]
+pub(crate) fn main_interpreter() -> *mut PyInterpreterState {
+    // SAFETY: returns a field of `_PyRuntime`; no precondition.
+    unsafe { pyo3_ffi::PyInterpreterState_Main() }
+}
+
+/// Whether `tstate` belongs to the main interpreter.
+///
+/// # Safety
+/// `tstate` must be a live thread state (not yet deleted).
+#[inline]
+pub(crate) unsafe fn is_main_interpreter_state(tstate: *mut PyThreadState) -> bool {
+    // SAFETY: the caller guarantees `tstate` is live; `PyThreadState_GetInterpreter` only
+    // reads its `interp` field and needs no GIL.
+    unsafe { pyo3_ffi::PyThreadState_GetInterpreter(tstate) == main_interpreter() }
+}

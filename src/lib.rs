@@ -1,0 +1,82 @@
+//! RAII guards for CPython's thread-state rules (the GIL rules), on top of
+//! [`pyo3-ffi`](https://docs.rs/pyo3-ffi), that are hard to get wrong from Rust.
+//!
+//! # The rules, in Rust terms
+//!
+//! A thread may call the Python C API only while it is **attached** to an interpreter: it
+//! has a `PyThreadState` that is current, which (outside free-threaded builds) means it
+//! holds that interpreter's GIL. From this follow the three problems this crate solves:
+//!
+//! 1. A thread Python did not create (a Rust worker, a callback from a C library) must
+//!    *attach* before touching Python: [`WithGil`] / [`with_gil`].
+//! 2. Rust code called from Python holds the GIL; a long computation or a blocking call made
+//!    while holding it stops every other Python thread. It must *detach* and re-attach
+//!    afterwards: [`without_gil`] (safe) or [`WithoutGil`] (`unsafe`, see its docs).
+//! 3. Pairs of C calls done by hand go wrong on early returns, `?` and panics. Every guard
+//!    here undoes its change in `Drop`, also during unwinding.
+//!
+//! | C / C++ idiom | here |
+//! |---|---|
+//! | `PyGILState_Ensure` … `PyGILState_Release`, `gil_scoped_acquire`, `with_gil` | [`WithGil`], [`with_gil`] |
+//! | `Py_BEGIN_ALLOW_THREADS` … `Py_END_ALLOW_THREADS`, `gil_scoped_release`, `without_gil` | [`without_gil`], [`WithoutGil`] |
+//! | a `gil_guard` with `acquire()` / `release()` / `restore()` | [`GilGuard`] |
+//! | `Py_Initialize` + `PyEval_SaveThread` when embedding | [`initialize`] |
+//!
+//! # Quick start
+//!
+//! ```
+//! use gilguard::{with_gil, without_gil, is_attached};
+//!
+//! gilguard::initialize()?; // only when embedding; a no-op inside an extension module
+//!
+//! let worker = std::thread::spawn(|| {
+//!     with_gil(|| {
+//!         assert!(is_attached());
+//!         // ... call Python ...
+//!         without_gil(|| {
+//!             // ... compute or block: other Python threads run meanwhile ...
+//!         });
+//!         // ... call Python again ...
+//!     })
+//! });
+//! worker.join().unwrap();
+//! # Ok::<(), gilguard::GilError>(())
+//! ```
+//!
+//! # The soundness model
+//!
+//! * **Thread affinity.** Every guard is `!Send` and `!Sync`: CPython requires the undo on
+//!   the thread that did the change, so moving a guard to another thread does not compile.
+//! * **Acquiring is safe, releasing by RAII is not.** [`mem::forget`](core::mem::forget) is
+//!   safe, and a leaked [`WithGil`] only keeps the GIL held (as a leaked `MutexGuard` keeps
+//!   a lock). A leaked [`WithoutGil`] would leave the caller of your code, which believes it
+//!   holds the GIL, running without it. So [`WithoutGil::new`] and [`GilGuard::release`]
+//!   are `unsafe`, and the safe way to release is [`without_gil`], a closure whose captures
+//!   and result must be `Send`.
+//! * **Any drop order.** Each guard pushes a frame on a per-thread stack; CPython is only
+//!   ever asked to undo the top frame. A guard dropped while newer ones are alive is undone
+//!   when they are gone. The thread is always in the state the newest live guard asked for,
+//!   and no drop order reachable from safe code makes CPython abort.
+//! * **Errors, not aborts.** What CPython would answer with `Fatal Python error`, a hang or
+//!   `pthread_exit` (not initialized, finalizing, releasing while detached, ...) is checked
+//!   first and returned as a [`GilError`].
+//!
+//! The guide in the repository (`docs/guide.md`) explains each rule and the reasons behind
+//! it in more depth.
+#![warn(rustdoc::broken_intra_doc_links)]
+
+mod error;
+mod ffi;
+mod gil_guard;
+mod marker;
+mod native_thread;
+mod runtime;
+mod stack;
+mod with_gil;
+mod without_gil;
+
+pub use error::GilError;
+pub use gil_guard::GilGuard;
+pub use runtime::{initialize, is_attached, is_finalizing, is_initialized};
+pub use with_gil::{WithGil, try_with_gil, with_gil};
+pub use without_gil::{WithoutGil, without_gil};

@@ -1,0 +1,101 @@
+//! The main-interpreter thread state this crate keeps for a thread Python did not create.
+//!
+//! `PyGILState_Ensure` on such a thread creates a thread state and `PyGILState_Release`
+//! deletes it again, every time: a callback from a C library that acquires the GIL once per
+//! call pays for a full create/destroy pair (about 10x the cost of re-attaching an existing
+//! thread state). Instead, the first acquisition on the thread creates the thread state once
+//! (through `PyGILState_Ensure`, so `PyGILState_*` calls made by other code on this thread
+//! find and count it), later acquisitions re-attach it with `PyEval_RestoreThread`, and a
+//! thread-local destructor deletes it when the thread exits.
+//!
+//! A kept thread state must never be touched once the runtime has begun finalizing, and
+//! never at all after it has been finalized (finalization frees every thread state, and a
+//! re-initialized runtime does not know the old ones): each one records the runtime's
+//! [epoch](crate::runtime::epoch) and is forgotten, not used, once that has moved on.
+
+use core::cell::Cell;
+use core::ptr;
+
+use pyo3_ffi::PyThreadState;
+
+use crate::ffi;
+use crate::runtime::{self, epoch};
+use crate::stack::{Entry, Frame};
+
+struct Kept {
+    tstate: Cell<*mut PyThreadState>,
+    epoch: Cell<u64>,
+}
+
+thread_local! {
+    static KEPT: Kept = const { Kept { tstate: Cell::new(ptr::null_mut()), epoch: Cell::new(0) } };
+}
+
+/// This thread's kept thread state, or null if there is none or it belongs to a runtime that
+/// has since been finalized.
+#[inline]
+pub(crate) fn kept_thread_state() -> *mut PyThreadState {
+    KEPT.try_with(|kept| {
+        if kept.epoch.get() == epoch() {
+            kept.tstate.get()
+        } else {
+            ptr::null_mut()
+        }
+    })
+    .unwrap_or(ptr::null_mut())
+}
+
+/// Attaches this thread, which has no `PyGILState` thread state, to a new main-interpreter
+/// thread state and keeps that state for later acquisitions.
+///
+/// # Safety
+/// The runtime is initialized and not finalizing, this thread is detached, and
+/// `PyGILState_GetThisThreadState()` is null.
+pub(crate) unsafe fn attach_new() -> Frame {
+    // SAFETY: initialized and detached (caller). With no thread state bound to this thread,
+    // `PyGILState_Ensure` creates one in the main interpreter, binds it and attaches it.
+    let state = unsafe { pyo3_ffi::PyGILState_Ensure() };
+    let tstate = ffi::gilstate_thread_state();
+    let epoch = epoch();
+    let kept = runtime::watch_finalization(epoch)
+        && KEPT
+            .try_with(|kept| {
+                kept.tstate.set(tstate);
+                kept.epoch.set(epoch);
+            })
+            .is_ok();
+    if kept {
+        // Detach on undo and keep the state: the gilstate counter stays at 1 for us.
+        Frame::new(Entry::Restored, tstate, true)
+    } else {
+        // Nowhere to keep it (thread teardown, or no `Py_AtExit` slot): the matching
+        // `PyGILState_Release` deletes it, as plain `PyGILState_*` use would.
+        Frame::new(Entry::Ensured(state), tstate, true)
+    }
+}
+
+impl Drop for Kept {
+    /// Deletes the kept thread state when its thread exits, unless doing so could touch
+    /// freed memory or fight with a guard that was leaked on this thread.
+    fn drop(&mut self) {
+        let tstate = self.tstate.get();
+        if tstate.is_null()
+            || self.epoch.get() != epoch()
+            || !ffi::is_initialized()
+            || ffi::is_finalizing()
+            || crate::stack::top().is_some()
+            || !runtime::attached_thread_state().is_null()
+        {
+            // Finalization frees the state; a leaked guard or foreign code may still use it.
+            return;
+        }
+        // SAFETY: `tstate` is this thread's live, detached main-interpreter thread state
+        // (same epoch, runtime up, no frame and no attachment on this thread). Re-attaching
+        // it and releasing the gilstate count that `attach_new` kept for it makes CPython
+        // clear and delete it (`PyThreadState_Clear` + `PyThreadState_DeleteCurrent`).
+        unsafe {
+            pyo3_ffi::PyEval_RestoreThread(tstate);
+            pyo3_ffi::PyGILState_Release(pyo3_ffi::PyGILState_STATE::PyGILState_UNLOCKED);
+        }
+    }
+}

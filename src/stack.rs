@@ -1,0 +1,239 @@
+//! The per-thread frame stack: the reason guards may be dropped in any order.
+//!
+//! Every guard pushes one *frame* that records how it changed this thread's attachment and
+//! therefore how to undo it. CPython requires those changes to be undone in reverse order
+//! (a `PyEval_RestoreThread` must pair with the latest `PyEval_SaveThread`, a
+//! `PyGILState_Release` with the latest `PyGILState_Ensure`). Rust drops values in whatever
+//! order the program chooses, so a guard only ever *finishes* its frame; frames are undone
+//! from the top, when nothing above them is live any more. The invariant is:
+//!
+//! > the top frame is live, and the thread is in the state that frame asked for.
+//!
+//! The stack lives in a `const`-initialized thread-local without a destructor, so reading it
+//! costs a few instructions, never allocates while it is shallower than [`INLINE`], and still
+//! works in the `Drop` of a guard that outlives the other thread-locals of a dying thread.
+
+use core::cell::{Cell, RefCell};
+use core::ptr;
+use pyo3_ffi::{PyGILState_STATE, PyThreadState};
+
+/// Frames kept inline before spilling to the heap. Real programs nest a handful of guards;
+/// this covers them with room to spare.
+const INLINE: usize = 16;
+
+/// "No frame": the end of a [`Frame::below_in_guard`] chain.
+pub(crate) const NO_FRAME: u32 = u32::MAX;
+
+/// How a frame entered its state, which decides how it is undone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Entry {
+    /// The thread was already attached to `tstate`; no C call was made and none undoes it.
+    Nested,
+    /// `PyGILState_Ensure` attached `tstate`; undone by `PyGILState_Release(state)`.
+    Ensured(PyGILState_STATE),
+    /// `PyEval_RestoreThread(tstate)` attached a thread state that outlives the frame;
+    /// undone by `PyEval_SaveThread`.
+    Restored,
+    /// `PyThreadState_New` + `PyEval_RestoreThread` created and attached a thread state
+    /// for this frame alone; undone by `PyThreadState_Clear` + `PyThreadState_DeleteCurrent`.
+    Created,
+    /// `PyEval_SaveThread` detached `tstate`; undone by `PyEval_RestoreThread(tstate)`.
+    Released,
+}
+
+/// One guard's change to this thread's attachment.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Frame {
+    pub(crate) entry: Entry,
+    /// The thread state attached by this frame, or detached by it for [`Entry::Released`].
+    pub(crate) tstate: *mut PyThreadState,
+    /// Whether `tstate` belongs to the main interpreter.
+    pub(crate) main: bool,
+    /// A thread state of another interpreter that was detached to make room for this frame
+    /// and is re-attached after it is undone; null when there was none.
+    pub(crate) suspended: *mut PyThreadState,
+    /// The previous frame pushed by the same [`GilGuard`](crate::GilGuard), or [`NO_FRAME`].
+    pub(crate) below_in_guard: u32,
+    live: bool,
+}
+
+impl Frame {
+    const UNUSED: Frame = Frame::new(Entry::Nested, ptr::null_mut(), false);
+
+    pub(crate) const fn new(entry: Entry, tstate: *mut PyThreadState, main: bool) -> Frame {
+        Frame {
+            entry,
+            tstate,
+            main,
+            suspended: ptr::null_mut(),
+            below_in_guard: NO_FRAME,
+            live: true,
+        }
+    }
+
+    /// The thread state this frame leaves attached, or null if it leaves the thread detached.
+    pub(crate) fn attached(&self) -> *mut PyThreadState {
+        match self.entry {
+            Entry::Released => ptr::null_mut(),
+            _ => self.tstate,
+        }
+    }
+
+    /// Returns the thread to the state it was in before this frame.
+    fn undo(self) {
+        match self.entry {
+            Entry::Nested => {}
+            // SAFETY: this frame is the top of the stack, so the thread is still in the state
+            // `PyGILState_Ensure` left it in; `state` is what that call returned.
+            Entry::Ensured(state) => unsafe { pyo3_ffi::PyGILState_Release(state) },
+            // SAFETY: top frame, so `self.tstate` is attached: pairs with the
+            // `PyEval_RestoreThread(self.tstate)` that created the frame.
+            Entry::Restored => unsafe {
+                pyo3_ffi::PyEval_SaveThread();
+            },
+            // SAFETY: top frame, so `self.tstate`, created for this frame, is attached;
+            // clearing it first is what `PyThreadState_DeleteCurrent` requires.
+            Entry::Created => unsafe {
+                pyo3_ffi::PyThreadState_Clear(self.tstate);
+                pyo3_ffi::PyThreadState_DeleteCurrent();
+            },
+            // SAFETY: top frame, so the thread is still detached; `self.tstate` is what
+            // `PyEval_SaveThread` returned and nothing has deleted it since.
+            Entry::Released => unsafe { pyo3_ffi::PyEval_RestoreThread(self.tstate) },
+        }
+        if !self.suspended.is_null() {
+            // SAFETY: the frame's own change was undone just above, so the thread is detached
+            // again; `suspended` came from the `PyEval_SaveThread` made before the frame.
+            unsafe { pyo3_ffi::PyEval_RestoreThread(self.suspended) };
+        }
+    }
+}
+
+struct FrameStack {
+    len: Cell<u32>,
+    inline: [Cell<Frame>; INLINE],
+}
+
+thread_local! {
+    static FRAMES: FrameStack = const {
+        FrameStack { len: Cell::new(0), inline: [const { Cell::new(Frame::UNUSED) }; INLINE] }
+    };
+    /// Frames above [`INLINE`]; only touched by unusually deep nesting.
+    static SPILLED: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
+}
+
+impl FrameStack {
+    fn get(&self, index: u32) -> Option<Frame> {
+        match self.inline.get(index as usize) {
+            Some(cell) => Some(cell.get()),
+            None => SPILLED
+                .try_with(|spilled| spilled.borrow().get(index as usize - INLINE).copied())
+                .ok()
+                .flatten(),
+        }
+    }
+
+    fn set(&self, index: u32, frame: Frame) {
+        match self.inline.get(index as usize) {
+            Some(cell) => cell.set(frame),
+            None => {
+                let _ = SPILLED.try_with(|spilled| {
+                    if let Some(slot) = spilled.borrow_mut().get_mut(index as usize - INLINE) {
+                        *slot = frame;
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// The top frame, which by the stack's invariant is live and describes the thread's state
+/// as this crate left it.
+#[inline]
+pub(crate) fn top() -> Option<Frame> {
+    FRAMES.with(|stack| match stack.len.get() {
+        0 => None,
+        len => stack.get(len - 1),
+    })
+}
+
+/// Records a frame whose change has already been made. Returns its index, which stays valid
+/// until the frame is finished: live frames are never popped, and neither is anything below.
+///
+/// # Panics
+/// Only if the frame must spill to the heap while this thread's thread-locals are being
+/// destroyed. The change is undone before the panic propagates, so the thread is never left
+/// in a state that no guard will undo.
+#[inline]
+pub(crate) fn push(frame: Frame) -> u32 {
+    let undo_on_unwind = scopeguard::guard(frame, Frame::undo);
+    let index = FRAMES.with(|stack| {
+        let index = stack.len.get();
+        if let Some(cell) = stack.inline.get(index as usize) {
+            cell.set(frame);
+        } else {
+            SPILLED.with(|spilled| spilled.borrow_mut().push(frame));
+        }
+        stack.len.set(index + 1);
+        index
+    });
+    scopeguard::ScopeGuard::into_inner(undo_on_unwind);
+    index
+}
+
+/// A copy of the frame at `index`, if it exists.
+pub(crate) fn frame(index: u32) -> Option<Frame> {
+    FRAMES.with(|stack| {
+        if index < stack.len.get() {
+            stack.get(index)
+        } else {
+            None
+        }
+    })
+}
+
+/// Marks the frame at `index` finished, then undoes every finished frame at the top.
+///
+/// A frame with live frames above it stays in place and is undone when the last of those
+/// is finished, so CPython only ever sees the last change undone first.
+#[inline]
+pub(crate) fn finish(index: u32) {
+    FRAMES.with(|stack| {
+        if let Some(mut frame) = stack.get(index) {
+            frame.live = false;
+            stack.set(index, frame);
+        }
+    });
+    while let Some(frame) = pop_finished_top() {
+        // The frame is popped before it is undone: undoing can run Python code (a
+        // `PyGILState_Release` that deletes its thread state runs finalizers), which may
+        // push and finish frames of its own on top of what is left.
+        frame.undo();
+    }
+}
+
+fn pop_finished_top() -> Option<Frame> {
+    FRAMES.with(|stack| {
+        let len = stack.len.get();
+        let top = stack.get(len.checked_sub(1)?)?;
+        if top.live {
+            return None;
+        }
+        if len as usize > INLINE {
+            let _ = SPILLED.try_with(|spilled| spilled.borrow_mut().pop());
+        }
+        stack.len.set(len - 1);
+        Some(top)
+    })
+}
+
+/// Whether a frame on this thread's stack attached, detached or suspended `tstate`, which
+/// proves that `tstate` belongs to this thread.
+#[cfg(not(Py_3_12))]
+pub(crate) fn mentions(tstate: *mut PyThreadState) -> bool {
+    FRAMES.with(|stack| {
+        (0..stack.len.get())
+            .filter_map(|index| stack.get(index))
+            .any(|frame| frame.tstate == tstate || frame.suspended == tstate)
+    })
+}

@@ -1,0 +1,171 @@
+//! [`WithoutGil`] and [`without_gil`]: detach this thread while Rust code runs.
+
+use core::marker::PhantomData;
+
+use crate::error::GilError;
+use crate::marker::ThreadBound;
+use crate::stack::{self, Entry, Frame};
+use crate::{ffi, runtime};
+
+/// Releases the GIL (detaches this thread) until dropped, then re-attaches the same thread
+/// state.
+///
+/// This is the C++ `without_gil` / `gil_scoped_release` idiom, and
+/// `Py_BEGIN_ALLOW_THREADS` / `Py_END_ALLOW_THREADS` in C: `PyEval_SaveThread` on
+/// creation, `PyEval_RestoreThread` on drop. It detaches whichever interpreter the thread is
+/// attached to, so it also releases a sub-interpreter's own GIL.
+///
+/// Prefer [`without_gil`], which is safe. Creating this guard is `unsafe` because nothing
+/// stops the guard from being leaked with [`mem::forget`](core::mem::forget), and code that
+/// runs later on this thread (the Python caller of your extension function, a
+/// `pyo3::Python` token further up the stack) then runs without the GIL it was promised.
+///
+/// # Examples
+///
+/// ```
+/// use gilguard::{WithGil, WithoutGil, is_attached};
+///
+/// gilguard::initialize()?;
+/// let _gil = WithGil::acquire();
+/// {
+///     // SAFETY: nothing on this thread touches Python until the guard is dropped, and the
+///     // guard is not leaked.
+///     let _released = unsafe { WithoutGil::new() }?;
+///     assert!(!is_attached());
+///     std::thread::sleep(std::time::Duration::from_millis(1)); // other threads run Python
+/// }
+/// assert!(is_attached());
+/// # Ok::<(), gilguard::GilError>(())
+/// ```
+#[must_use = "the GIL is re-acquired as soon as the guard is dropped"]
+#[derive(Debug)]
+pub struct WithoutGil {
+    frame: u32,
+    _thread: ThreadBound,
+}
+
+static_assertions::assert_not_impl_any!(WithoutGil: Send, Sync);
+
+impl WithoutGil {
+    /// Detaches this thread from its interpreter until the guard is dropped.
+    ///
+    /// # Safety
+    ///
+    /// Until the guard is dropped, no code on this thread may use anything that relies on
+    /// the GIL being held without acquiring it first: Python objects, borrowed references,
+    /// a `pyo3::Python` token, or C-API calls. Acquiring it again inside (a [`WithGil`],
+    /// another library's `PyGILState_Ensure`) is fine.
+    ///
+    /// The guard must be dropped, not leaked: if it is forgotten, the thread stays detached
+    /// for the code that called into yours, which expects to hold the GIL.
+    ///
+    /// [`WithGil`]: crate::WithGil
+    ///
+    /// # Errors
+    ///
+    /// [`GilError::NotAttached`] if the thread is not attached; CPython would abort with
+    /// `Fatal Python error: PyEval_SaveThread: the function must be called with the GIL
+    /// held`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gilguard::{GilError, WithoutGil};
+    ///
+    /// gilguard::initialize()?;
+    /// // This thread is not attached, so there is nothing to release.
+    /// // SAFETY: the guard is never created, let alone leaked.
+    /// assert_eq!(unsafe { WithoutGil::new() }.unwrap_err(), GilError::NotAttached);
+    /// # Ok::<(), GilError>(())
+    /// ```
+    pub unsafe fn new() -> Result<WithoutGil, GilError> {
+        let frame = leave()?;
+        Ok(WithoutGil {
+            frame: stack::push(frame),
+            _thread: PhantomData,
+        })
+    }
+}
+
+impl Drop for WithoutGil {
+    fn drop(&mut self) {
+        stack::finish(self.frame);
+    }
+}
+
+/// Runs `f` with this thread detached (the GIL released), then re-attaches it, also when
+/// `f` panics.
+///
+/// This is the safe way to release the GIL around a long computation or a blocking call
+/// (`join`, I/O, `sleep`), so that other Python threads keep running. Like
+/// `pyo3::Python::detach`, it requires `f` and its result to be `Send`: a `&WithGil`, a
+/// `pyo3::Python` token or a borrowed Python object cannot be captured, so nothing that
+/// needs the GIL can reach the code that runs without it. Code inside `f` that needs Python
+/// acquires the GIL again with [`WithGil`](crate::WithGil).
+///
+/// If the thread is not attached, `f` simply runs: there is nothing to release.
+///
+/// **With `pyo3`**: inside `Python::attach`, release with pyo3's own `py.detach` rather
+/// than this function. pyo3 tracks attachment in a private counter; after `without_gil`
+/// that counter still says "attached", and a nested `Python::attach` would hand out a token
+/// without re-acquiring the GIL.
+///
+/// # Panics
+///
+/// Panics of `f` propagate, after the thread has been re-attached.
+///
+/// # Examples
+///
+/// ```
+/// use gilguard::{with_gil, without_gil, is_attached};
+///
+/// gilguard::initialize()?;
+/// let sum = with_gil(|| {
+///     without_gil(|| {
+///         assert!(!is_attached());
+///         (1..=100u64).sum::<u64>() // other Python threads run meanwhile
+///     })
+/// });
+/// assert_eq!(sum, 5050);
+/// # Ok::<(), gilguard::GilError>(())
+/// ```
+///
+/// Whatever needs the GIL cannot be captured:
+///
+/// ```compile_fail
+/// gilguard::with_gil(|| {
+///     let gil = gilguard::WithGil::acquire();
+///     gilguard::without_gil(|| drop(&gil)); // `&WithGil` is not `Send`
+/// });
+/// ```
+pub fn without_gil<F, T>(f: F) -> T
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    // SAFETY: `f` is `Send`, so it captures nothing that is bound to this thread's
+    // attachment, and it cannot return anything like that either (`T: Send`). The guard is
+    // a local that is dropped on return and on unwind, never leaked.
+    match unsafe { WithoutGil::new() } {
+        Ok(_released) => f(),
+        Err(_not_attached) => f(),
+    }
+}
+
+/// The frame for detaching this thread, with the change made.
+#[inline]
+pub(crate) fn leave() -> Result<Frame, GilError> {
+    let attached = match stack::top() {
+        Some(top) if !top.attached().is_null() && ffi::current_thread_state() == top.attached() => {
+            top.attached()
+        }
+        _ => runtime::attached_thread_state(),
+    };
+    if attached.is_null() {
+        return Err(GilError::NotAttached);
+    }
+    // SAFETY: `attached` is attached to this thread. `Entry::Released` pairs this with
+    // `PyEval_RestoreThread` of the returned state.
+    let tstate = unsafe { pyo3_ffi::PyEval_SaveThread() };
+    Ok(Frame::new(Entry::Released, tstate, false))
+}

@@ -1,0 +1,69 @@
+//! Helpers shared by the integration tests. Each test file includes this module and uses
+//! part of it.
+#![allow(dead_code, unused_imports)]
+
+use std::process::{Command, Output};
+
+#[path = "../../examples/support/mod.rs"]
+mod support;
+pub use support::{eval_str, none, run};
+
+/// Makes `function` callable from Python as `__main__.<name>`, with no arguments.
+pub fn define(name: &'static std::ffi::CStr, function: pyo3_ffi::PyCFunction) {
+    support::define(name, function, pyo3_ffi::METH_NOARGS);
+}
+
+/// Starts Python once for the whole test process.
+pub fn python() {
+    gilguard::initialize().expect("Python initializes");
+}
+
+/// The thread state CPython considers current (see `gilguard`'s notes on 3.9–3.11).
+pub fn current_thread_state() -> *mut pyo3_ffi::PyThreadState {
+    // SAFETY: only reads a pointer.
+    unsafe { pyo3_ffi::compat::PyThreadState_GetUnchecked() }
+}
+
+/// The number of thread states the main interpreter has. The caller must be attached to
+/// the main interpreter, and no other thread may be creating or deleting thread states.
+pub fn main_thread_states() -> usize {
+    // SAFETY: walks the interpreter's list of thread states while holding its GIL.
+    unsafe {
+        let mut count = 0;
+        let mut tstate =
+            pyo3_ffi::PyInterpreterState_ThreadHead(pyo3_ffi::PyInterpreterState_Main());
+        while !tstate.is_null() {
+            count += 1;
+            tstate = pyo3_ffi::PyThreadState_Next(tstate);
+        }
+        count
+    }
+}
+
+/// Runs the `#[ignore]`d test `name` of this test binary alone, in a child process, and
+/// returns its output. Used for what cannot be undone in the test process: finalization,
+/// a runtime that was never initialized, fork.
+pub fn run_child(name: &str) -> Output {
+    let output = Command::new(std::env::current_exe().expect("test binary path"))
+        .args([
+            "--ignored",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+            name,
+        ])
+        .output()
+        .expect("child test process starts");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stdout.contains("1 passed"),
+        "child test {name} did not pass (status {:?})\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        output.status
+    );
+    assert!(
+        !stderr.contains("Fatal Python error"),
+        "child test {name} hit a fatal error\n{stderr}"
+    );
+    output
+}

@@ -1,0 +1,122 @@
+//! What happens to guards around `Py_FinalizeEx`. Finalization cannot be undone, so every
+//! scenario runs in a child process.
+
+mod common;
+
+use std::sync::mpsc;
+use std::sync::{Mutex, PoisonError};
+
+use gilguard::{GilError, WithGil, is_attached, with_gil};
+
+/// Finalizes the runtime from this thread, which must be detached.
+fn finalize() {
+    // SAFETY: initialized; this thread attaches to the main interpreter and finalizes it.
+    // Nothing of this crate is alive on this thread.
+    unsafe {
+        pyo3_ffi::PyGILState_Ensure();
+        assert_eq!(pyo3_ffi::Py_FinalizeEx(), 0);
+    }
+}
+
+#[test]
+fn native_thread_is_refused_after_finalization() {
+    common::run_child("child_native_thread_after_finalization");
+}
+
+#[test]
+#[ignore = "runs in a child process, started by native_thread_is_refused_after_finalization"]
+fn child_native_thread_after_finalization() {
+    common::python();
+    let (go, wait) = mpsc::channel::<()>();
+    let (done, finished) = mpsc::channel();
+    let native = std::thread::spawn(move || {
+        // Creates and keeps this thread's thread state.
+        with_gil(|| common::run("x = 1"));
+        done.send(()).unwrap();
+        wait.recv().unwrap();
+        // The kept thread state was freed by finalization: it must not be used.
+        let refused = WithGil::try_acquire().unwrap_err();
+        assert!(
+            matches!(refused, GilError::NotInitialized | GilError::Finalizing),
+            "{refused}"
+        );
+        assert!(!is_attached());
+        // The thread-local destructor must not touch the freed state either.
+    });
+    finished.recv().unwrap();
+    finalize();
+    assert!(!gilguard::is_initialized());
+    go.send(()).unwrap();
+    native.join().unwrap();
+}
+
+#[test]
+fn native_thread_gets_a_new_thread_state_after_reinitialization() {
+    common::run_child("child_reinitialization");
+}
+
+#[test]
+#[ignore = "runs in a child process, started by native_thread_gets_a_new_thread_state_after_reinitialization"]
+fn child_reinitialization() {
+    common::python();
+    let (go, wait) = mpsc::channel::<()>();
+    let (done, finished) = mpsc::channel();
+    let native = std::thread::spawn(move || {
+        with_gil(|| common::run("x = 1"));
+        done.send(()).unwrap();
+        wait.recv().unwrap();
+        // A new runtime: the state kept from the old one must be forgotten, not reused.
+        with_gil(|| {
+            common::run("y = 2");
+            assert_eq!(common::eval_str("y"), "2");
+        });
+        assert!(!is_attached());
+    });
+    finished.recv().unwrap();
+    finalize();
+    gilguard::initialize().expect("the runtime starts again");
+    go.send(()).unwrap();
+    native.join().unwrap();
+    with_gil(|| assert_eq!(common::eval_str("1 + 1"), "2"));
+}
+
+/// What a native thread got when it tried to attach from inside finalization.
+static DURING_FINALIZATION: Mutex<Option<Result<(), GilError>>> = Mutex::new(None);
+
+/// Called by a `__del__` that runs while the runtime finalizes: asks a native thread to
+/// attach and waits for its answer (holding the GIL, which is fine: it must not block).
+unsafe extern "C" fn attach_from_native_thread(
+    _module: *mut pyo3_ffi::PyObject,
+    _args: *mut pyo3_ffi::PyObject,
+) -> *mut pyo3_ffi::PyObject {
+    let finalizing = gilguard::is_finalizing();
+    let outcome = std::thread::spawn(|| WithGil::try_acquire().map(drop))
+        .join()
+        .unwrap();
+    assert!(finalizing, "the __del__ ran before finalization started");
+    *DURING_FINALIZATION
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = Some(outcome);
+    common::none()
+}
+
+#[test]
+fn native_thread_is_refused_during_finalization() {
+    common::run_child("child_during_finalization");
+}
+
+#[test]
+#[ignore = "runs in a child process, started by native_thread_is_refused_during_finalization"]
+fn child_during_finalization() {
+    common::python();
+    with_gil(|| {
+        common::define(c"attach_from_native_thread", attach_from_native_thread);
+        common::run(
+            "class Probe:\n    def __del__(self, probe=attach_from_native_thread):\n        probe()\n\
+             probe_instance = Probe()\n",
+        );
+    });
+    finalize();
+    let outcome = DURING_FINALIZATION.lock().unwrap().take();
+    assert_eq!(outcome, Some(Err(GilError::Finalizing)));
+}

@@ -1,0 +1,114 @@
+//! Misuse is answered with a `GilError` or a panic with a message, never with a
+//! `Fatal Python error`.
+
+mod common;
+
+use gilguard::{GilError, GilGuard, WithGil, WithoutGil, is_attached, with_gil, without_gil};
+
+#[test]
+fn releasing_while_detached_is_refused() {
+    common::python();
+    std::thread::spawn(|| {
+        // SAFETY: the guard is never created.
+        let refused = unsafe { WithoutGil::new() };
+        assert_eq!(refused.unwrap_err(), GilError::NotAttached);
+        let mut guard = GilGuard::new();
+        // SAFETY: nothing is pushed.
+        assert_eq!(unsafe { guard.release() }, Err(GilError::NotAttached));
+        assert_eq!(guard.depth(), 0);
+        // The closure form has nothing to release and just runs.
+        assert_eq!(without_gil(|| 7), 7);
+        assert!(!is_attached());
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn restoring_an_empty_guard_is_refused() {
+    common::python();
+    std::thread::spawn(|| {
+        let mut guard = GilGuard::new();
+        assert_eq!(guard.restore(), Err(GilError::NothingToRestore));
+        guard.acquire();
+        assert_eq!(guard.restore(), Ok(()));
+        assert_eq!(guard.restore(), Err(GilError::NothingToRestore));
+        assert!(!is_attached());
+    })
+    .join()
+    .unwrap();
+}
+
+/// A guard created inside someone else's detach (pyo3's `py.detach`, Cython's `nogil`,
+/// raw FFI) must really acquire, although the frame stack's top says "attached".
+#[test]
+fn guard_inside_foreign_detach_really_acquires() {
+    common::python();
+    std::thread::spawn(|| {
+        let _outer = WithGil::acquire();
+        // SAFETY: attached; restored below on this thread before `_outer` is dropped.
+        let saved = unsafe { pyo3_ffi::PyEval_SaveThread() };
+        assert!(!is_attached());
+        {
+            let _inner = WithGil::acquire();
+            assert!(is_attached());
+            common::run("x = 1 + 1");
+            let mut guard = GilGuard::new();
+            guard.acquire();
+            assert!(guard.owns_gil());
+        }
+        assert!(!is_attached());
+        // SAFETY: pairs with the save above.
+        unsafe { pyo3_ffi::PyEval_RestoreThread(saved) };
+        assert!(is_attached());
+    })
+    .join()
+    .unwrap();
+}
+
+/// Foreign code that attached the thread (a C library's `PyGILState_Ensure` before calling
+/// back into Rust) is recognized: no second attach, and releasing works.
+#[test]
+fn guards_inside_foreign_attach() {
+    common::python();
+    std::thread::spawn(|| {
+        // SAFETY: initialized; released below after all guards are gone.
+        let state = unsafe { pyo3_ffi::PyGILState_Ensure() };
+        let before = common::current_thread_state();
+        with_gil(|| assert_eq!(common::current_thread_state(), before));
+        let released = without_gil(is_attached);
+        assert!(!released);
+        assert!(is_attached());
+        // SAFETY: pairs with the ensure above.
+        unsafe { pyo3_ffi::PyGILState_Release(state) };
+        assert!(!is_attached());
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn guards_before_initialization_are_refused() {
+    common::run_child("child_before_initialization");
+}
+
+#[test]
+#[ignore = "runs in a child process, started by guards_before_initialization_are_refused"]
+fn child_before_initialization() {
+    assert!(!gilguard::is_initialized());
+    assert!(!is_attached());
+    assert_eq!(
+        WithGil::try_acquire().unwrap_err(),
+        GilError::NotInitialized
+    );
+    assert_eq!(gilguard::try_with_gil(|| ()), Err(GilError::NotInitialized));
+    let mut guard = GilGuard::new();
+    assert_eq!(guard.try_acquire(), Err(GilError::NotInitialized));
+    assert_eq!(guard.depth(), 0);
+    let panic = std::panic::catch_unwind(|| drop(WithGil::acquire())).unwrap_err();
+    let message = panic.downcast_ref::<String>().unwrap();
+    assert!(message.contains("not initialized") && message.contains("try_acquire"));
+    // And the crate works once the runtime is started.
+    gilguard::initialize().unwrap();
+    with_gil(|| assert!(is_attached()));
+}

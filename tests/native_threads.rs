@@ -1,0 +1,96 @@
+//! Threads Python did not create: the first acquisition creates a thread state, later ones
+//! re-attach it, and it is deleted when the thread exits.
+
+mod common;
+
+use gilguard::{is_attached, with_gil, without_gil};
+
+fn attached_thread_state() -> usize {
+    with_gil(|| common::current_thread_state() as usize)
+}
+
+#[test]
+fn native_thread_reuses_one_thread_state() {
+    common::python();
+    std::thread::spawn(|| {
+        let first = attached_thread_state();
+        for _ in 0..100 {
+            assert_eq!(attached_thread_state(), first);
+            assert!(!is_attached());
+        }
+        // `PyGILState_*` calls made by other code on this thread find and count the same
+        // state, and their release does not delete it.
+        // SAFETY: initialized; paired on this thread.
+        unsafe {
+            let state = pyo3_ffi::PyGILState_Ensure();
+            assert_eq!(common::current_thread_state() as usize, first);
+            pyo3_ffi::PyGILState_Release(state);
+        }
+        assert!(!is_attached());
+        assert_eq!(attached_thread_state(), first);
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn thread_states_of_exited_native_threads_are_deleted() {
+    common::run_child("child_thread_states_are_deleted");
+}
+
+#[test]
+#[ignore = "runs in a child process, started by thread_states_of_exited_native_threads_are_deleted"]
+fn child_thread_states_are_deleted() {
+    common::python();
+    let before = with_gil(common::main_thread_states);
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            std::thread::spawn(|| {
+                for _ in 0..50 {
+                    with_gil(|| common::run("x = 1"));
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert_eq!(with_gil(common::main_thread_states), before);
+}
+
+unsafe extern "C" fn nested_in_python_thread(
+    _module: *mut pyo3_ffi::PyObject,
+    _args: *mut pyo3_ffi::PyObject,
+) -> *mut pyo3_ffi::PyObject {
+    // Called from a `threading.Thread`: attached to that thread's own state.
+    let own = common::current_thread_state() as usize;
+    assert!(is_attached());
+    with_gil(|| assert_eq!(common::current_thread_state() as usize, own));
+    without_gil(|| {
+        assert!(!is_attached());
+        // The thread's own `PyGILState` state is re-attached: no new state is created.
+        with_gil(|| assert_eq!(common::current_thread_state() as usize, own));
+    });
+    assert_eq!(common::current_thread_state() as usize, own);
+    common::none()
+}
+
+#[test]
+fn python_threads_keep_their_own_thread_state() {
+    common::python();
+    std::thread::spawn(|| {
+        with_gil(|| {
+            common::define(c"nested_in_python_thread", nested_in_python_thread);
+            common::run(
+                "import threading\n\
+                 worker = threading.Thread(target=nested_in_python_thread)\n\
+                 worker.start()\n",
+            );
+            // Wait with the GIL released so the Python thread can run.
+            without_gil(|| std::thread::sleep(std::time::Duration::from_millis(1)));
+            common::run("worker.join()");
+        })
+    })
+    .join()
+    .unwrap();
+}
