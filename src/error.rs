@@ -31,18 +31,60 @@ pub enum GilError {
     /// [`GilGuard::restore`](crate::GilGuard::restore) was called on a guard with no frame
     /// left to undo.
     NothingToRestore,
+    /// The thread is attached to another interpreter's (or another) thread state, and a
+    /// guard would have to suspend it. A guard that could be leaked must not do that: the
+    /// code that attached it would continue in the wrong interpreter. Use the closure form
+    /// ([`with_gil`](crate::with_gil), [`ThreadStateHandle::run`](crate::ThreadStateHandle::run)),
+    /// which restores it exactly.
+    AttachedElsewhere,
+    /// The sub-interpreter still has thread states (a leaked
+    /// [`ThreadStateHandle`](crate::ThreadStateHandle), or Python daemon threads), so it
+    /// cannot be ended; CPython would abort with `Py_EndInterpreter: not the last thread`.
+    InterpreterInUse,
+    /// The sub-interpreter has been ended (or the runtime it belonged to was finalized).
+    InterpreterEnded,
+    /// This thread already has a [`ThreadStateHandle`](crate::ThreadStateHandle) for this
+    /// interpreter: a thread uses one thread state per interpreter, reused for every attach.
+    ThreadStateExists,
+    /// An [`InterpreterConfig`](crate::InterpreterConfig) that CPython would reject or that
+    /// would corrupt memory; the text says which rule it breaks.
+    InvalidConfig(&'static str),
+    /// A feature this CPython version does not have; the text says which.
+    Unsupported(&'static str),
+    /// CPython failed to create a sub-interpreter; the text is CPython's message.
+    CreationFailed(String),
 }
 
 impl fmt::Display for GilError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            GilError::NotInitialized => "the Python runtime is not initialized",
-            GilError::Finalizing => "the Python runtime is finalizing",
-            GilError::NotAttached => {
-                "this thread is not attached to a Python interpreter (it does not hold the GIL)"
+        match self {
+            GilError::NotInitialized => f.write_str("the Python runtime is not initialized"),
+            GilError::Finalizing => f.write_str("the Python runtime is finalizing"),
+            GilError::NotAttached => f.write_str(
+                "this thread is not attached to a Python interpreter (it does not hold the GIL)",
+            ),
+            GilError::NothingToRestore => f.write_str("this GilGuard has no frame left to restore"),
+            GilError::AttachedElsewhere => f.write_str(
+                "this thread is attached to another thread state, which a guard may not suspend \
+                 (use the closure form, which restores it exactly)",
+            ),
+            GilError::InterpreterInUse => {
+                f.write_str("the sub-interpreter still has other thread states and cannot be ended")
             }
-            GilError::NothingToRestore => "this GilGuard has no frame left to restore",
-        })
+            GilError::InterpreterEnded => f.write_str("the sub-interpreter has been ended"),
+            GilError::ThreadStateExists => {
+                f.write_str("this thread already has a thread state handle for this interpreter")
+            }
+            GilError::InvalidConfig(rule) => {
+                write!(f, "invalid sub-interpreter configuration: {rule}")
+            }
+            GilError::Unsupported(what) => {
+                write!(f, "not supported by this CPython version: {what}")
+            }
+            GilError::CreationFailed(message) => {
+                write!(f, "CPython could not create the sub-interpreter: {message}")
+            }
+        }
     }
 }
 

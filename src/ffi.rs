@@ -4,13 +4,12 @@
 //! Everything here that takes no pointer is callable at any time, from any thread, whether
 //! or not Python is initialized, and so is exposed as a safe function.
 
-use core::ffi::c_int;
 use pyo3_ffi::{PyInterpreterState, PyThreadState};
 
 #[cfg(not(Py_3_13))]
 unsafe extern "C" {
     /// Public as `Py_IsFinalizing` only from 3.13; exported under this name since 3.7.
-    fn _Py_IsFinalizing() -> c_int;
+    fn _Py_IsFinalizing() -> core::ffi::c_int;
 }
 
 /// `Py_IsInitialized()`.
@@ -73,4 +72,32 @@ pub(crate) unsafe fn is_main_interpreter_state(tstate: *mut PyThreadState) -> bo
     // SAFETY: the caller guarantees `tstate` is live; `PyThreadState_GetInterpreter` only
     // reads its `interp` field and needs no GIL.
     unsafe { pyo3_ffi::PyThreadState_GetInterpreter(tstate) == main_interpreter() }
+}
+
+/// CPython's message for a failed `PyStatus`.
+#[cfg(Py_3_12)]
+pub(crate) fn status_message(status: &pyo3_ffi::PyStatus) -> String {
+    let text = |pointer: *const core::ffi::c_char| {
+        if pointer.is_null() {
+            return None;
+        }
+        // SAFETY: a non-null string of a `PyStatus` is static and NUL-terminated.
+        let text = unsafe { core::ffi::CStr::from_ptr(pointer) };
+        Some(text.to_string_lossy().into_owned())
+    };
+    match (text(status.func), text(status.err_msg)) {
+        (Some(func), Some(message)) => format!("{func}: {message}"),
+        (None, Some(message)) => message,
+        _ => format!("exit status {}", status.exitcode),
+    }
+}
+
+#[cfg(all(test, Py_3_12))]
+mod tests {
+    #[test]
+    fn status_message_carries_cpythons_text() {
+        // SAFETY: builds a status value; needs no runtime.
+        let status = unsafe { pyo3_ffi::PyStatus_Error(c"per-interpreter GIL failed".as_ptr()) };
+        assert_eq!(super::status_message(&status), "per-interpreter GIL failed");
+    }
 }

@@ -74,8 +74,9 @@ impl GilGuard {
     ///
     /// # Panics
     ///
-    /// If Python is not initialized or is finalizing and the thread is not attached yet.
-    /// Use [`GilGuard::try_acquire`] to get a [`GilError`] instead.
+    /// If Python is not initialized or is finalizing and the thread is not attached yet, or
+    /// if the thread is attached to a sub-interpreter. Use [`GilGuard::try_acquire`] to get
+    /// a [`GilError`] instead.
     ///
     /// # Examples
     ///
@@ -111,7 +112,7 @@ impl GilGuard {
     /// }
     /// ```
     pub fn try_acquire(&mut self) -> Result<(), GilError> {
-        let frame = with_gil::enter()?;
+        let frame = with_gil::enter(false)?;
         self.push(frame);
         Ok(())
     }

@@ -68,15 +68,21 @@
 mod error;
 mod ffi;
 mod gil_guard;
+mod interpreter;
+mod interpreter_config;
 mod marker;
 mod native_thread;
 mod runtime;
 mod stack;
+mod thread_state;
 mod with_gil;
 mod without_gil;
 
 pub use error::GilError;
 pub use gil_guard::GilGuard;
+pub use interpreter::SubInterpreter;
+pub use interpreter_config::InterpreterConfig;
 pub use runtime::{initialize, is_attached, is_finalizing, is_initialized};
+pub use thread_state::{AttachGuard, ThreadStateHandle};
 pub use with_gil::{WithGil, try_with_gil, with_gil};
 pub use without_gil::{WithoutGil, without_gil};

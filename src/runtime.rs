@@ -165,7 +165,7 @@ pub(crate) fn attached_thread_state() -> *mut PyThreadState {
         // provably this thread's.
         if current.is_null()
             || current == ffi::gilstate_thread_state()
-            || crate::stack::mentions(current)
+            || crate::stack::uses(current)
         {
             current
         } else {

@@ -7,7 +7,7 @@
 //! order the program chooses, so a guard only ever *finishes* its frame; frames are undone
 //! from the top, when nothing above them is live any more. The invariant is:
 //!
-//! > the top frame is live, and the thread is in the state that frame asked for.
+//! > the top frame is live (or being undone), and the thread is in the state it asked for.
 //!
 //! The stack lives in a `const`-initialized thread-local without a destructor, so reading it
 //! costs a few instructions, never allocates while it is shallower than [`INLINE`], and still
@@ -34,11 +34,23 @@ pub(crate) enum Entry {
     /// `PyEval_RestoreThread(tstate)` attached a thread state that outlives the frame;
     /// undone by `PyEval_SaveThread`.
     Restored,
-    /// `PyThreadState_New` + `PyEval_RestoreThread` created and attached a thread state
-    /// for this frame alone; undone by `PyThreadState_Clear` + `PyThreadState_DeleteCurrent`.
-    Created,
+    /// `tstate` is attached for the last time: undone by `PyThreadState_Clear` (while the
+    /// frame is still on the stack, as it may run Python code) and
+    /// `PyThreadState_DeleteCurrent`.
+    Deleting,
     /// `PyEval_SaveThread` detached `tstate`; undone by `PyEval_RestoreThread(tstate)`.
     Released,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Life {
+    /// Its guard is alive.
+    Live,
+    /// Its guard is gone; undone when it reaches the top.
+    Finished,
+    /// At the top and being undone, in a step that may run Python code (which may push and
+    /// finish frames of its own above this one).
+    Undoing,
 }
 
 /// One guard's change to this thread's attachment.
@@ -54,7 +66,7 @@ pub(crate) struct Frame {
     pub(crate) suspended: *mut PyThreadState,
     /// The previous frame pushed by the same [`GilGuard`](crate::GilGuard), or [`NO_FRAME`].
     pub(crate) below_in_guard: u32,
-    live: bool,
+    life: Life,
 }
 
 impl Frame {
@@ -67,7 +79,7 @@ impl Frame {
             main,
             suspended: ptr::null_mut(),
             below_in_guard: NO_FRAME,
-            live: true,
+            life: Life::Live,
         }
     }
 
@@ -79,24 +91,39 @@ impl Frame {
         }
     }
 
+    /// The thread state that was attached before this frame, or null if the thread was
+    /// detached (then any state is acceptable to whoever was running before).
+    fn attached_before(&self) -> *mut PyThreadState {
+        match self.entry {
+            Entry::Nested | Entry::Released => self.tstate,
+            _ => self.suspended,
+        }
+    }
+
+    /// The part of undoing that may run Python code, done while the frame is still on the
+    /// stack so that code sees the thread's true state.
+    fn undo_in_place(&self) {
+        if self.entry == Entry::Deleting {
+            // SAFETY: top frame, so `self.tstate` is attached; clearing needs exactly that.
+            unsafe { pyo3_ffi::PyThreadState_Clear(self.tstate) };
+        }
+    }
+
     /// Returns the thread to the state it was in before this frame.
     fn undo(self) {
         match self.entry {
             Entry::Nested => {}
-            // SAFETY: this frame is the top of the stack, so the thread is still in the state
-            // `PyGILState_Ensure` left it in; `state` is what that call returned.
+            // SAFETY: this frame was the top of the stack, so the thread is still in the
+            // state `PyGILState_Ensure` left it in; `state` is what that call returned.
             Entry::Ensured(state) => unsafe { pyo3_ffi::PyGILState_Release(state) },
             // SAFETY: top frame, so `self.tstate` is attached: pairs with the
             // `PyEval_RestoreThread(self.tstate)` that created the frame.
             Entry::Restored => unsafe {
                 pyo3_ffi::PyEval_SaveThread();
             },
-            // SAFETY: top frame, so `self.tstate`, created for this frame, is attached;
-            // clearing it first is what `PyThreadState_DeleteCurrent` requires.
-            Entry::Created => unsafe {
-                pyo3_ffi::PyThreadState_Clear(self.tstate);
-                pyo3_ffi::PyThreadState_DeleteCurrent();
-            },
+            // SAFETY: top frame, so `self.tstate` is attached, and `undo_in_place` cleared
+            // it: what `PyThreadState_DeleteCurrent` requires. It also detaches the thread.
+            Entry::Deleting => unsafe { pyo3_ffi::PyThreadState_DeleteCurrent() },
             // SAFETY: top frame, so the thread is still detached; `self.tstate` is what
             // `PyEval_SaveThread` returned and nothing has deleted it since.
             Entry::Released => unsafe { pyo3_ffi::PyEval_RestoreThread(self.tstate) },
@@ -145,16 +172,17 @@ impl FrameStack {
             }
         }
     }
+
+    fn top(&self) -> Option<Frame> {
+        self.get(self.len.get().checked_sub(1)?)
+    }
 }
 
-/// The top frame, which by the stack's invariant is live and describes the thread's state
-/// as this crate left it.
+/// The top frame, which by the stack's invariant describes the thread's state as this
+/// crate left it.
 #[inline]
 pub(crate) fn top() -> Option<Frame> {
-    FRAMES.with(|stack| match stack.len.get() {
-        0 => None,
-        len => stack.get(len - 1),
-    })
+    FRAMES.with(FrameStack::top)
 }
 
 /// Records a frame whose change has already been made. Returns its index, which stays valid
@@ -166,7 +194,10 @@ pub(crate) fn top() -> Option<Frame> {
 /// in a state that no guard will undo.
 #[inline]
 pub(crate) fn push(frame: Frame) -> u32 {
-    let undo_on_unwind = scopeguard::guard(frame, Frame::undo);
+    let undo_on_unwind = scopeguard::guard(frame, |frame| {
+        frame.undo_in_place();
+        frame.undo();
+    });
     let index = FRAMES.with(|stack| {
         let index = stack.len.get();
         if let Some(cell) = stack.inline.get(index as usize) {
@@ -200,40 +231,117 @@ pub(crate) fn frame(index: u32) -> Option<Frame> {
 pub(crate) fn finish(index: u32) {
     FRAMES.with(|stack| {
         if let Some(mut frame) = stack.get(index) {
-            frame.live = false;
+            frame.life = Life::Finished;
             stack.set(index, frame);
         }
     });
-    while let Some(frame) = pop_finished_top() {
-        // The frame is popped before it is undone: undoing can run Python code (a
-        // `PyGILState_Release` that deletes its thread state runs finalizers), which may
-        // push and finish frames of its own on top of what is left.
+    unwind();
+}
+
+/// The frame of a closure form (`with_gil`, `without_gil`, ...), finished when the closure
+/// returns or unwinds, with the check of [`finish_scope`].
+pub(crate) struct Scope(u32);
+
+impl Scope {
+    pub(crate) fn push(frame: Frame) -> Scope {
+        Scope(push(frame))
+    }
+}
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        finish_scope(self.0);
+    }
+}
+
+/// Like [`finish`], for the frame of a closure form whose closure has returned or is
+/// unwinding.
+///
+/// Frames above it can only come from guards created inside the closure that outlived it:
+/// leaked with `mem::forget`, or stashed in a thread-local. If they leave the thread in the
+/// state the closure's caller was in, nothing is lost: this frame is undone when they are.
+/// Otherwise the caller would continue without the GIL, or in another interpreter, which
+/// must not happen; the process is aborted with an explanation instead.
+fn finish_scope(index: u32) {
+    let conflict = FRAMES.with(|stack| {
+        let ours = stack.get(index)?;
+        let before = ours.attached_before();
+        let newest_live = (index + 1..stack.len.get())
+            .rev()
+            .filter_map(|above| stack.get(above))
+            .find(|frame| frame.life != Life::Finished)?;
+        (!before.is_null() && newest_live.attached() != before).then_some(())
+    });
+    if conflict.is_some() {
+        eprintln!(
+            "gilguard: a guard created inside a with_gil/without_gil/run closure outlived it \
+             (leaked or stored in a thread-local) and changed the thread state the closure's \
+             caller relies on; aborting, since continuing would run Python code without its \
+             GIL or in the wrong interpreter"
+        );
+        std::process::abort();
+    }
+    finish(index);
+}
+
+/// Undoes finished frames from the top until a live one (or the bottom) is reached.
+fn unwind() {
+    loop {
+        let Some((index, frame)) = FRAMES.with(|stack| {
+            let index = stack.len.get().checked_sub(1)?;
+            let frame = stack.get(index)?;
+            (frame.life == Life::Finished).then_some((index, frame))
+        }) else {
+            return;
+        };
+        FRAMES.with(|stack| {
+            stack.set(
+                index,
+                Frame {
+                    life: Life::Undoing,
+                    ..frame
+                },
+            );
+        });
+        frame.undo_in_place();
+        // Code run by `undo_in_place` may have left live frames above this one (a leaked
+        // guard): undoing this frame under them would break their state, so it stays.
+        let popped = FRAMES.with(|stack| {
+            if stack.len.get() != index + 1 {
+                return false;
+            }
+            if index as usize >= INLINE {
+                let _ = SPILLED.try_with(|spilled| spilled.borrow_mut().pop());
+            }
+            stack.len.set(index);
+            true
+        });
+        if !popped {
+            return;
+        }
         frame.undo();
     }
 }
 
-fn pop_finished_top() -> Option<Frame> {
-    FRAMES.with(|stack| {
-        let len = stack.len.get();
-        let top = stack.get(len.checked_sub(1)?)?;
-        if top.live {
-            return None;
-        }
-        if len as usize > INLINE {
-            let _ = SPILLED.try_with(|spilled| spilled.borrow_mut().pop());
-        }
-        stack.len.set(len - 1);
-        Some(top)
-    })
-}
-
-/// Whether a frame on this thread's stack attached, detached or suspended `tstate`, which
-/// proves that `tstate` belongs to this thread.
-#[cfg(not(Py_3_12))]
-pub(crate) fn mentions(tstate: *mut PyThreadState) -> bool {
+/// Whether a frame on this thread's stack attached, detached or suspended `tstate`. Such a
+/// thread state belongs to this thread, and must not be deleted while the frame exists.
+pub(crate) fn uses(tstate: *mut PyThreadState) -> bool {
     FRAMES.with(|stack| {
         (0..stack.len.get())
             .filter_map(|index| stack.get(index))
             .any(|frame| frame.tstate == tstate || frame.suspended == tstate)
+    })
+}
+
+/// The main-interpreter thread state that the newest `Released` frame detached, if any:
+/// re-attaching it keeps the thread's Python identity (its `threading` thread, its
+/// thread-locals) instead of inventing another one.
+pub(crate) fn released_main_thread_state() -> *mut PyThreadState {
+    FRAMES.with(|stack| {
+        (0..stack.len.get())
+            .rev()
+            .filter_map(|index| stack.get(index))
+            .find(|frame| frame.entry == Entry::Released && frame.main)
+            .map_or(ptr::null_mut(), |frame| frame.tstate)
     })
 }

@@ -18,9 +18,11 @@ use crate::{ffi, native_thread, runtime};
 /// * **Native threads keep their thread state.** On a thread Python did not create, the
 ///   first acquisition creates a thread state and later ones re-attach it, instead of
 ///   creating and destroying one every time. It is deleted when the thread exits.
-/// * **Always the main interpreter.** If the thread is attached to a sub-interpreter, that
-///   interpreter is detached for the guard's lifetime and re-attached on drop; a
-///   `PyGILState` thread state that belongs to a sub-interpreter is never used.
+/// * **Always the main interpreter.** A `PyGILState` thread state that belongs to a
+///   sub-interpreter is never used. A thread attached to a sub-interpreter is refused with
+///   [`GilError::AttachedElsewhere`]: [`with_gil`] detaches that interpreter for the call
+///   and re-attaches it afterwards, but a guard could be leaked, leaving the code that
+///   attached the sub-interpreter running in the main one.
 ///
 /// A thread that is already attached keeps working even while the runtime finalizes (so
 /// finalizers that call back into Rust still can); only *attaching* is refused then.
@@ -61,8 +63,9 @@ impl WithGil {
     ///
     /// # Panics
     ///
-    /// If Python is not initialized or is finalizing and the thread is not attached yet.
-    /// Use [`WithGil::try_acquire`] to get a [`GilError`] instead.
+    /// If Python is not initialized or is finalizing and the thread is not attached yet, or
+    /// if the thread is attached to a sub-interpreter. Use [`WithGil::try_acquire`] to get a
+    /// [`GilError`] instead.
     ///
     /// # Examples
     ///
@@ -92,6 +95,7 @@ impl WithGil {
     /// [`GilError::NotInitialized`] before [`initialize`](crate::initialize) (or after
     /// finalization), [`GilError::Finalizing`] while the runtime finalizes. Neither is
     /// returned when the thread is already attached to the main interpreter.
+    /// [`GilError::AttachedElsewhere`] when the thread is attached to a sub-interpreter.
     ///
     /// # Examples
     ///
@@ -105,7 +109,7 @@ impl WithGil {
     /// }
     /// ```
     pub fn try_acquire() -> Result<WithGil, GilError> {
-        let frame = enter()?;
+        let frame = enter(false)?;
         Ok(WithGil {
             frame: stack::push(frame),
             _thread: PhantomData,
@@ -121,12 +125,15 @@ impl Drop for WithGil {
 
 /// Runs `f` with this thread attached to the main interpreter.
 ///
-/// The GIL is released again (or the thread returned to the interpreter it was attached to)
-/// when `f` returns or panics.
+/// When `f` returns or panics, the thread is returned exactly to the state it was in: the
+/// GIL released again, or, if the thread was attached to a sub-interpreter, that
+/// interpreter re-attached.
 ///
 /// # Panics
 ///
-/// As [`WithGil::acquire`]; panics of `f` propagate after the thread state is restored.
+/// If Python is not initialized or is finalizing and the thread is not attached yet (use
+/// [`try_with_gil`] to get a [`GilError`] instead). Panics of `f` propagate after the thread
+/// state is restored.
 ///
 /// # Examples
 ///
@@ -143,15 +150,18 @@ impl Drop for WithGil {
 /// ```
 #[track_caller]
 pub fn with_gil<T>(f: impl FnOnce() -> T) -> T {
-    let _gil = WithGil::acquire();
-    f()
+    match try_with_gil(f) {
+        Ok(value) => value,
+        Err(error) => panic!("with_gil: {error} (use try_with_gil to handle this)"),
+    }
 }
 
 /// Runs `f` with this thread attached to the main interpreter, or returns why it cannot be.
 ///
 /// # Errors
 ///
-/// As [`WithGil::try_acquire`]; `f` is not called then.
+/// [`GilError::NotInitialized`] or [`GilError::Finalizing`], as for
+/// [`WithGil::try_acquire`]; `f` is not called then.
 ///
 /// # Examples
 ///
@@ -162,13 +172,14 @@ pub fn with_gil<T>(f: impl FnOnce() -> T) -> T {
 /// # Ok::<(), gilguard::GilError>(())
 /// ```
 pub fn try_with_gil<T>(f: impl FnOnce() -> T) -> Result<T, GilError> {
-    let _gil = WithGil::try_acquire()?;
+    let _gil = stack::Scope::push(enter(true)?);
     Ok(f())
 }
 
 /// The frame for attaching this thread to the main interpreter, with the change made.
+/// `suspend` allows detaching a sub-interpreter first, which only closure forms may do.
 #[inline]
-pub(crate) fn enter() -> Result<Frame, GilError> {
+pub(crate) fn enter(suspend: bool) -> Result<Frame, GilError> {
     if let Some(top) = stack::top() {
         let tstate = top.attached();
         // The stack is a cache: code outside this crate may have detached the thread since
@@ -177,15 +188,20 @@ pub(crate) fn enter() -> Result<Frame, GilError> {
             return Ok(Frame::new(Entry::Nested, tstate, true));
         }
     }
-    enter_slow()
+    enter_slow(suspend)
 }
 
 #[cold]
-fn enter_slow() -> Result<Frame, GilError> {
+fn enter_slow(suspend: bool) -> Result<Frame, GilError> {
     let current = runtime::attached_thread_state();
-    // SAFETY: a thread state attached to this thread is live.
-    if !current.is_null() && unsafe { ffi::is_main_interpreter_state(current) } {
-        return Ok(Frame::new(Entry::Nested, current, true));
+    if !current.is_null() {
+        // SAFETY: a thread state attached to this thread is live.
+        if unsafe { ffi::is_main_interpreter_state(current) } {
+            return Ok(Frame::new(Entry::Nested, current, true));
+        }
+        if !suspend {
+            return Err(GilError::AttachedElsewhere);
+        }
     }
     runtime::check_can_attach()?;
     if current.is_null() {
@@ -207,12 +223,17 @@ fn enter_slow() -> Result<Frame, GilError> {
 /// # Safety
 /// The runtime is initialized and not finalizing, and this thread is detached.
 unsafe fn attach_detached() -> Frame {
-    let kept = native_thread::kept_thread_state();
-    if !kept.is_null() {
-        // SAFETY: `kept` is this thread's live main-interpreter state (current epoch), and
-        // the thread is detached. `Entry::Restored` undoes it with `PyEval_SaveThread`.
-        unsafe { pyo3_ffi::PyEval_RestoreThread(kept) };
-        return Frame::new(Entry::Restored, kept, true);
+    let mut own = stack::released_main_thread_state();
+    if own.is_null() {
+        own = native_thread::kept_thread_state();
+    }
+    if !own.is_null() {
+        // SAFETY: `own` is a live main-interpreter state of this thread that is detached (a
+        // frame of ours released it, or it is the state kept for this thread in the
+        // current epoch), and the thread is detached. `Entry::Restored` undoes this with
+        // `PyEval_SaveThread`.
+        unsafe { pyo3_ffi::PyEval_RestoreThread(own) };
+        return Frame::new(Entry::Restored, own, true);
     }
     let gilstate = ffi::gilstate_thread_state();
     if gilstate.is_null() {
@@ -230,11 +251,11 @@ unsafe fn attach_detached() -> Frame {
     // first thread state created on a thread, whatever its interpreter), so
     // `PyGILState_Ensure` would attach *that* interpreter. Use a state of our own instead.
     // SAFETY: the main interpreter exists (initialized) and creating a thread state needs
-    // no GIL; the new state is attached to this detached thread, and `Entry::Created`
+    // no GIL; the new state is attached to this detached thread, and `Entry::Deleting`
     // clears and deletes it on undo.
     unsafe {
         let tstate = pyo3_ffi::PyThreadState_New(ffi::main_interpreter());
         pyo3_ffi::PyEval_RestoreThread(tstate);
-        Frame::new(Entry::Created, tstate, true)
+        Frame::new(Entry::Deleting, tstate, true)
     }
 }

@@ -143,13 +143,14 @@ where
     F: FnOnce() -> T + Send,
     T: Send,
 {
-    // SAFETY: `f` is `Send`, so it captures nothing that is bound to this thread's
-    // attachment, and it cannot return anything like that either (`T: Send`). The guard is
-    // a local that is dropped on return and on unwind, never leaked.
-    match unsafe { WithoutGil::new() } {
-        Ok(_released) => f(),
-        Err(_not_attached) => f(),
-    }
+    let Ok(frame) = leave() else {
+        return f(); // not attached: nothing to release
+    };
+    // The frame is finished on return and on unwind, never leaked, and checked against
+    // guards leaked inside `f`. `f` is `Send`, so it captures nothing bound to this
+    // thread's attachment, and cannot return anything like that (`T: Send`).
+    let _released = stack::Scope::push(frame);
+    f()
 }
 
 /// The frame for detaching this thread, with the change made.
@@ -164,8 +165,13 @@ pub(crate) fn leave() -> Result<Frame, GilError> {
     if attached.is_null() {
         return Err(GilError::NotAttached);
     }
+    let main = match stack::top() {
+        Some(top) if top.attached() == attached => top.main,
+        // SAFETY: `attached` is attached to this thread, hence live.
+        _ => unsafe { ffi::is_main_interpreter_state(attached) },
+    };
     // SAFETY: `attached` is attached to this thread. `Entry::Released` pairs this with
     // `PyEval_RestoreThread` of the returned state.
     let tstate = unsafe { pyo3_ffi::PyEval_SaveThread() };
-    Ok(Frame::new(Entry::Released, tstate, false))
+    Ok(Frame::new(Entry::Released, tstate, main))
 }

@@ -42,7 +42,7 @@ fn thread_states_of_exited_native_threads_are_deleted() {
 #[ignore = "runs in a child process, started by thread_states_of_exited_native_threads_are_deleted"]
 fn child_thread_states_are_deleted() {
     common::python();
-    let before = with_gil(common::main_thread_states);
+    let before = with_gil(common::thread_states_here);
     let threads: Vec<_> = (0..8)
         .map(|_| {
             std::thread::spawn(|| {
@@ -55,7 +55,7 @@ fn child_thread_states_are_deleted() {
     for thread in threads {
         thread.join().unwrap();
     }
-    assert_eq!(with_gil(common::main_thread_states), before);
+    assert_eq!(with_gil(common::thread_states_here), before);
 }
 
 unsafe extern "C" fn nested_in_python_thread(

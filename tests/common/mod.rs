@@ -24,22 +24,6 @@ pub fn current_thread_state() -> *mut pyo3_ffi::PyThreadState {
     unsafe { pyo3_ffi::compat::PyThreadState_GetUnchecked() }
 }
 
-/// The number of thread states the main interpreter has. The caller must be attached to
-/// the main interpreter, and no other thread may be creating or deleting thread states.
-pub fn main_thread_states() -> usize {
-    // SAFETY: walks the interpreter's list of thread states while holding its GIL.
-    unsafe {
-        let mut count = 0;
-        let mut tstate =
-            pyo3_ffi::PyInterpreterState_ThreadHead(pyo3_ffi::PyInterpreterState_Main());
-        while !tstate.is_null() {
-            count += 1;
-            tstate = pyo3_ffi::PyThreadState_Next(tstate);
-        }
-        count
-    }
-}
-
 /// Runs the `#[ignore]`d test `name` of this test binary alone, in a child process, and
 /// returns its output. Used for what cannot be undone in the test process: finalization,
 /// a runtime that was never initialized, fork.
@@ -66,4 +50,44 @@ pub fn run_child(name: &str) -> Output {
         "child test {name} hit a fatal error\n{stderr}"
     );
     output
+}
+
+/// What this thread is attached to, as CPython sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attachment {
+    Detached,
+    Main,
+    /// A sub-interpreter, by id.
+    Sub(i64),
+}
+
+/// This thread's attachment. Relies on `gilguard::is_attached`, which is exact here.
+pub fn attachment() -> Attachment {
+    if !gilguard::is_attached() {
+        return Attachment::Detached;
+    }
+    // SAFETY: attached, so the current thread state and its interpreter are live.
+    unsafe {
+        let interp = pyo3_ffi::PyThreadState_GetInterpreter(current_thread_state());
+        if interp == pyo3_ffi::PyInterpreterState_Main() {
+            Attachment::Main
+        } else {
+            Attachment::Sub(pyo3_ffi::PyInterpreterState_GetID(interp))
+        }
+    }
+}
+
+/// The number of thread states of the interpreter the caller is attached to.
+pub fn thread_states_here() -> usize {
+    // SAFETY: attached, so the interpreter is live and its GIL held.
+    unsafe {
+        let interp = pyo3_ffi::PyThreadState_GetInterpreter(current_thread_state());
+        let mut count = 0;
+        let mut tstate = pyo3_ffi::PyInterpreterState_ThreadHead(interp);
+        while !tstate.is_null() {
+            count += 1;
+            tstate = pyo3_ffi::PyThreadState_Next(tstate);
+        }
+        count
+    }
 }

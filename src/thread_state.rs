@@ -1,0 +1,326 @@
+//! [`ThreadStateHandle`]: one thread's thread state in one sub-interpreter, and
+//! [`AttachGuard`], which makes it current.
+
+use core::cell::RefCell;
+use core::marker::PhantomData;
+use core::ptr::NonNull;
+
+use pyo3_ffi::PyThreadState;
+
+use crate::error::GilError;
+use crate::interpreter::SubInterpreter;
+use crate::marker::ThreadBound;
+use crate::stack::{self, Entry, Frame};
+use crate::{ffi, runtime};
+
+thread_local! {
+    /// The interpreters this thread has a live handle for.
+    static HANDLES: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The thread state of one (thread, interpreter) pair: created on the current thread for a
+/// [`SubInterpreter`], used by that thread only, and reused for every attach.
+///
+/// `PyGILState_*` cannot serve sub-interpreters (it only knows one thread state per
+/// thread), so a thread that runs Python in a sub-interpreter keeps a handle and attaches it
+/// when it needs the interpreter: [`run`](Self::run) for a closure, [`attach`](Self::attach)
+/// for a guard. Attaching takes that interpreter's GIL (its own GIL on 3.12+, if it has one).
+///
+/// A thread has at most one handle per interpreter. The handle borrows the interpreter, so
+/// the interpreter outlives it; dropping the handle clears and deletes the thread state on
+/// this thread, with the interpreter's GIL, whatever this thread is attached to at the time.
+///
+/// # Examples
+///
+/// ```
+/// use gilguard::SubInterpreter;
+///
+/// gilguard::initialize()?;
+/// let interpreter = SubInterpreter::new()?;
+/// let handle = interpreter.thread_state()?;
+/// for _ in 0..3 {
+///     let _attached = handle.attach()?; // the same thread state every time
+///     assert!(handle.is_attached());
+/// }
+/// assert!(!handle.is_attached());
+/// # Ok::<(), gilguard::GilError>(())
+/// ```
+#[derive(Debug)]
+pub struct ThreadStateHandle<'i> {
+    interpreter: &'i SubInterpreter,
+    tstate: NonNull<PyThreadState>,
+    _thread: ThreadBound,
+}
+
+static_assertions::assert_not_impl_any!(ThreadStateHandle<'static>: Send, Sync);
+
+impl<'i> ThreadStateHandle<'i> {
+    /// Creates this thread's thread state for `interpreter` (`PyThreadState_New`); it is not
+    /// attached yet.
+    ///
+    /// # Errors
+    ///
+    /// [`GilError::ThreadStateExists`] if this thread already has a handle for the
+    /// interpreter, [`GilError::InterpreterEnded`], [`GilError::NotInitialized`],
+    /// [`GilError::Finalizing`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gilguard::{GilError, SubInterpreter, ThreadStateHandle};
+    ///
+    /// gilguard::initialize()?;
+    /// let interpreter = SubInterpreter::new()?;
+    /// let handle = ThreadStateHandle::new(&interpreter)?;
+    /// assert_eq!(ThreadStateHandle::new(&interpreter).unwrap_err(), GilError::ThreadStateExists);
+    /// # drop(handle);
+    /// # Ok::<(), GilError>(())
+    /// ```
+    pub fn new(interpreter: &'i SubInterpreter) -> Result<ThreadStateHandle<'i>, GilError> {
+        interpreter.check_usable()?;
+        runtime::check_can_attach()?;
+        let key = interpreter.as_ptr() as usize;
+        let registered = HANDLES.with(|handles| {
+            let mut handles = handles.borrow_mut();
+            if handles.contains(&key) {
+                return false;
+            }
+            handles.push(key);
+            true
+        });
+        if !registered {
+            return Err(GilError::ThreadStateExists);
+        }
+        // SAFETY: the interpreter is alive (checked, and borrowed for the handle's life);
+        // creating a thread state needs no GIL and binds it to this thread.
+        let tstate = unsafe { pyo3_ffi::PyThreadState_New(interpreter.as_ptr()) };
+        interpreter.thread_state_created();
+        Ok(ThreadStateHandle {
+            interpreter,
+            tstate: NonNull::new(tstate).expect("PyThreadState_New returned a thread state"),
+            _thread: PhantomData,
+        })
+    }
+
+    /// The interpreter this thread state belongs to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// gilguard::initialize()?;
+    /// let interpreter = gilguard::SubInterpreter::new()?;
+    /// let handle = interpreter.thread_state()?;
+    /// assert_eq!(handle.interpreter().id(), interpreter.id());
+    /// # Ok::<(), gilguard::GilError>(())
+    /// ```
+    pub fn interpreter(&self) -> &'i SubInterpreter {
+        self.interpreter
+    }
+
+    /// Whether this thread state is the one attached to this thread right now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// gilguard::initialize()?;
+    /// let interpreter = gilguard::SubInterpreter::new()?;
+    /// let handle = interpreter.thread_state()?;
+    /// assert!(!handle.is_attached());
+    /// handle.run(|| assert!(handle.is_attached()))?;
+    /// # Ok::<(), gilguard::GilError>(())
+    /// ```
+    pub fn is_attached(&self) -> bool {
+        ffi::current_thread_state() == self.tstate.as_ptr()
+    }
+
+    /// Attaches this thread state, taking its interpreter's GIL, until the guard is dropped.
+    /// Attaching again while attached is cheap and nests.
+    ///
+    /// # Errors
+    ///
+    /// [`GilError::AttachedElsewhere`] if the thread is attached to another thread state
+    /// (for instance the main interpreter's): a guard must not suspend it, since leaking the
+    /// guard would leave that code running in this interpreter. Use [`run`](Self::run),
+    /// which restores it exactly. Also [`GilError::Finalizing`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gilguard::{GilError, SubInterpreter, with_gil};
+    ///
+    /// gilguard::initialize()?;
+    /// let interpreter = SubInterpreter::new()?;
+    /// let handle = interpreter.thread_state()?;
+    /// {
+    ///     let _attached = handle.attach()?;
+    ///     // SAFETY: attached to `interpreter`.
+    ///     unsafe { pyo3_ffi::PyRun_SimpleString(c"answer = 42".as_ptr()) };
+    /// }
+    /// with_gil(|| assert_eq!(handle.attach().unwrap_err(), GilError::AttachedElsewhere));
+    /// # Ok::<(), GilError>(())
+    /// ```
+    pub fn attach(&self) -> Result<AttachGuard<'_>, GilError> {
+        let frame = self.enter(false)?;
+        Ok(AttachGuard {
+            frame: stack::push(frame),
+            _handle: PhantomData,
+            _thread: PhantomData,
+        })
+    }
+
+    /// Attaches this thread state, first detaching whatever thread state is attached (of
+    /// another interpreter, usually), until the guard is dropped; then that one is attached
+    /// again.
+    ///
+    /// # Safety
+    ///
+    /// As for [`WithoutGil::new`](crate::WithoutGil::new), since the previously attached
+    /// thread state is released: until the guard is dropped, nothing on this thread may
+    /// rely on that attachment (objects of the other interpreter, a `pyo3::Python` token),
+    /// and the guard must not be leaked.
+    ///
+    /// # Errors
+    ///
+    /// [`GilError::Finalizing`], [`GilError::InterpreterEnded`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gilguard::{SubInterpreter, with_gil};
+    ///
+    /// gilguard::initialize()?;
+    /// let interpreter = SubInterpreter::new()?;
+    /// let handle = interpreter.thread_state()?;
+    /// with_gil(|| {
+    ///     // SAFETY: no main-interpreter object is used until the guard is dropped.
+    ///     let _attached = unsafe { handle.attach_suspending() }.unwrap();
+    ///     assert!(handle.is_attached());
+    /// });
+    /// # Ok::<(), gilguard::GilError>(())
+    /// ```
+    pub unsafe fn attach_suspending(&self) -> Result<AttachGuard<'_>, GilError> {
+        let frame = self.enter(true)?;
+        Ok(AttachGuard {
+            frame: stack::push(frame),
+            _handle: PhantomData,
+            _thread: PhantomData,
+        })
+    }
+
+    /// Runs `f` with this thread state attached, then puts the thread back exactly as it was
+    /// (detached, or attached to the thread state that was current, of whichever
+    /// interpreter), also when `f` panics.
+    ///
+    /// # Errors
+    ///
+    /// [`GilError::Finalizing`], [`GilError::InterpreterEnded`]; `f` is not called then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gilguard::{SubInterpreter, with_gil};
+    ///
+    /// gilguard::initialize()?;
+    /// let interpreter = SubInterpreter::new()?;
+    /// let handle = interpreter.thread_state()?;
+    /// with_gil(|| {
+    ///     // From the main interpreter into the sub-interpreter and back.
+    ///     handle.run(|| assert!(handle.is_attached())).unwrap();
+    /// });
+    /// # Ok::<(), gilguard::GilError>(())
+    /// ```
+    pub fn run<T>(&self, f: impl FnOnce() -> T) -> Result<T, GilError> {
+        let _attached = stack::Scope::push(self.enter(true)?);
+        Ok(f())
+    }
+
+    /// The frame for attaching this thread state, with the change made. `suspend` allows
+    /// detaching another thread state first, which only closure forms may do safely.
+    fn enter(&self, suspend: bool) -> Result<Frame, GilError> {
+        let tstate = self.tstate.as_ptr();
+        let current = match stack::top() {
+            Some(top) if top.attached() == tstate && ffi::current_thread_state() == tstate => {
+                tstate
+            }
+            _ => runtime::attached_thread_state(),
+        };
+        if current == tstate {
+            return Ok(Frame::new(Entry::Nested, tstate, false));
+        }
+        self.interpreter.check_usable()?;
+        runtime::check_can_attach()?;
+        let mut frame = Frame::new(Entry::Restored, tstate, false);
+        if !current.is_null() {
+            if !suspend {
+                return Err(GilError::AttachedElsewhere);
+            }
+            // SAFETY: `current` is attached to this thread; re-attached when the frame is
+            // undone (`Frame::suspended`).
+            frame.suspended = unsafe { pyo3_ffi::PyEval_SaveThread() };
+        }
+        // SAFETY: detached now; `tstate` is this thread's live state of a live interpreter.
+        // `Entry::Restored` undoes this with `PyEval_SaveThread`.
+        unsafe { pyo3_ffi::PyEval_RestoreThread(tstate) };
+        Ok(frame)
+    }
+}
+
+impl Drop for ThreadStateHandle<'_> {
+    fn drop(&mut self) {
+        let tstate = self.tstate.as_ptr();
+        let key = self.interpreter.as_ptr() as usize;
+        let _ = HANDLES.try_with(|handles| handles.borrow_mut().retain(|&other| other != key));
+        if stack::uses(tstate)
+            || self.interpreter.check_usable().is_err()
+            || runtime::check_can_attach().is_err()
+        {
+            // A leaked guard may still use it, or the runtime is finalizing (which frees it).
+            // The interpreter keeps counting it as alive: ending it would abort.
+            return;
+        }
+        let previous = runtime::attached_thread_state();
+        let mut frame = Frame::new(Entry::Deleting, tstate, false);
+        // SAFETY: `tstate` is this thread's, detached (no frame uses it), and its interpreter
+        // is alive. Whatever is attached is suspended and re-attached after the deletion.
+        unsafe {
+            if !previous.is_null() {
+                frame.suspended = pyo3_ffi::PyEval_SaveThread();
+            }
+            pyo3_ffi::PyEval_RestoreThread(tstate);
+        }
+        // Undone at once: cleared (finalizers may run, and see it attached), then deleted.
+        stack::finish(stack::push(frame));
+        self.interpreter.thread_state_deleted();
+    }
+}
+
+/// Keeps a [`ThreadStateHandle`] attached; detaches it (and re-attaches whatever it
+/// suspended) when dropped.
+///
+/// # Examples
+///
+/// ```
+/// gilguard::initialize()?;
+/// let interpreter = gilguard::SubInterpreter::new()?;
+/// let handle = interpreter.thread_state()?;
+/// let attached = handle.attach()?;
+/// assert!(gilguard::is_attached());
+/// drop(attached);
+/// assert!(!gilguard::is_attached());
+/// # Ok::<(), gilguard::GilError>(())
+/// ```
+#[must_use = "the thread state is detached as soon as the guard is dropped"]
+#[derive(Debug)]
+pub struct AttachGuard<'h> {
+    frame: u32,
+    _handle: PhantomData<&'h ()>,
+    _thread: ThreadBound,
+}
+
+static_assertions::assert_not_impl_any!(AttachGuard<'static>: Send, Sync);
+
+impl Drop for AttachGuard<'_> {
+    fn drop(&mut self) {
+        stack::finish(self.frame);
+    }
+}
