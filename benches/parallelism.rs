@@ -5,6 +5,8 @@
 //!
 //! `cargo bench --bench parallelism`
 
+#![allow(missing_docs)] // `criterion_group!` generates an undocumented public function
+
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
