@@ -7,6 +7,7 @@ use pyo3_ffi::{PyInterpreterState, PyThreadState};
 
 use crate::error::GilError;
 use crate::interpreter_config::InterpreterConfig;
+use crate::interpreter_ref::Interpreter;
 use crate::stack::{self, Entry, Frame};
 use crate::thread_state::ThreadStateHandle;
 use crate::{ffi, runtime, with_gil};
@@ -176,6 +177,20 @@ impl SubInterpreter {
         unsafe { pyo3_ffi::PyInterpreterState_GetID(self.interp.as_ptr()) }
     }
 
+    /// This interpreter as an [`Interpreter`], for code that serves any interpreter.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// gilguard::initialize()?;
+    /// let interpreter = gilguard::SubInterpreter::new()?;
+    /// assert!(!interpreter.interpreter().is_main());
+    /// # Ok::<(), gilguard::GilError>(())
+    /// ```
+    pub fn interpreter(&self) -> Interpreter {
+        Interpreter::named(self.interp, self.epoch)
+    }
+
     /// Whether the interpreter has its own GIL.
     ///
     /// # Examples
@@ -306,10 +321,6 @@ impl SubInterpreter {
         } else {
             Err(GilError::InterpreterInUse)
         }
-    }
-
-    pub(crate) fn as_ptr(&self) -> *mut PyInterpreterState {
-        self.interp.as_ptr()
     }
 
     /// Refuses use of an interpreter that was ended, or destroyed with its runtime.

@@ -9,6 +9,7 @@ use pyo3_ffi::PyThreadState;
 
 use crate::error::GilError;
 use crate::interpreter::SubInterpreter;
+use crate::interpreter_ref::Interpreter;
 use crate::marker::ThreadBound;
 use crate::stack::{self, Entry, Frame};
 use crate::{ffi, runtime};
@@ -19,15 +20,16 @@ thread_local! {
 }
 
 /// The thread state of one (thread, interpreter) pair: created on the current thread for a
-/// [`SubInterpreter`], used by that thread only, and reused for every attach.
+/// [`SubInterpreter`] (or any [`Interpreter`]), used by that thread only, and reused for
+/// every attach.
 ///
 /// `PyGILState_*` cannot serve sub-interpreters (it only knows one thread state per
 /// thread), so a thread that runs Python in a sub-interpreter keeps a handle and attaches it
 /// when it needs the interpreter: [`run`](Self::run) for a closure, [`attach`](Self::attach)
 /// for a guard. Attaching takes that interpreter's GIL (its own GIL on 3.12+, if it has one).
 ///
-/// A thread has at most one handle per interpreter. The handle borrows the interpreter, so
-/// the interpreter outlives it; dropping the handle clears and deletes the thread state on
+/// A thread has at most one handle per interpreter. A handle made from a [`SubInterpreter`]
+/// borrows it, so the interpreter outlives it; dropping the handle clears and deletes the thread state on
 /// this thread, with the interpreter's GIL, whatever this thread is attached to at the time.
 ///
 /// # Examples
@@ -47,7 +49,9 @@ thread_local! {
 /// ```
 #[derive(Debug)]
 pub struct ThreadStateHandle<'i> {
-    interpreter: &'i SubInterpreter,
+    interpreter: Interpreter,
+    /// The owner whose count of live handles this one is in, if the crate owns it.
+    owner: Option<&'i SubInterpreter>,
     tstate: NonNull<PyThreadState>,
     _thread: ThreadBound,
 }
@@ -78,6 +82,17 @@ impl<'i> ThreadStateHandle<'i> {
     /// ```
     pub fn new(interpreter: &'i SubInterpreter) -> Result<ThreadStateHandle<'i>, GilError> {
         interpreter.check_usable()?;
+        // SAFETY: the handle borrows `interpreter`, which cannot be ended meanwhile.
+        unsafe { ThreadStateHandle::create(interpreter.interpreter(), Some(interpreter)) }
+    }
+
+    /// # Safety
+    /// `interpreter` stays alive while the handle exists (see [`Interpreter::thread_state`]).
+    pub(crate) unsafe fn create(
+        interpreter: Interpreter,
+        owner: Option<&'i SubInterpreter>,
+    ) -> Result<ThreadStateHandle<'i>, GilError> {
+        interpreter.check_epoch()?;
         runtime::check_can_attach()?;
         let key = interpreter.as_ptr() as usize;
         let registered = HANDLES.with(|handles| {
@@ -91,12 +106,15 @@ impl<'i> ThreadStateHandle<'i> {
         if !registered {
             return Err(GilError::ThreadStateExists);
         }
-        // SAFETY: the interpreter is alive (checked, and borrowed for the handle's life);
-        // creating a thread state needs no GIL and binds it to this thread.
+        // SAFETY: the interpreter is alive (caller); creating a thread state needs no GIL and
+        // binds it to this thread.
         let tstate = unsafe { pyo3_ffi::PyThreadState_New(interpreter.as_ptr()) };
-        interpreter.thread_state_created();
+        if let Some(owner) = owner {
+            owner.thread_state_created();
+        }
         Ok(ThreadStateHandle {
             interpreter,
+            owner,
             tstate: NonNull::new(tstate).expect("PyThreadState_New returned a thread state"),
             _thread: PhantomData,
         })
@@ -110,10 +128,10 @@ impl<'i> ThreadStateHandle<'i> {
     /// gilguard::initialize()?;
     /// let interpreter = gilguard::SubInterpreter::new()?;
     /// let handle = interpreter.thread_state()?;
-    /// assert_eq!(handle.interpreter().id(), interpreter.id());
+    /// assert_eq!(handle.interpreter(), interpreter.interpreter());
     /// # Ok::<(), gilguard::GilError>(())
     /// ```
-    pub fn interpreter(&self) -> &'i SubInterpreter {
+    pub fn interpreter(&self) -> Interpreter {
         self.interpreter
     }
 
@@ -247,8 +265,7 @@ impl<'i> ThreadStateHandle<'i> {
         if current == tstate {
             return Ok(Frame::new(Entry::Nested, tstate, false));
         }
-        self.interpreter.check_usable()?;
-        runtime::check_can_attach()?;
+        self.check_usable()?;
         let mut frame = Frame::new(Entry::Restored, tstate, false);
         if !current.is_null() {
             if !suspend {
@@ -263,6 +280,15 @@ impl<'i> ThreadStateHandle<'i> {
         unsafe { pyo3_ffi::PyEval_RestoreThread(tstate) };
         Ok(frame)
     }
+
+    /// Refuses attaching when the interpreter is gone or the runtime cannot be attached to.
+    fn check_usable(&self) -> Result<(), GilError> {
+        match self.owner {
+            Some(owner) => owner.check_usable()?,
+            None => self.interpreter.check_epoch()?,
+        }
+        runtime::check_can_attach()
+    }
 }
 
 impl Drop for ThreadStateHandle<'_> {
@@ -270,10 +296,7 @@ impl Drop for ThreadStateHandle<'_> {
         let tstate = self.tstate.as_ptr();
         let key = self.interpreter.as_ptr() as usize;
         let _ = HANDLES.try_with(|handles| handles.borrow_mut().retain(|&other| other != key));
-        if stack::uses(tstate)
-            || self.interpreter.check_usable().is_err()
-            || runtime::check_can_attach().is_err()
-        {
+        if stack::uses(tstate) || self.check_usable().is_err() {
             // A leaked guard may still use it, or the runtime is finalizing (which frees it).
             // The interpreter keeps counting it as alive: ending it would abort.
             return;
@@ -290,7 +313,9 @@ impl Drop for ThreadStateHandle<'_> {
         }
         // Undone at once: cleared (finalizers may run, and see it attached), then deleted.
         stack::finish(stack::push(frame));
-        self.interpreter.thread_state_deleted();
+        if let Some(owner) = self.owner {
+            owner.thread_state_deleted();
+        }
     }
 }
 

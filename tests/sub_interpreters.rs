@@ -6,8 +6,8 @@ mod common;
 
 use common::Attachment;
 use gilguard::{
-    GilError, GilGuard, InterpreterConfig, SubInterpreter, ThreadStateHandle, WithGil, WithoutGil,
-    is_attached, with_gil, without_gil,
+    GilError, GilGuard, Interpreter, InterpreterConfig, SubInterpreter, ThreadStateHandle, WithGil,
+    WithoutGil, is_attached, with_gil, without_gil,
 };
 
 /// The configuration the crate's tests use: own GIL where CPython has it.
@@ -413,6 +413,36 @@ fn child_ending_with_python_threads() {
     assert_eq!(busy.end(), Err(GilError::InterpreterInUse));
     // The process exits without finalizing, so the running interpreter is not a problem.
     std::mem::forget(busy);
+}
+
+/// The extension-module pattern: code running in an interpreter names it, and a native
+/// thread attaches to that interpreter (not the main one) to call back.
+#[test]
+fn native_thread_attaches_to_the_interpreter_that_named_it() {
+    common::python();
+    let mut interpreter = SubInterpreter::new().unwrap();
+    let id = interpreter.id();
+    let here = {
+        let handle = interpreter.thread_state().unwrap();
+        handle.run(Interpreter::current).unwrap().unwrap()
+    };
+    assert_eq!(here, interpreter.interpreter());
+    assert!(!here.is_main());
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            // SAFETY: `interpreter` is ended only after this scope, when the handle is gone.
+            let handle = unsafe { here.thread_state() }.unwrap();
+            handle
+                .run(|| assert_eq!(common::attachment(), Attachment::Sub(id)))
+                .unwrap();
+        });
+    });
+    // A handle the interpreter does not count still blocks the end, with an error.
+    // SAFETY: the interpreter is not ended while the handle exists: `end` refuses.
+    let handle = unsafe { here.thread_state() }.unwrap();
+    assert_eq!(interpreter.end(), Err(GilError::InterpreterInUse));
+    drop(handle);
+    assert_eq!(interpreter.end(), Ok(()));
 }
 
 #[test]

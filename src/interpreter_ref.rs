@@ -1,0 +1,183 @@
+//! [`Interpreter`]: names an interpreter this crate may not own (the main one, or the one
+//! an extension module was imported into), so that native threads can attach to it.
+
+use core::ptr::NonNull;
+
+use pyo3_ffi::PyInterpreterState;
+
+use crate::error::GilError;
+use crate::thread_state::ThreadStateHandle;
+use crate::{ffi, runtime};
+
+/// An interpreter of the running Python, named by address: the main one, the one this
+/// thread is attached to, or a [`SubInterpreter`](crate::SubInterpreter)'s.
+///
+/// Extension modules need this: a module imported into a sub-interpreter that starts a
+/// native worker thread must call back into *that* interpreter, not the main one (which is
+/// all [`WithGil`](crate::WithGil) knows). Capture `Interpreter::current()` while called
+/// from Python, send it to the worker (it is `Send + Sync + Copy`), and create a
+/// [`ThreadStateHandle`] for it there.
+///
+/// An `Interpreter` does not keep the interpreter alive: whoever owns it can end it. That
+/// is why [`thread_state`](Self::thread_state) is `unsafe`.
+///
+/// # Examples
+///
+/// ```
+/// use gilguard::{Interpreter, with_gil};
+///
+/// gilguard::initialize()?;
+/// let here = with_gil(Interpreter::current)?;
+/// assert!(here.is_main());
+/// std::thread::spawn(move || {
+///     // SAFETY: the main interpreter lives until the runtime finalizes, which the handle
+///     // detects.
+///     let handle = unsafe { here.thread_state() }?;
+///     handle.run(|| assert!(gilguard::is_attached()))
+/// })
+/// .join()
+/// .unwrap()?;
+/// # Ok::<(), gilguard::GilError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interpreter {
+    interp: NonNull<PyInterpreterState>,
+    /// The runtime epoch it was named in: a finalized runtime takes every interpreter along.
+    epoch: u64,
+}
+
+// SAFETY: an `Interpreter` is an address and a number. It is only dereferenced by CPython
+// calls made on a thread that is attached to it, or in `thread_state`, whose contract makes
+// the caller guarantee the interpreter is alive.
+unsafe impl Send for Interpreter {}
+// SAFETY: as above; it has no interior mutability.
+unsafe impl Sync for Interpreter {}
+
+impl Interpreter {
+    /// The main interpreter.
+    ///
+    /// # Errors
+    ///
+    /// [`GilError::NotInitialized`] before the runtime is initialized, or after it was
+    /// finalized.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// gilguard::initialize()?;
+    /// assert_eq!(gilguard::Interpreter::main()?.id(), 0);
+    /// # Ok::<(), gilguard::GilError>(())
+    /// ```
+    pub fn main() -> Result<Interpreter, GilError> {
+        if !ffi::is_initialized() {
+            return Err(GilError::NotInitialized);
+        }
+        let interp = NonNull::new(ffi::main_interpreter()).ok_or(GilError::NotInitialized)?;
+        Ok(Interpreter::named(interp, runtime::epoch()))
+    }
+
+    /// The interpreter this thread is attached to.
+    ///
+    /// # Errors
+    ///
+    /// [`GilError::NotAttached`] if the thread is not attached.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gilguard::{GilError, Interpreter};
+    ///
+    /// gilguard::initialize()?;
+    /// assert_eq!(Interpreter::current(), Err(GilError::NotAttached));
+    /// let interpreter = gilguard::SubInterpreter::new()?;
+    /// let handle = interpreter.thread_state()?;
+    /// let inside = handle.run(Interpreter::current)??;
+    /// assert_eq!(inside, interpreter.interpreter());
+    /// # Ok::<(), GilError>(())
+    /// ```
+    pub fn current() -> Result<Interpreter, GilError> {
+        let tstate = runtime::attached_thread_state();
+        if tstate.is_null() {
+            return Err(GilError::NotAttached);
+        }
+        // SAFETY: a thread state attached to this thread is live, and so its interpreter.
+        let interp = unsafe { pyo3_ffi::PyThreadState_GetInterpreter(tstate) };
+        let interp = NonNull::new(interp).expect("a thread state has an interpreter");
+        Ok(Interpreter::named(interp, runtime::epoch()))
+    }
+
+    /// `interp`, alive in the runtime of `epoch`.
+    pub(crate) fn named(interp: NonNull<PyInterpreterState>, epoch: u64) -> Interpreter {
+        Interpreter { interp, epoch }
+    }
+
+    /// The interpreter's id (`PyInterpreterState_GetID`); the main interpreter is 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// gilguard::initialize()?;
+    /// assert_eq!(gilguard::Interpreter::main()?.id(), 0);
+    /// # Ok::<(), gilguard::GilError>(())
+    /// ```
+    pub fn id(&self) -> i64 {
+        // SAFETY: reads a field of the interpreter; it was alive when named, and ids are
+        // read by owners of a live interpreter.
+        unsafe { pyo3_ffi::PyInterpreterState_GetID(self.interp.as_ptr()) }
+    }
+
+    /// Whether this is the main interpreter.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// gilguard::initialize()?;
+    /// assert!(gilguard::Interpreter::main()?.is_main());
+    /// # Ok::<(), gilguard::GilError>(())
+    /// ```
+    pub fn is_main(&self) -> bool {
+        self.interp.as_ptr() == ffi::main_interpreter()
+    }
+
+    /// Creates this thread's [`ThreadStateHandle`] for the interpreter.
+    ///
+    /// # Safety
+    ///
+    /// The interpreter must stay alive while the handle exists: whoever owns it must not
+    /// end it before the handle is dropped (an extension module typically stops its worker
+    /// threads from an `atexit` hook or when its objects are deallocated, both of which run
+    /// before the interpreter is ended). The main interpreter always qualifies: it lives
+    /// until the runtime finalizes, which handles detect.
+    ///
+    /// # Errors
+    ///
+    /// As [`ThreadStateHandle::new`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// gilguard::initialize()?;
+    /// let main = gilguard::Interpreter::main()?;
+    /// // SAFETY: the main interpreter outlives the handle.
+    /// let handle = unsafe { main.thread_state() }?;
+    /// handle.run(|| assert!(gilguard::is_attached()))?;
+    /// # Ok::<(), gilguard::GilError>(())
+    /// ```
+    pub unsafe fn thread_state(&self) -> Result<ThreadStateHandle<'static>, GilError> {
+        // SAFETY: forwarded from the caller.
+        unsafe { ThreadStateHandle::create(*self, None) }
+    }
+
+    pub(crate) fn as_ptr(&self) -> *mut PyInterpreterState {
+        self.interp.as_ptr()
+    }
+
+    /// Refuses an interpreter from a runtime that has been finalized since it was named.
+    pub(crate) fn check_epoch(&self) -> Result<(), GilError> {
+        if self.epoch == runtime::epoch() {
+            Ok(())
+        } else {
+            Err(GilError::InterpreterEnded)
+        }
+    }
+}
