@@ -4,7 +4,7 @@ use core::marker::PhantomData;
 
 use crate::error::GilError;
 use crate::marker::ThreadBound;
-use crate::stack::{self, Frame, NO_FRAME};
+use crate::stack::{self, NO_FRAME};
 use crate::{ffi, with_gil, without_gil};
 
 /// A guard that can acquire, release and restore repeatedly, and undoes everything it did
@@ -89,9 +89,10 @@ impl GilGuard {
     /// # Ok::<(), gilguard::GilError>(())
     /// ```
     #[track_caller]
+    #[inline]
     pub fn acquire(&mut self) {
         if let Err(error) = self.try_acquire() {
-            panic!("GilGuard::acquire: {error} (use GilGuard::try_acquire to handle this)");
+            with_gil::refused("GilGuard::acquire", "GilGuard::try_acquire", error);
         }
     }
 
@@ -111,9 +112,9 @@ impl GilGuard {
     ///     assert_eq!(guard.depth(), 0);
     /// }
     /// ```
+    #[inline]
     pub fn try_acquire(&mut self) -> Result<(), GilError> {
-        let frame = with_gil::enter(false)?;
-        self.push(frame);
+        self.top = with_gil::enter(false, self.top)?;
         Ok(())
     }
 
@@ -143,9 +144,9 @@ impl GilGuard {
     /// assert!(gilguard::is_attached());
     /// # Ok::<(), gilguard::GilError>(())
     /// ```
+    #[inline]
     pub unsafe fn release(&mut self) -> Result<(), GilError> {
-        let frame = without_gil::leave()?;
-        self.push(frame);
+        self.top = without_gil::leave(self.top)?;
         Ok(())
     }
 
@@ -171,11 +172,12 @@ impl GilGuard {
     /// assert_eq!(guard.restore(), Err(GilError::NothingToRestore));
     /// # Ok::<(), GilError>(())
     /// ```
+    #[inline]
     pub fn restore(&mut self) -> Result<(), GilError> {
-        let frame = stack::frame(self.top).ok_or(GilError::NothingToRestore)?;
-        let index = self.top;
-        self.top = frame.below_in_guard;
-        stack::finish(index);
+        if self.top == NO_FRAME {
+            return Err(GilError::NothingToRestore);
+        }
+        self.top = stack::finish(self.top);
         Ok(())
     }
 
@@ -221,11 +223,6 @@ impl GilGuard {
             stack::frame(frame.below_in_guard)
         })
         .count()
-    }
-
-    fn push(&mut self, mut frame: Frame) {
-        frame.below_in_guard = self.top;
-        self.top = stack::push(frame);
     }
 }
 

@@ -20,29 +20,34 @@ use pyo3_ffi::PyThreadState;
 
 use crate::ffi;
 use crate::runtime::{self, epoch};
-use crate::stack::{Entry, Frame};
+use crate::stack::Entry;
 
 struct Kept {
     tstate: Cell<*mut PyThreadState>,
     epoch: Cell<u64>,
 }
 
+/// Deletes the kept thread state when the thread exits; registered with the first one.
+struct DeleteOnExit;
+
 thread_local! {
+    /// No destructor, so reading it on every acquisition costs a couple of instructions
+    /// and works at any point of the thread's teardown.
     static KEPT: Kept = const { Kept { tstate: Cell::new(ptr::null_mut()), epoch: Cell::new(0) } };
+    static DELETE_ON_EXIT: DeleteOnExit = const { DeleteOnExit };
 }
 
 /// This thread's kept thread state, or null if there is none or it belongs to a runtime that
 /// has since been finalized.
 #[inline]
 pub(crate) fn kept_thread_state() -> *mut PyThreadState {
-    KEPT.try_with(|kept| {
+    KEPT.with(|kept| {
         if kept.epoch.get() == epoch() {
             kept.tstate.get()
         } else {
             ptr::null_mut()
         }
     })
-    .unwrap_or(ptr::null_mut())
 }
 
 /// Attaches this thread, which has no `PyGILState` thread state, to a new main-interpreter
@@ -51,36 +56,36 @@ pub(crate) fn kept_thread_state() -> *mut PyThreadState {
 /// # Safety
 /// The runtime is initialized and not finalizing, this thread is detached, and
 /// `PyGILState_GetThisThreadState()` is null.
-pub(crate) unsafe fn attach_new() -> Frame {
+pub(crate) unsafe fn attach_new() -> (Entry, *mut PyThreadState) {
     // SAFETY: initialized and detached (caller). With no thread state bound to this thread,
     // `PyGILState_Ensure` creates one in the main interpreter, binds it and attaches it.
     let state = unsafe { pyo3_ffi::PyGILState_Ensure() };
     let tstate = ffi::gilstate_thread_state();
     let epoch = epoch();
-    let kept = runtime::watch_finalization(epoch)
-        && KEPT
-            .try_with(|kept| {
-                kept.tstate.set(tstate);
-                kept.epoch.set(epoch);
-            })
-            .is_ok();
+    // Touching `DELETE_ON_EXIT` registers its destructor; it fails during teardown.
+    let kept = runtime::watch_finalization(epoch) && DELETE_ON_EXIT.try_with(|_| ()).is_ok();
+    if kept {
+        KEPT.with(|kept| {
+            kept.tstate.set(tstate);
+            kept.epoch.set(epoch);
+        });
+    }
     if kept {
         // Detach on undo and keep the state: the gilstate counter stays at 1 for us.
-        Frame::new(Entry::Restored, tstate, true)
+        (Entry::Restored, tstate)
     } else {
         // Nowhere to keep it (thread teardown, or no `Py_AtExit` slot): the matching
         // `PyGILState_Release` deletes it, as plain `PyGILState_*` use would.
-        Frame::new(Entry::Ensured(state), tstate, true)
+        (Entry::Ensured(state), tstate)
     }
 }
 
-impl Drop for Kept {
+impl Drop for DeleteOnExit {
     /// Deletes the kept thread state when its thread exits, unless doing so could touch
     /// freed memory or fight with a guard that was leaked on this thread.
     fn drop(&mut self) {
-        let tstate = self.tstate.get();
+        let tstate = kept_thread_state();
         if tstate.is_null()
-            || self.epoch.get() != epoch()
             || !ffi::is_initialized()
             || ffi::is_finalizing()
             || crate::stack::top().is_some()
@@ -97,5 +102,7 @@ impl Drop for Kept {
             pyo3_ffi::PyEval_RestoreThread(tstate);
             pyo3_ffi::PyGILState_Release(pyo3_ffi::PyGILState_STATE::PyGILState_UNLOCKED);
         }
+        // Destructors of other thread-locals run after this one and may still attach.
+        KEPT.with(|kept| kept.tstate.set(ptr::null_mut()));
     }
 }

@@ -176,12 +176,32 @@ pub(crate) fn attached_thread_state() -> *mut PyThreadState {
     current
 }
 
+/// Refuses attaching once finalization has begun: attaching then hangs the thread or, up
+/// to 3.13, ends it with `pthread_exit`. CPython keeps the flag set after finalization
+/// completed, so this also refuses a finalized runtime until it is initialized again.
+#[inline]
+pub(crate) fn check_not_finalizing() -> Result<(), GilError> {
+    if ffi::is_finalizing() {
+        Err(finalizing_error())
+    } else {
+        Ok(())
+    }
+}
+
+#[cold]
+fn finalizing_error() -> GilError {
+    if watched_runtime_finalized() {
+        GilError::NotInitialized
+    } else {
+        GilError::Finalizing
+    }
+}
+
 /// Refuses attaching when CPython would abort, hang or kill the thread.
 pub(crate) fn check_can_attach() -> Result<(), GilError> {
-    if ffi::is_initialized() && !ffi::is_finalizing() {
+    check_not_finalizing()?;
+    if ffi::is_initialized() {
         Ok(())
-    } else if is_finalizing() {
-        Err(GilError::Finalizing)
     } else {
         Err(GilError::NotInitialized)
     }

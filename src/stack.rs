@@ -59,7 +59,9 @@ pub(crate) struct Frame {
     pub(crate) entry: Entry,
     /// The thread state attached by this frame, or detached by it for [`Entry::Released`].
     pub(crate) tstate: *mut PyThreadState,
-    /// Whether `tstate` belongs to the main interpreter.
+    /// Whether `tstate` belongs to the main interpreter. Not recorded for
+    /// [`Entry::Released`] (always `false` there): the release path stays free of extra C
+    /// calls, and whoever needs to know asks CPython.
     pub(crate) main: bool,
     /// A thread state of another interpreter that was detached to make room for this frame
     /// and is re-attached after it is undone; null when there was none.
@@ -110,6 +112,7 @@ impl Frame {
     }
 
     /// Returns the thread to the state it was in before this frame.
+    #[inline]
     fn undo(self) {
         match self.entry {
             Entry::Nested => {}
@@ -185,6 +188,65 @@ pub(crate) fn top() -> Option<Frame> {
     FRAMES.with(FrameStack::top)
 }
 
+/// The nested fast path: if the top frame attached a thread state that `accept` approves
+/// of and that CPython confirms is still current (code outside this crate may have detached
+/// the thread meanwhile), pushes a [`Entry::Nested`] frame on it and returns its index.
+/// One thread-local access and one pointer load; `None` sends the caller to the slow path.
+#[inline]
+pub(crate) fn push_nested(accept: impl FnOnce(&Frame) -> bool, below_in_guard: u32) -> Option<u32> {
+    let (len, top) = inline_top()?;
+    let tstate = top.attached();
+    if tstate.is_null() || !accept(&top) || crate::ffi::current_thread_state() != tstate {
+        return None;
+    }
+    let frame = Frame {
+        below_in_guard,
+        ..Frame::new(Entry::Nested, tstate, top.main)
+    };
+    FRAMES.with(|stack| {
+        stack.inline[len as usize].set(frame);
+        stack.len.set(len + 1);
+    });
+    Some(len)
+}
+
+/// The stack's length and its top frame, if the top frame and the next slot are inline:
+/// the precondition of the fast paths. Small enough for the thread-local access to inline.
+#[inline]
+fn inline_top() -> Option<(u32, Frame)> {
+    FRAMES.with(|stack| {
+        let len = stack.len.get();
+        if len == 0 || len as usize >= INLINE {
+            return None;
+        }
+        Some((len, stack.inline[len as usize - 1].get()))
+    })
+}
+
+/// The release fast path: if the top frame attached a thread state that CPython confirms
+/// is current, detaches it (`PyEval_SaveThread`) and pushes the [`Entry::Released`] frame.
+/// `None` sends the caller to the slow path, with nothing changed.
+#[inline]
+pub(crate) fn push_released(below_in_guard: u32) -> Option<u32> {
+    let (len, top) = inline_top()?;
+    let tstate = top.attached();
+    if tstate.is_null() || crate::ffi::current_thread_state() != tstate {
+        return None;
+    }
+    // SAFETY: `tstate` is attached to this thread (confirmed just above); the frame
+    // pushed below pairs this with `PyEval_RestoreThread(tstate)`. No Python code runs.
+    unsafe { pyo3_ffi::PyEval_SaveThread() };
+    let frame = Frame {
+        below_in_guard,
+        ..Frame::new(Entry::Released, tstate, false)
+    };
+    FRAMES.with(|stack| {
+        stack.inline[len as usize].set(frame);
+        stack.len.set(len + 1);
+    });
+    Some(len)
+}
+
 /// Records a frame whose change has already been made. Returns its index, which stays valid
 /// until the frame is finished: live frames are never popped, and neither is anything below.
 ///
@@ -194,17 +256,29 @@ pub(crate) fn top() -> Option<Frame> {
 /// in a state that no guard will undo.
 #[inline]
 pub(crate) fn push(frame: Frame) -> u32 {
+    let inline = FRAMES.with(|stack| {
+        let index = stack.len.get();
+        let slot = stack.inline.get(index as usize)?;
+        slot.set(frame);
+        stack.len.set(index + 1);
+        Some(index)
+    });
+    match inline {
+        Some(index) => index,
+        None => push_spilled(frame),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn push_spilled(frame: Frame) -> u32 {
     let undo_on_unwind = scopeguard::guard(frame, |frame| {
         frame.undo_in_place();
         frame.undo();
     });
     let index = FRAMES.with(|stack| {
         let index = stack.len.get();
-        if let Some(cell) = stack.inline.get(index as usize) {
-            cell.set(frame);
-        } else {
-            SPILLED.with(|spilled| spilled.borrow_mut().push(frame));
-        }
+        SPILLED.with(|spilled| spilled.borrow_mut().push(frame));
         stack.len.set(index + 1);
         index
     });
@@ -224,45 +298,96 @@ pub(crate) fn frame(index: u32) -> Option<Frame> {
 }
 
 /// Marks the frame at `index` finished, then undoes every finished frame at the top.
+/// Returns the frame's [`Frame::below_in_guard`] link.
 ///
 /// A frame with live frames above it stays in place and is undone when the last of those
 /// is finished, so CPython only ever sees the last change undone first.
 #[inline]
-pub(crate) fn finish(index: u32) {
+pub(crate) fn finish(index: u32) -> u32 {
+    match pop_top(index) {
+        Some(popped) => undo_popped(popped),
+        None => finish_below_top(index, false),
+    }
+}
+
+/// The common path of [`finish`]: pops the frame if it is the top one, inline, and undoing
+/// it runs no Python code. Also says whether the frame below is finished and now due.
+#[inline]
+fn pop_top(index: u32) -> Option<(Frame, bool)> {
     FRAMES.with(|stack| {
-        if let Some(mut frame) = stack.get(index) {
-            frame.life = Life::Finished;
-            stack.set(index, frame);
+        let frame = stack.inline.get(index as usize)?.get();
+        if stack.len.get() != index + 1 || frame.entry == Entry::Deleting {
+            return None;
         }
+        stack.len.set(index);
+        let below_finished = index
+            .checked_sub(1)
+            .is_some_and(|below| stack.inline[below as usize].get().life == Life::Finished);
+        Some((frame, below_finished))
+    })
+}
+
+/// Undoes a frame [`pop_top`] popped (popped first, like in [`unwind`]), then whatever
+/// finished frames that uncovered. Returns its guard link.
+#[inline]
+fn undo_popped((frame, below_finished): (Frame, bool)) -> u32 {
+    // Nested frames, the most common ones, have nothing to undo.
+    if frame.entry != Entry::Nested || !frame.suspended.is_null() {
+        frame.undo();
+    }
+    if below_finished {
+        unwind();
+    }
+    frame.below_in_guard
+}
+
+/// [`finish`] for a frame that cannot be undone at once: one with live frames above it, a
+/// spilled one, or one whose undo runs Python code. For closure forms (`scope`), the frames
+/// above are checked against guards leaked inside the closure first.
+#[cold]
+#[inline(never)]
+fn finish_below_top(index: u32, scope: bool) -> u32 {
+    if scope {
+        check_scope(index);
+    }
+    let below_in_guard = FRAMES.with(|stack| {
+        let mut frame = stack.get(index)?;
+        frame.life = Life::Finished;
+        stack.set(index, frame);
+        Some(frame.below_in_guard)
     });
     unwind();
+    below_in_guard.unwrap_or(NO_FRAME)
 }
 
 /// The frame of a closure form (`with_gil`, `without_gil`, ...), finished when the closure
-/// returns or unwinds, with the check of [`finish_scope`].
-pub(crate) struct Scope(u32);
-
-impl Scope {
-    pub(crate) fn push(frame: Frame) -> Scope {
-        Scope(push(frame))
-    }
-}
+/// returns or unwinds, with the check of [`check_scope`].
+pub(crate) struct Scope(pub(crate) u32);
 
 impl Drop for Scope {
+    #[inline]
     fn drop(&mut self) {
-        finish_scope(self.0);
+        match pop_top(self.0) {
+            Some(popped) => {
+                undo_popped(popped);
+            }
+            None => {
+                finish_below_top(self.0, true);
+            }
+        }
     }
 }
 
-/// Like [`finish`], for the frame of a closure form whose closure has returned or is
-/// unwinding.
+/// For the frame of a closure form whose closure has returned or is unwinding, and that is
+/// not on top of the stack.
 ///
 /// Frames above it can only come from guards created inside the closure that outlived it:
 /// leaked with `mem::forget`, or stashed in a thread-local. If they leave the thread in the
 /// state the closure's caller was in, nothing is lost: this frame is undone when they are.
 /// Otherwise the caller would continue without the GIL, or in another interpreter, which
 /// must not happen; the process is aborted with an explanation instead.
-fn finish_scope(index: u32) {
+#[cold]
+fn check_scope(index: u32) {
     let conflict = FRAMES.with(|stack| {
         let ours = stack.get(index)?;
         let before = ours.attached_before();
@@ -281,7 +406,6 @@ fn finish_scope(index: u32) {
         );
         std::process::abort();
     }
-    finish(index);
 }
 
 /// Undoes finished frames from the top until a live one (or the bottom) is reached.
@@ -336,12 +460,24 @@ pub(crate) fn uses(tstate: *mut PyThreadState) -> bool {
 /// The main-interpreter thread state that the newest `Released` frame detached, if any:
 /// re-attaching it keeps the thread's Python identity (its `threading` thread, its
 /// thread-locals) instead of inventing another one.
+#[inline]
 pub(crate) fn released_main_thread_state() -> *mut PyThreadState {
+    if FRAMES.with(|stack| stack.len.get()) == 0 {
+        return ptr::null_mut();
+    }
+    released_main_thread_state_below()
+}
+
+#[inline(never)]
+fn released_main_thread_state_below() -> *mut PyThreadState {
     FRAMES.with(|stack| {
         (0..stack.len.get())
             .rev()
             .filter_map(|index| stack.get(index))
-            .find(|frame| frame.entry == Entry::Released && frame.main)
-            .map_or(ptr::null_mut(), |frame| frame.tstate)
+            .filter(|frame| frame.entry == Entry::Released)
+            .map(|frame| frame.tstate)
+            // SAFETY: a thread state detached by a frame still on the stack is live.
+            .find(|&tstate| unsafe { crate::ffi::is_main_interpreter_state(tstate) })
+            .unwrap_or(ptr::null_mut())
     })
 }

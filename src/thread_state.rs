@@ -11,7 +11,7 @@ use crate::error::GilError;
 use crate::interpreter::SubInterpreter;
 use crate::interpreter_ref::Interpreter;
 use crate::marker::ThreadBound;
-use crate::stack::{self, Entry, Frame};
+use crate::stack::{self, Entry, Frame, NO_FRAME};
 use crate::{ffi, runtime};
 
 thread_local! {
@@ -177,10 +177,10 @@ impl<'i> ThreadStateHandle<'i> {
     /// with_gil(|| assert_eq!(handle.attach().unwrap_err(), GilError::AttachedElsewhere));
     /// # Ok::<(), GilError>(())
     /// ```
+    #[inline]
     pub fn attach(&self) -> Result<AttachGuard<'_>, GilError> {
-        let frame = self.enter(false)?;
         Ok(AttachGuard {
-            frame: stack::push(frame),
+            frame: self.enter(false)?,
             _handle: PhantomData,
             _thread: PhantomData,
         })
@@ -217,9 +217,8 @@ impl<'i> ThreadStateHandle<'i> {
     /// # Ok::<(), gilguard::GilError>(())
     /// ```
     pub unsafe fn attach_suspending(&self) -> Result<AttachGuard<'_>, GilError> {
-        let frame = self.enter(true)?;
         Ok(AttachGuard {
-            frame: stack::push(frame),
+            frame: self.enter(true)?,
             _handle: PhantomData,
             _thread: PhantomData,
         })
@@ -247,23 +246,38 @@ impl<'i> ThreadStateHandle<'i> {
     /// });
     /// # Ok::<(), gilguard::GilError>(())
     /// ```
+    #[inline]
     pub fn run<T>(&self, f: impl FnOnce() -> T) -> Result<T, GilError> {
-        let _attached = stack::Scope::push(self.enter(true)?);
+        let _attached = stack::Scope(self.enter(true)?);
         Ok(f())
     }
 
-    /// The frame for attaching this thread state, with the change made. `suspend` allows
+    /// Attaches this thread state and pushes the frame that records it. `suspend` allows
     /// detaching another thread state first, which only closure forms may do safely.
-    fn enter(&self, suspend: bool) -> Result<Frame, GilError> {
+    #[inline]
+    fn enter(&self, suspend: bool) -> Result<u32, GilError> {
         let tstate = self.tstate.as_ptr();
-        let current = match stack::top() {
-            Some(top) if top.attached() == tstate && ffi::current_thread_state() == tstate => {
-                tstate
-            }
-            _ => runtime::attached_thread_state(),
-        };
+        match stack::push_nested(|top| top.attached() == tstate, NO_FRAME) {
+            Some(index) => Ok(index),
+            None => self.enter_slow(suspend),
+        }
+    }
+
+    /// [`enter`](Self::enter) when the nested fast path does not apply.
+    #[inline(never)]
+    fn enter_slow(&self, suspend: bool) -> Result<u32, GilError> {
+        let tstate = self.tstate.as_ptr();
+        if ffi::current_thread_state().is_null() {
+            // Nothing attached (before 3.12: no thread holds the GIL at all).
+            self.check_usable()?;
+            // SAFETY: detached; `tstate` is this thread's live state of a live interpreter.
+            // `Entry::Restored` undoes this with `PyEval_SaveThread`.
+            unsafe { pyo3_ffi::PyEval_RestoreThread(tstate) };
+            return Ok(stack::push(Frame::new(Entry::Restored, tstate, false)));
+        }
+        let current = runtime::attached_thread_state();
         if current == tstate {
-            return Ok(Frame::new(Entry::Nested, tstate, false));
+            return Ok(stack::push(Frame::new(Entry::Nested, tstate, false)));
         }
         self.check_usable()?;
         let mut frame = Frame::new(Entry::Restored, tstate, false);
@@ -278,16 +292,17 @@ impl<'i> ThreadStateHandle<'i> {
         // SAFETY: detached now; `tstate` is this thread's live state of a live interpreter.
         // `Entry::Restored` undoes this with `PyEval_SaveThread`.
         unsafe { pyo3_ffi::PyEval_RestoreThread(tstate) };
-        Ok(frame)
+        Ok(stack::push(frame))
     }
 
     /// Refuses attaching when the interpreter is gone or the runtime cannot be attached to.
+    #[inline]
     fn check_usable(&self) -> Result<(), GilError> {
         match self.owner {
             Some(owner) => owner.check_usable()?,
             None => self.interpreter.check_epoch()?,
         }
-        runtime::check_can_attach()
+        runtime::check_not_finalizing()
     }
 }
 
@@ -345,6 +360,7 @@ pub struct AttachGuard<'h> {
 static_assertions::assert_not_impl_any!(AttachGuard<'static>: Send, Sync);
 
 impl Drop for AttachGuard<'_> {
+    #[inline(always)]
     fn drop(&mut self) {
         stack::finish(self.frame);
     }

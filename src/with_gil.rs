@@ -1,10 +1,13 @@
 //! [`WithGil`] and [`with_gil`]: attach this thread to the main interpreter.
 
 use core::marker::PhantomData;
+use core::ptr;
+
+use pyo3_ffi::PyThreadState;
 
 use crate::error::GilError;
 use crate::marker::ThreadBound;
-use crate::stack::{self, Entry, Frame};
+use crate::stack::{self, Entry, Frame, NO_FRAME};
 use crate::{ffi, native_thread, runtime};
 
 /// Holds the GIL of the main interpreter, on any thread, until dropped.
@@ -79,12 +82,11 @@ impl WithGil {
     /// # Ok::<(), gilguard::GilError>(())
     /// ```
     #[track_caller]
+    #[inline(always)]
     pub fn acquire() -> WithGil {
         match WithGil::try_acquire() {
             Ok(guard) => guard,
-            Err(error) => {
-                panic!("WithGil::acquire: {error} (use WithGil::try_acquire to handle this)")
-            }
+            Err(error) => refused("WithGil::acquire", "WithGil::try_acquire", error),
         }
     }
 
@@ -108,16 +110,17 @@ impl WithGil {
     ///     Err(other) => panic!("{other}"),
     /// }
     /// ```
+    #[inline(always)]
     pub fn try_acquire() -> Result<WithGil, GilError> {
-        let frame = enter(false)?;
         Ok(WithGil {
-            frame: stack::push(frame),
+            frame: enter(false, NO_FRAME)?,
             _thread: PhantomData,
         })
     }
 }
 
 impl Drop for WithGil {
+    #[inline(always)]
     fn drop(&mut self) {
         stack::finish(self.frame);
     }
@@ -149,11 +152,20 @@ impl Drop for WithGil {
 /// # Ok::<(), gilguard::GilError>(())
 /// ```
 #[track_caller]
+#[inline]
 pub fn with_gil<T>(f: impl FnOnce() -> T) -> T {
     match try_with_gil(f) {
         Ok(value) => value,
-        Err(error) => panic!("with_gil: {error} (use try_with_gil to handle this)"),
+        Err(error) => refused("with_gil", "try_with_gil", error),
     }
+}
+
+/// The panic of the panicking forms, kept out of line so their fast path stays small.
+#[cold]
+#[inline(never)]
+#[track_caller]
+pub(crate) fn refused(what: &str, instead: &str, error: GilError) -> ! {
+    panic!("{what}: {error} (use {instead} to handle this)")
 }
 
 /// Runs `f` with this thread attached to the main interpreter, or returns why it cannot be.
@@ -171,91 +183,157 @@ pub fn with_gil<T>(f: impl FnOnce() -> T) -> T {
 /// assert_eq!(answer, 42);
 /// # Ok::<(), gilguard::GilError>(())
 /// ```
+#[inline]
 pub fn try_with_gil<T>(f: impl FnOnce() -> T) -> Result<T, GilError> {
-    let _gil = stack::Scope::push(enter(true)?);
+    let _gil = stack::Scope(enter(true, NO_FRAME)?);
     Ok(f())
 }
 
-/// The frame for attaching this thread to the main interpreter, with the change made.
-/// `suspend` allows detaching a sub-interpreter first, which only closure forms may do.
+/// Attaches this thread to the main interpreter (or notes that it already is) and pushes
+/// the frame that records it, linked to `below_in_guard`. `suspend` allows detaching a
+/// sub-interpreter first, which only closure forms may do.
 #[inline]
-pub(crate) fn enter(suspend: bool) -> Result<Frame, GilError> {
-    if let Some(top) = stack::top() {
-        let tstate = top.attached();
-        // The stack is a cache: code outside this crate may have detached the thread since
-        // the top frame was pushed, so confirm with CPython before trusting it.
-        if top.main && !tstate.is_null() && ffi::current_thread_state() == tstate {
-            return Ok(Frame::new(Entry::Nested, tstate, true));
-        }
+pub(crate) fn enter(suspend: bool, below_in_guard: u32) -> Result<u32, GilError> {
+    // The stack is a cache: `push_nested` confirms with CPython that the top frame's thread
+    // state is still the current one before trusting it.
+    match stack::push_nested(|top| top.main, below_in_guard) {
+        Some(index) => Ok(index),
+        None => enter_slow(suspend, below_in_guard),
     }
-    enter_slow(suspend)
 }
 
-#[cold]
-fn enter_slow(suspend: bool) -> Result<Frame, GilError> {
+/// [`enter`] when the nested fast path does not apply.
+#[inline(never)]
+fn enter_slow(suspend: bool, below_in_guard: u32) -> Result<u32, GilError> {
+    if ffi::current_thread_state().is_null() {
+        // Nothing attached (before 3.12: no thread holds the GIL at all).
+        // SAFETY: detached.
+        return unsafe { enter_detached(below_in_guard) };
+    }
     let current = runtime::attached_thread_state();
-    if !current.is_null() {
-        // SAFETY: a thread state attached to this thread is live.
-        if unsafe { ffi::is_main_interpreter_state(current) } {
-            return Ok(Frame::new(Entry::Nested, current, true));
-        }
-        if !suspend {
-            return Err(GilError::AttachedElsewhere);
-        }
+    if current.is_null() {
+        // Another thread holds the GIL (before 3.12); this one is detached.
+        // SAFETY: detached.
+        return unsafe { enter_detached(below_in_guard) };
+    }
+    // SAFETY: a thread state attached to this thread is live.
+    if unsafe { ffi::is_main_interpreter_state(current) } {
+        return Ok(push(
+            Entry::Nested,
+            current,
+            ptr::null_mut(),
+            below_in_guard,
+        ));
+    }
+    if !suspend {
+        return Err(GilError::AttachedElsewhere);
     }
     runtime::check_can_attach()?;
-    if current.is_null() {
-        // SAFETY: initialized, not finalizing (checked above) and detached.
-        return Ok(unsafe { attach_detached() });
-    }
     // Attached to a sub-interpreter: suspend it for as long as the frame lives.
     // SAFETY: `current` is attached to this thread. Pairs with the `PyEval_RestoreThread`
     // of `Frame::suspended` when the frame is undone.
     let suspended = unsafe { pyo3_ffi::PyEval_SaveThread() };
-    // SAFETY: initialized and not finalizing (checked above), detached just now.
-    let mut frame = unsafe { attach_detached() };
-    frame.suspended = suspended;
-    Ok(frame)
+    // SAFETY: detached just now.
+    let attached = unsafe { attach_detached() };
+    match attached {
+        Ok((entry, tstate)) => Ok(push(entry, tstate, suspended, below_in_guard)),
+        Err(error) => {
+            // SAFETY: still detached; puts back what was suspended above.
+            unsafe { pyo3_ffi::PyEval_RestoreThread(suspended) };
+            Err(error)
+        }
+    }
 }
 
-/// Attaches this detached thread to a main-interpreter thread state.
+/// [`enter`] on a detached thread.
 ///
 /// # Safety
-/// The runtime is initialized and not finalizing, and this thread is detached.
-unsafe fn attach_detached() -> Frame {
-    let mut own = stack::released_main_thread_state();
+/// This thread is detached.
+#[inline]
+unsafe fn enter_detached(below_in_guard: u32) -> Result<u32, GilError> {
+    // SAFETY: forwarded.
+    let (entry, tstate) = unsafe { attach_detached() }?;
+    Ok(push(entry, tstate, ptr::null_mut(), below_in_guard))
+}
+
+/// Attaches this detached thread to a main-interpreter thread state: the one a frame of
+/// this thread released, the one kept for this native thread, the thread's `PyGILState`
+/// one, or a new one. Returns how, and which.
+///
+/// # Safety
+/// This thread is detached.
+#[inline]
+unsafe fn attach_detached() -> Result<(Entry, *mut PyThreadState), GilError> {
+    runtime::check_not_finalizing()?;
+    let own = own_thread_state();
     if own.is_null() {
-        own = native_thread::kept_thread_state();
+        // SAFETY: forwarded.
+        return unsafe { attach_other() };
     }
-    if !own.is_null() {
-        // SAFETY: `own` is a live main-interpreter state of this thread that is detached (a
-        // frame of ours released it, or it is the state kept for this thread in the
-        // current epoch), and the thread is detached. `Entry::Restored` undoes this with
-        // `PyEval_SaveThread`.
-        unsafe { pyo3_ffi::PyEval_RestoreThread(own) };
-        return Frame::new(Entry::Restored, own, true);
+    // SAFETY: `own` is a live, detached main-interpreter state of this thread (one a frame
+    // of ours released, or the one kept for this thread in the current runtime), and the
+    // thread is detached. `Entry::Restored` undoes this with `PyEval_SaveThread`.
+    unsafe { pyo3_ffi::PyEval_RestoreThread(own) };
+    Ok((Entry::Restored, own))
+}
+
+/// A detached main-interpreter thread state of this thread that the crate knows: the one
+/// the newest `Released` frame detached (the thread's Python identity), or the one kept
+/// for this native thread. Null if neither exists.
+#[inline]
+fn own_thread_state() -> *mut PyThreadState {
+    let released = stack::released_main_thread_state();
+    if released.is_null() {
+        native_thread::kept_thread_state()
+    } else {
+        released
     }
+}
+
+/// [`attach_detached`] when the crate knows no thread state of this thread: use the
+/// thread's `PyGILState` state if it belongs to the main interpreter, else create one.
+///
+/// # Safety
+/// This thread is detached, and the runtime not finalizing.
+#[inline(never)]
+unsafe fn attach_other() -> Result<(Entry, *mut PyThreadState), GilError> {
     let gilstate = ffi::gilstate_thread_state();
     if gilstate.is_null() {
-        // SAFETY: forwarded from the caller, and no `PyGILState` thread state exists.
-        return unsafe { native_thread::attach_new() };
+        runtime::check_can_attach()?;
+        // SAFETY: initialized, not finalizing, detached, no `PyGILState` thread state.
+        return Ok(unsafe { native_thread::attach_new() });
     }
     // SAFETY: the thread state `PyGILState` binds to this thread is live.
     if unsafe { ffi::is_main_interpreter_state(gilstate) } {
-        // SAFETY: initialized and detached; attaches `gilstate`. Paired with
-        // `PyGILState_Release` by `Entry::Ensured`.
-        let state = unsafe { pyo3_ffi::PyGILState_Ensure() };
-        return Frame::new(Entry::Ensured(state), gilstate, true);
+        // Re-attaching it directly is what `PyGILState_Ensure` would do, minus its counter.
+        // SAFETY: this thread's own, detached main-interpreter state; the thread is
+        // detached. `Entry::Restored` undoes this with `PyEval_SaveThread`.
+        unsafe { pyo3_ffi::PyEval_RestoreThread(gilstate) };
+        return Ok((Entry::Restored, gilstate));
     }
-    // This thread's `PyGILState` state belongs to a sub-interpreter (CPython binds the
-    // first thread state created on a thread, whatever its interpreter), so
-    // `PyGILState_Ensure` would attach *that* interpreter. Use a state of our own instead.
-    // SAFETY: the main interpreter exists (initialized) and creating a thread state needs
-    // no GIL; the new state is attached to this detached thread, and `Entry::Deleting`
-    // clears and deletes it on undo.
+    // It belongs to a sub-interpreter (CPython binds the first thread state created on a
+    // thread, or from 3.12 the last one attached, whatever its interpreter), so
+    // `PyGILState_Ensure` would attach *that* interpreter. Use one of our own.
+    // SAFETY: the main interpreter exists (a thread state is bound) and creating a thread
+    // state needs no GIL; the new state is attached to this detached thread, and
+    // `Entry::Deleting` clears and deletes it on undo.
     unsafe {
         let tstate = pyo3_ffi::PyThreadState_New(ffi::main_interpreter());
         pyo3_ffi::PyEval_RestoreThread(tstate);
-        Frame::new(Entry::Deleting, tstate, true)
+        Ok((Entry::Deleting, tstate))
     }
+}
+
+/// Pushes a main-interpreter frame.
+#[inline]
+fn push(
+    entry: Entry,
+    tstate: *mut PyThreadState,
+    suspended: *mut PyThreadState,
+    below_in_guard: u32,
+) -> u32 {
+    let mut frame = Frame::new(entry, tstate, true);
+    frame.suspended = suspended;
+    frame.below_in_guard = below_in_guard;
+    stack::push(frame)
 }

@@ -4,8 +4,8 @@ use core::marker::PhantomData;
 
 use crate::error::GilError;
 use crate::marker::ThreadBound;
-use crate::stack::{self, Entry, Frame};
-use crate::{ffi, runtime};
+use crate::runtime;
+use crate::stack::{self, Entry, Frame, NO_FRAME};
 
 /// Releases the GIL (detaches this thread) until dropped, then re-attaches the same thread
 /// state.
@@ -78,16 +78,17 @@ impl WithoutGil {
     /// assert_eq!(unsafe { WithoutGil::new() }.unwrap_err(), GilError::NotAttached);
     /// # Ok::<(), GilError>(())
     /// ```
+    #[inline]
     pub unsafe fn new() -> Result<WithoutGil, GilError> {
-        let frame = leave()?;
         Ok(WithoutGil {
-            frame: stack::push(frame),
+            frame: leave(NO_FRAME)?,
             _thread: PhantomData,
         })
     }
 }
 
 impl Drop for WithoutGil {
+    #[inline]
     fn drop(&mut self) {
         stack::finish(self.frame);
     }
@@ -138,40 +139,41 @@ impl Drop for WithoutGil {
 ///     gilguard::without_gil(|| drop(&gil)); // `&WithGil` is not `Send`
 /// });
 /// ```
+#[inline]
 pub fn without_gil<F, T>(f: F) -> T
 where
     F: FnOnce() -> T + Send,
     T: Send,
 {
-    let Ok(frame) = leave() else {
+    let Ok(index) = leave(NO_FRAME) else {
         return f(); // not attached: nothing to release
     };
     // The frame is finished on return and on unwind, never leaked, and checked against
     // guards leaked inside `f`. `f` is `Send`, so it captures nothing bound to this
     // thread's attachment, and cannot return anything like that (`T: Send`).
-    let _released = stack::Scope::push(frame);
+    let _released = stack::Scope(index);
     f()
 }
 
-/// The frame for detaching this thread, with the change made.
+/// Detaches this thread and pushes the frame that records it, linked to `below_in_guard`.
 #[inline]
-pub(crate) fn leave() -> Result<Frame, GilError> {
-    let attached = match stack::top() {
-        Some(top) if !top.attached().is_null() && ffi::current_thread_state() == top.attached() => {
-            top.attached()
-        }
-        _ => runtime::attached_thread_state(),
-    };
+pub(crate) fn leave(below_in_guard: u32) -> Result<u32, GilError> {
+    match stack::push_released(below_in_guard) {
+        Some(index) => Ok(index),
+        None => leave_slow(below_in_guard),
+    }
+}
+
+#[inline(never)]
+fn leave_slow(below_in_guard: u32) -> Result<u32, GilError> {
+    let attached = runtime::attached_thread_state();
     if attached.is_null() {
         return Err(GilError::NotAttached);
     }
-    let main = match stack::top() {
-        Some(top) if top.attached() == attached => top.main,
-        // SAFETY: `attached` is attached to this thread, hence live.
-        _ => unsafe { ffi::is_main_interpreter_state(attached) },
-    };
     // SAFETY: `attached` is attached to this thread. `Entry::Released` pairs this with
     // `PyEval_RestoreThread` of the returned state.
     let tstate = unsafe { pyo3_ffi::PyEval_SaveThread() };
-    Ok(Frame::new(Entry::Released, tstate, main))
+    let mut frame = Frame::new(Entry::Released, tstate, false);
+    frame.below_in_guard = below_in_guard;
+    Ok(stack::push(frame))
 }
