@@ -15,16 +15,21 @@
 
 use core::cell::Cell;
 use core::ptr;
+use core::sync::atomic::AtomicUsize;
 
 use pyo3_ffi::PyThreadState;
 
+use crate::error::GilError;
 use crate::ffi;
 use crate::runtime::{self, epoch};
+use crate::shutdown;
 use crate::stack::Entry;
 
 struct Kept {
     tstate: Cell<*mut PyThreadState>,
     epoch: Cell<u64>,
+    /// Guards this thread holds on the kept state, for the shutdown gate.
+    held: Cell<Option<&'static AtomicUsize>>,
 }
 
 /// Deletes the kept thread state when the thread exits; registered with the first one.
@@ -33,7 +38,9 @@ struct DeleteOnExit;
 thread_local! {
     /// No destructor, so reading it on every acquisition costs a couple of instructions
     /// and works at any point of the thread's teardown.
-    static KEPT: Kept = const { Kept { tstate: Cell::new(ptr::null_mut()), epoch: Cell::new(0) } };
+    static KEPT: Kept = const {
+        Kept { tstate: Cell::new(ptr::null_mut()), epoch: Cell::new(0), held: Cell::new(None) }
+    };
     static DELETE_ON_EXIT: DeleteOnExit = const { DeleteOnExit };
 }
 
@@ -50,6 +57,26 @@ pub(crate) fn kept_thread_state() -> *mut PyThreadState {
     })
 }
 
+/// Counts a guard about to be taken on the kept state (see [`shutdown::enter`]).
+///
+/// # Errors
+/// [`GilError::Finalizing`] once shutdown has begun.
+#[inline]
+pub(crate) fn count_guard() -> Result<(), GilError> {
+    match KEPT.with(|kept| kept.held.get()) {
+        Some(held) => shutdown::enter(held).map_err(|()| GilError::Finalizing),
+        None => Ok(()),
+    }
+}
+
+/// Uncounts a guard counted with [`count_guard`], when its frame is undone.
+#[inline]
+pub(crate) fn uncount_guard() {
+    if let Some(held) = KEPT.with(|kept| kept.held.get()) {
+        shutdown::leave(held);
+    }
+}
+
 /// Attaches this thread, which has no `PyGILState` thread state, to a new main-interpreter
 /// thread state and keeps that state for later acquisitions.
 ///
@@ -62,17 +89,22 @@ pub(crate) unsafe fn attach_new() -> (Entry, *mut PyThreadState) {
     let state = unsafe { pyo3_ffi::PyGILState_Ensure() };
     let tstate = ffi::gilstate_thread_state();
     let epoch = epoch();
+    // SAFETY: attached to the main interpreter just above.
+    unsafe { shutdown::install() };
     // Touching `DELETE_ON_EXIT` registers its destructor; it fails during teardown.
     let kept = runtime::watch_finalization(epoch) && DELETE_ON_EXIT.try_with(|_| ()).is_ok();
     if kept {
         KEPT.with(|kept| {
             kept.tstate.set(tstate);
             kept.epoch.set(epoch);
+            let held = kept.held.get().unwrap_or_else(shutdown::register_thread);
+            kept.held.set(Some(held));
+            // This first guard counts too. The gate was open a moment ago (the caller
+            // checked), and shutdown cannot begin while this thread holds the GIL.
+            shutdown::count(held);
         });
-    }
-    if kept {
         // Detach on undo and keep the state: the gilstate counter stays at 1 for us.
-        (Entry::Restored, tstate)
+        (Entry::Kept, tstate)
     } else {
         // Nowhere to keep it (thread teardown, or no `Py_AtExit` slot): the matching
         // `PyGILState_Release` deletes it, as plain `PyGILState_*` use would.
@@ -87,7 +119,7 @@ impl Drop for DeleteOnExit {
         let tstate = kept_thread_state();
         if tstate.is_null()
             || !ffi::is_initialized()
-            || ffi::is_finalizing()
+            || runtime::check_not_finalizing().is_err()
             || crate::stack::top().is_some()
             || !runtime::attached_thread_state().is_null()
         {
@@ -104,5 +136,8 @@ impl Drop for DeleteOnExit {
         }
         // Destructors of other thread-locals run after this one and may still attach.
         KEPT.with(|kept| kept.tstate.set(ptr::null_mut()));
+        if let Some(held) = KEPT.with(|kept| kept.held.take()) {
+            shutdown::unregister_thread(held);
+        }
     }
 }

@@ -96,6 +96,8 @@ pub fn initialize() -> Result<(), GilError> {
     // new main thread state.
     unsafe { pyo3_ffi::Py_InitializeEx(0) };
     watch_finalization(epoch());
+    // SAFETY: attached to the main interpreter by `Py_InitializeEx`.
+    unsafe { crate::shutdown::install() };
     // SAFETY: attached by `Py_InitializeEx`. Detaching keeps the main thread state bound to
     // this thread, so later guards here re-attach it through `PyGILState_Ensure`.
     unsafe { pyo3_ffi::PyEval_SaveThread() };
@@ -115,9 +117,10 @@ pub fn is_initialized() -> bool {
     ffi::is_initialized()
 }
 
-/// Whether the Python runtime is finalizing: from the moment `Py_FinalizeEx` sets
-/// CPython's finalizing flag (`Py_IsFinalizing`, `_Py_IsFinalizing` before 3.13), after
-/// the `atexit` handlers ran and non-daemon threads were joined, until it returns.
+/// Whether the Python runtime is shutting down: from the moment this crate's `atexit`
+/// callback runs (which is also when guards start refusing to attach; see
+/// [`set_shutdown_timeout`](crate::set_shutdown_timeout)), or CPython's finalizing flag is
+/// set (`Py_IsFinalizing`, `_Py_IsFinalizing` before 3.13), until `Py_FinalizeEx` returns.
 ///
 /// CPython keeps the flag set after finalization completed; this crate reports the
 /// finalization as over when it saw it complete, which it does for every runtime it
@@ -131,7 +134,8 @@ pub fn is_initialized() -> bool {
 /// # Ok::<(), gilguard::GilError>(())
 /// ```
 pub fn is_finalizing() -> bool {
-    ffi::is_finalizing() && !watched_runtime_finalized()
+    (crate::shutdown::closed() == Some(true) || ffi::is_finalizing())
+        && !watched_runtime_finalized()
 }
 
 /// Whether this thread is attached to an interpreter (holds a GIL), whichever interpreter
@@ -181,7 +185,12 @@ pub(crate) fn attached_thread_state() -> *mut PyThreadState {
 /// completed, so this also refuses a finalized runtime until it is initialized again.
 #[inline]
 pub(crate) fn check_not_finalizing() -> Result<(), GilError> {
-    if ffi::is_finalizing() {
+    let finalizing = match crate::shutdown::closed() {
+        // The gate closes before CPython's flag is set, and stays closed after.
+        Some(closed) => closed,
+        None => ffi::is_finalizing(),
+    };
+    if finalizing {
         Err(finalizing_error())
     } else {
         Ok(())

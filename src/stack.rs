@@ -34,6 +34,9 @@ pub(crate) enum Entry {
     /// `PyEval_RestoreThread(tstate)` attached a thread state that outlives the frame;
     /// undone by `PyEval_SaveThread`.
     Restored,
+    /// Like `Restored`, for the thread state kept for a thread Python did not create; the
+    /// guard is counted for the shutdown gate while the frame lives.
+    Kept,
     /// `tstate` is attached for the last time: undone by `PyThreadState_Clear` (while the
     /// frame is still on the stack, as it may run Python code) and
     /// `PyThreadState_DeleteCurrent`.
@@ -124,6 +127,11 @@ impl Frame {
             Entry::Restored => unsafe {
                 pyo3_ffi::PyEval_SaveThread();
             },
+            Entry::Kept => {
+                // SAFETY: as for `Restored`.
+                unsafe { pyo3_ffi::PyEval_SaveThread() };
+                crate::native_thread::uncount_guard();
+            }
             // SAFETY: top frame, so `self.tstate` is attached, and `undo_in_place` cleared
             // it: what `PyThreadState_DeleteCurrent` requires. It also detaches the thread.
             Entry::Deleting => unsafe { pyo3_ffi::PyThreadState_DeleteCurrent() },

@@ -265,29 +265,23 @@ unsafe fn enter_detached(below_in_guard: u32) -> Result<u32, GilError> {
 #[inline]
 unsafe fn attach_detached() -> Result<(Entry, *mut PyThreadState), GilError> {
     runtime::check_not_finalizing()?;
-    let own = own_thread_state();
+    // The thread's Python identity first: the state the newest `Released` frame detached.
+    let (entry, own) = match stack::released_main_thread_state() {
+        released if !released.is_null() => (Entry::Restored, released),
+        _ => (Entry::Kept, native_thread::kept_thread_state()),
+    };
     if own.is_null() {
         // SAFETY: forwarded.
         return unsafe { attach_other() };
     }
+    if entry == Entry::Kept {
+        native_thread::count_guard()?;
+    }
     // SAFETY: `own` is a live, detached main-interpreter state of this thread (one a frame
     // of ours released, or the one kept for this thread in the current runtime), and the
-    // thread is detached. `Entry::Restored` undoes this with `PyEval_SaveThread`.
+    // thread is detached. Both entries undo this with `PyEval_SaveThread`.
     unsafe { pyo3_ffi::PyEval_RestoreThread(own) };
-    Ok((Entry::Restored, own))
-}
-
-/// A detached main-interpreter thread state of this thread that the crate knows: the one
-/// the newest `Released` frame detached (the thread's Python identity), or the one kept
-/// for this native thread. Null if neither exists.
-#[inline]
-fn own_thread_state() -> *mut PyThreadState {
-    let released = stack::released_main_thread_state();
-    if released.is_null() {
-        native_thread::kept_thread_state()
-    } else {
-        released
-    }
+    Ok((entry, own))
 }
 
 /// [`attach_detached`] when the crate knows no thread state of this thread: use the

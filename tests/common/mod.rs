@@ -2,7 +2,8 @@
 //! part of it.
 #![allow(dead_code, unused_imports)]
 
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 #[path = "../../examples/support/mod.rs"]
 mod support;
@@ -27,8 +28,16 @@ pub fn current_thread_state() -> *mut pyo3_ffi::PyThreadState {
 /// Runs the `#[ignore]`d test `name` of this test binary alone, in a child process, and
 /// returns its output. Used for what cannot be undone in the test process: finalization,
 /// a runtime that was never initialized, fork.
+///
+/// # Panics
+/// If the child fails, prints `Fatal Python error`, or runs longer than 60 s.
 pub fn run_child(name: &str) -> Output {
-    let output = Command::new(std::env::current_exe().expect("test binary path"))
+    run_child_within(name, Duration::from_secs(60))
+}
+
+/// [`run_child`], failing if the child takes longer than `limit` (a hang).
+pub fn run_child_within(name: &str, limit: Duration) -> Output {
+    let mut child = Command::new(std::env::current_exe().expect("test binary path"))
         .args([
             "--ignored",
             "--exact",
@@ -36,8 +45,28 @@ pub fn run_child(name: &str) -> Output {
             "--test-threads=1",
             name,
         ])
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("child test process starts");
+    let started = Instant::now();
+    while child
+        .try_wait()
+        .expect("the child can be waited for")
+        .is_none()
+    {
+        if started.elapsed() > limit {
+            child.kill().expect("the hung child can be killed");
+            let output = child.wait_with_output().expect("the child's output");
+            panic!(
+                "child test {name} hung (killed after {limit:?})\n{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let output = child.wait_with_output().expect("the child's output");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

@@ -1,0 +1,100 @@
+//! Interpreter shutdown with threads Python did not create still using it (DESIGN §3.6):
+//! every run must exit cleanly within 10 s, with no crash, no hang and no `Fatal Python
+//! error`. Each run is a child process, since finalization cannot be undone.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use gilguard::{GilError, try_with_gil, without_gil};
+
+const RUNS: usize = 200;
+const THREADS: usize = 8;
+
+fn every_run_exits_cleanly(child: &str) {
+    for run in 0..RUNS {
+        let output = common::run_child_within(child, Duration::from_secs(10));
+        assert!(output.status.success(), "run {run}: {:?}", output.status);
+    }
+}
+
+/// Starts `THREADS` native threads that call `body` in a loop until it is refused, and
+/// returns once each has run it at least once.
+fn start_threads(body: fn() -> Result<(), GilError>) -> Vec<JoinHandle<usize>> {
+    let running = Arc::new(AtomicUsize::new(0));
+    let threads = (0..THREADS)
+        .map(|_| {
+            let running = Arc::clone(&running);
+            std::thread::spawn(move || {
+                let mut done = 0;
+                loop {
+                    match body() {
+                        Ok(()) => {
+                            if done == 0 {
+                                running.fetch_add(1, Ordering::SeqCst);
+                            }
+                            done += 1;
+                        }
+                        Err(GilError::Finalizing | GilError::NotInitialized) => return done,
+                        Err(other) => panic!("unexpected refusal: {other}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    while running.load(Ordering::SeqCst) < THREADS {
+        std::thread::yield_now();
+    }
+    threads
+}
+
+/// What an embedding program does at exit: attach and finalize, here from the thread
+/// that initialized Python.
+fn finalize() {
+    // SAFETY: initialized; this thread attaches to its own main thread state and finalizes.
+    unsafe {
+        pyo3_ffi::PyGILState_Ensure();
+        assert_eq!(pyo3_ffi::Py_FinalizeEx(), 0);
+    }
+}
+
+fn finalize_while(body: fn() -> Result<(), GilError>) {
+    common::python();
+    let threads = start_threads(body);
+    finalize();
+    for thread in threads {
+        // A thread left hanging inside CPython would block here: the parent flags it.
+        assert!(thread.join().expect("the thread did not panic") > 0);
+    }
+}
+
+#[test]
+fn native_threads_acquiring_in_a_loop_while_the_main_thread_exits() {
+    every_run_exits_cleanly("child_acquiring_in_a_loop");
+}
+
+#[test]
+#[ignore = "runs in a child process, started by native_threads_acquiring_in_a_loop_while_the_main_thread_exits"]
+fn child_acquiring_in_a_loop() {
+    finalize_while(|| try_with_gil(|| common::run("x = 1")));
+}
+
+#[test]
+fn native_threads_holding_a_guard_across_the_exit() {
+    every_run_exits_cleanly("child_holding_a_guard_across_the_exit");
+}
+
+#[test]
+#[ignore = "runs in a child process, started by native_threads_holding_a_guard_across_the_exit"]
+fn child_holding_a_guard_across_the_exit() {
+    finalize_while(|| {
+        try_with_gil(|| {
+            // Detached inside the guard: shutdown must wait for this to re-attach and end.
+            without_gil(|| std::thread::sleep(Duration::from_millis(1)));
+            common::run("y = 2");
+        })
+    });
+}
