@@ -211,13 +211,14 @@ impl SubInterpreter {
     /// use does not compile. What lifetimes cannot see is checked: a handle leaked with
     /// `mem::forget`, or Python daemon threads still running in the interpreter, leave
     /// thread states CPython would abort on (`Py_EndInterpreter: not the last thread`).
-    /// Before checking, non-daemon `threading` threads are joined, as `Py_EndInterpreter`
-    /// itself does.
+    /// Before checking, non-daemon `threading` threads are joined and the interpreter's
+    /// `atexit` callbacks run (where extension modules stop their native threads), as
+    /// `Py_EndInterpreter` itself does.
     ///
     /// # Errors
     ///
     /// [`GilError::InterpreterInUse`] in the cases above (the interpreter keeps running and
-    /// may be ended later), [`GilError::InterpreterEnded`] if it already was,
+    /// may be ended later, but its `atexit` callbacks have run), [`GilError::InterpreterEnded`] if it already was,
     /// [`GilError::Finalizing`] or [`GilError::NotInitialized`].
     ///
     /// # Examples
@@ -286,7 +287,7 @@ impl SubInterpreter {
             // Recorded so that Python code run by the shutdown (atexit handlers,
             // finalizers) that calls back into Rust sees where the thread is.
             let _ending = stack::Scope(stack::push(Frame::new(Entry::Nested, tstate, false)));
-            join_threading_threads();
+            wind_down();
             if self.only_thread_states(tstate) {
                 // SAFETY: the interpreter's GIL is held. Unless it is `tstate`, `first` is
                 // detached, of this interpreter and unused: it may be cleared and deleted
@@ -445,12 +446,15 @@ fn import_threading() {
     }
 }
 
-/// Joins the interpreter's non-daemon `threading` threads, as `Py_EndInterpreter` does
-/// before it checks that no other thread state is left.
+/// Joins the interpreter's non-daemon `threading` threads and runs its `atexit` callbacks,
+/// which is what `Py_EndInterpreter` does before it checks that no other thread state is
+/// left: extension modules stop their own native threads from `atexit` callbacks, so the
+/// check is only meaningful after them.
 ///
-/// `threading._shutdown` cannot be called for this: `Py_EndInterpreter` calls it again,
-/// and on 3.12 a second call in a sub-interpreter fails (`assert tlock is not None`).
-fn join_threading_threads() {
+/// `threading._shutdown` cannot be called for the join: `Py_EndInterpreter` calls it
+/// again, and on 3.12 a second call in a sub-interpreter fails (`assert tlock is not
+/// None`). `atexit._run_exitfuncs` clears the callbacks it runs, so they run once.
+fn wind_down() {
     const JOIN: &core::ffi::CStr = c"
 import sys
 threading = sys.modules.get('threading')
@@ -465,6 +469,8 @@ while threading is not None:
         break
     for thread in pending:
         thread.join()
+import atexit
+atexit._run_exitfuncs()
 ";
     // SAFETY: attached to the interpreter being ended; the code runs in a fresh namespace,
     // every new reference is released, and a failure is reported as unraisable.

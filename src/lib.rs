@@ -67,6 +67,7 @@
 
 mod error;
 mod ffi;
+mod fork;
 mod gil_guard;
 mod interpreter;
 mod interpreter_config;
@@ -89,4 +90,4 @@ pub use runtime::{initialize, is_attached, is_finalizing, is_initialized};
 pub use shutdown::set_shutdown_timeout;
 pub use thread_state::{AttachGuard, ThreadStateHandle};
 pub use with_gil::{WithGil, try_with_gil, with_gil};
-pub use without_gil::{WithoutGil, without_gil};
+pub use without_gil::{WithoutGil, try_without_gil, without_gil};

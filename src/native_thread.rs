@@ -90,7 +90,7 @@ pub(crate) unsafe fn attach_new() -> (Entry, *mut PyThreadState) {
     let tstate = ffi::gilstate_thread_state();
     let epoch = epoch();
     // SAFETY: attached to the main interpreter just above.
-    unsafe { shutdown::install() };
+    unsafe { runtime::install_hooks() };
     // Touching `DELETE_ON_EXIT` registers its destructor; it fails during teardown.
     let kept = runtime::watch_finalization(epoch) && DELETE_ON_EXIT.try_with(|_| ()).is_ok();
     if kept {
@@ -110,6 +110,20 @@ pub(crate) unsafe fn attach_new() -> (Entry, *mut PyThreadState) {
         // `PyGILState_Release` deletes it, as plain `PyGILState_*` use would.
         (Entry::Ensured(state), tstate)
     }
+}
+
+/// In the child of a fork: keeps this thread's kept state only if it is `survivor`, the one
+/// thread state CPython did not delete, now in `epoch`. Returns the thread's counter of
+/// guards for the shutdown gate, if it has one.
+pub(crate) fn after_fork(survivor: *mut PyThreadState, epoch: u64) -> Option<&'static AtomicUsize> {
+    KEPT.with(|kept| {
+        if kept.tstate.get() == survivor {
+            kept.epoch.set(epoch);
+        } else {
+            kept.tstate.set(ptr::null_mut());
+        }
+        kept.held.get()
+    })
 }
 
 impl Drop for DeleteOnExit {

@@ -48,6 +48,30 @@ pub(crate) fn watch_finalization(epoch: u64) -> bool {
     true
 }
 
+/// In the child of a fork: starts a new epoch, since the child's runtime lost every thread
+/// state but one and every sub-interpreter. The `Py_AtExit` hook, copied with the rest of
+/// the runtime, keeps watching it. Returns the new epoch.
+pub(crate) fn after_fork() -> u64 {
+    let mut watched = WATCHED_EPOCH.lock().unwrap_or_else(PoisonError::into_inner);
+    let old = EPOCH.fetch_add(1, Ordering::AcqRel);
+    if *watched == Some(old) {
+        *watched = Some(old + 1);
+    }
+    old + 1
+}
+
+/// Registers this crate's `atexit` and after-fork callbacks for the current runtime.
+///
+/// # Safety
+/// The thread is attached to the main interpreter.
+pub(crate) unsafe fn install_hooks() {
+    // SAFETY: forwarded.
+    unsafe {
+        crate::shutdown::install();
+        crate::fork::install();
+    }
+}
+
 /// Whether the runtime this crate last watched has finished finalizing. CPython leaves its
 /// finalizing flag set after `Py_FinalizeEx` returns, until the next initialization, so the
 /// flag alone cannot tell "finalizing now" from "finalized".
@@ -97,7 +121,7 @@ pub fn initialize() -> Result<(), GilError> {
     unsafe { pyo3_ffi::Py_InitializeEx(0) };
     watch_finalization(epoch());
     // SAFETY: attached to the main interpreter by `Py_InitializeEx`.
-    unsafe { crate::shutdown::install() };
+    unsafe { install_hooks() };
     // SAFETY: attached by `Py_InitializeEx`. Detaching keeps the main thread state bound to
     // this thread, so later guards here re-attach it through `PyGILState_Ensure`.
     unsafe { pyo3_ffi::PyEval_SaveThread() };

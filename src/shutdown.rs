@@ -122,6 +122,27 @@ pub(crate) fn leave(held: &AtomicUsize) {
     );
 }
 
+/// In the child of a fork: the `atexit` callback, copied with the interpreter, now serves
+/// `epoch`; the gate is open; and the only native thread is the forking one, which holds
+/// `kept_frames` guards if it is one.
+pub(crate) fn after_fork(epoch: u64, this_thread: Option<(&'static AtomicUsize, usize)>) {
+    if INSTALLED.load(Ordering::Acquire) == epoch - 1 {
+        INSTALLED.store(epoch, Ordering::Release);
+    }
+    CLOSED.store(NONE, Ordering::Release);
+    let mut threads = THREADS.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut free = FREE.lock().unwrap_or_else(PoisonError::into_inner);
+    for counter in threads.drain(..) {
+        counter.store(0, Ordering::Release);
+        free.push(counter);
+    }
+    if let Some((counter, kept_frames)) = this_thread {
+        free.retain(|other| !core::ptr::eq(*other, counter));
+        counter.store(kept_frames, Ordering::Release);
+        threads.push(counter);
+    }
+}
+
 /// Registers the `atexit` callback for the current runtime, once.
 ///
 /// # Safety

@@ -465,6 +465,33 @@ pub(crate) fn uses(tstate: *mut PyThreadState) -> bool {
     })
 }
 
+/// In the child of a fork, where `survivor` is the only thread state left: empties every
+/// frame that names another one, so that undoing it does nothing (the state it would
+/// re-attach or delete is gone). Returns how many live [`Entry::Kept`] frames remain.
+pub(crate) fn forget_thread_states_except(survivor: *mut PyThreadState) -> usize {
+    FRAMES.with(|stack| {
+        let mut kept = 0;
+        for index in 0..stack.len.get() {
+            let Some(mut frame) = stack.get(index) else {
+                continue;
+            };
+            if frame.tstate != survivor {
+                frame.entry = Entry::Nested;
+                frame.tstate = ptr::null_mut();
+                frame.main = false;
+            }
+            if frame.suspended != survivor {
+                frame.suspended = ptr::null_mut();
+            }
+            if frame.entry == Entry::Kept && frame.life == Life::Live {
+                kept += 1;
+            }
+            stack.set(index, frame);
+        }
+        kept
+    })
+}
+
 /// The main-interpreter thread state that the newest `Released` frame detached, if any:
 /// re-attaching it keeps the thread's Python identity (its `threading` thread, its
 /// thread-locals) instead of inventing another one.

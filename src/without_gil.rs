@@ -155,6 +155,40 @@ where
     f()
 }
 
+/// Runs `f` with this thread detached, like [`without_gil`], or returns
+/// [`GilError::NotAttached`] without running it if this crate cannot see the thread's
+/// attachment.
+///
+/// For code that knows it is attached (a C function called by the Python interpreter) and
+/// wants to hear about it if the GIL could not be released, rather than have `f` run with
+/// it held. On CPython 3.9–3.11 that happens in a sub-interpreter entered by code outside
+/// this crate (see [`is_attached`](crate::is_attached)).
+///
+/// # Errors
+///
+/// [`GilError::NotAttached`], and `f` is not called.
+///
+/// # Examples
+///
+/// ```
+/// use gilguard::{GilError, try_without_gil, with_gil};
+///
+/// gilguard::initialize()?;
+/// assert_eq!(try_without_gil(|| ()), Err(GilError::NotAttached));
+/// assert_eq!(with_gil(|| try_without_gil(|| 42)), Ok(42));
+/// # Ok::<(), GilError>(())
+/// ```
+#[inline]
+pub fn try_without_gil<F, T>(f: F) -> Result<T, GilError>
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    // As in `without_gil`.
+    let _released = stack::Scope(leave(NO_FRAME)?);
+    Ok(f())
+}
+
 /// Detaches this thread and pushes the frame that records it, linked to `below_in_guard`.
 #[inline]
 pub(crate) fn leave(below_in_guard: u32) -> Result<u32, GilError> {

@@ -445,6 +445,57 @@ fn native_thread_attaches_to_the_interpreter_that_named_it() {
     assert_eq!(interpreter.end(), Ok(()));
 }
 
+/// What `stop_worker` tells the worker thread, and how it hears back.
+type StopWorker = (std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>);
+
+static STOP_WORKER: std::sync::Mutex<Option<StopWorker>> = std::sync::Mutex::new(None);
+
+/// An `atexit` callback: tells the worker to drop its thread state, and waits for it with
+/// the interpreter's GIL released (the worker needs it to delete its thread state).
+unsafe extern "C" fn stop_worker(
+    _module: *mut pyo3_ffi::PyObject,
+    _args: *mut pyo3_ffi::PyObject,
+) -> *mut pyo3_ffi::PyObject {
+    let (stop, stopped) = STOP_WORKER.lock().unwrap().take().expect("set by the test");
+    stop.send(()).unwrap();
+    without_gil(move || stopped.recv().unwrap());
+    common::none()
+}
+
+/// Extension modules stop their native threads from `atexit` callbacks; `end` runs them
+/// before it checks for thread states left, as `Py_EndInterpreter` does.
+#[test]
+fn ending_runs_atexit_callbacks_before_checking_for_thread_states() {
+    common::python();
+    let mut interpreter = SubInterpreter::new().unwrap();
+    let here = interpreter.interpreter();
+    let (stop, stopping) = std::sync::mpsc::channel();
+    let (stopped, done) = std::sync::mpsc::channel();
+    *STOP_WORKER.lock().unwrap() = Some((stop, done));
+    let (started, running) = std::sync::mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        // SAFETY: the interpreter is ended only after this handle is dropped: the atexit
+        // callback waits for that.
+        let handle = unsafe { here.thread_state() }.unwrap();
+        handle.run(|| ()).unwrap();
+        started.send(()).unwrap();
+        stopping.recv().unwrap();
+        drop(handle);
+        stopped.send(()).unwrap();
+    });
+    running.recv().unwrap();
+    interpreter
+        .thread_state()
+        .unwrap()
+        .run(|| {
+            common::define(c"stop_worker", stop_worker);
+            common::run("import atexit\natexit.register(stop_worker)\n");
+        })
+        .unwrap();
+    assert_eq!(interpreter.end(), Ok(()));
+    worker.join().unwrap();
+}
+
 #[test]
 fn invalid_configurations_are_refused_before_cpython_sees_them() {
     common::python();

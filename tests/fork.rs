@@ -1,0 +1,176 @@
+//! `fork()` with the crate in use: in the child, everything recorded about thread states
+//! other than the forking thread's current one is forgotten, stale handles refuse, and new
+//! guards work. Forking from Python (`os.fork()`) and from Rust (`fork()` with
+//! `PyOS_BeforeFork` / `PyOS_AfterFork_Child`), each in a child test process.
+//!
+//! Forking while a sub-interpreter exists is broken in CPython itself (the child hangs on
+//! 3.9–3.12 and aborts on 3.13.0 while deleting it), so no sub-interpreter is alive here.
+
+mod common;
+
+use std::cell::RefCell;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use gilguard::{GilError, Interpreter, ThreadStateHandle, is_attached, with_gil, without_gil};
+
+thread_local! {
+    /// A thread state handle of the forking thread, made before the fork.
+    static STALE: RefCell<Option<ThreadStateHandle<'static>>> = const { RefCell::new(None) };
+}
+
+/// A native thread that holds a guard, detached, until told to finish; returns once it
+/// does hold it.
+fn thread_holding_a_guard() -> (mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+    let (finish, finished) = mpsc::channel::<()>();
+    let (holding, held) = mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        with_gil(|| {
+            without_gil(move || {
+                holding.send(()).unwrap();
+                let _ = finished.recv();
+            })
+        })
+    });
+    held.recv().unwrap();
+    (finish, thread)
+}
+
+fn make_stale_handle() {
+    let main = Interpreter::main().unwrap();
+    // SAFETY: the main interpreter outlives the handle (which the fork makes stale).
+    let handle = unsafe { main.thread_state() }.unwrap();
+    STALE.with(|stale| *stale.borrow_mut() = Some(handle));
+}
+
+/// The checks made in the forked child; returns its exit code.
+fn check_child() -> i32 {
+    if !is_attached() {
+        return 10;
+    }
+    let refused = STALE.with(|stale| {
+        let stale = stale.borrow();
+        let handle = stale.as_ref().expect("made before the fork");
+        (handle.attach().err(), handle.run(|| ()).err())
+    });
+    if refused
+        != (
+            Some(GilError::InterpreterEnded),
+            Some(GilError::InterpreterEnded),
+        )
+    {
+        return 11;
+    }
+    // Dropping it must not touch the deleted thread state.
+    STALE.with(|stale| stale.borrow_mut().take());
+    // A new native thread attaches normally (joined with the GIL released: it needs it).
+    let worked = without_gil(|| {
+        std::thread::spawn(|| with_gil(|| common::eval_str("6 * 7")))
+            .join()
+            .is_ok_and(|answer| answer == "42")
+    });
+    if !worked {
+        return 12;
+    }
+    0
+}
+
+unsafe extern "C" fn check_child_from_python(
+    _module: *mut pyo3_ffi::PyObject,
+    _args: *mut pyo3_ffi::PyObject,
+) -> *mut pyo3_ffi::PyObject {
+    let code = without_gil(check_child_detached);
+    // SAFETY: attached (called by Python).
+    unsafe { pyo3_ffi::PyLong_FromLong(code.into()) }
+}
+
+/// `check_child`, from a detached thread, as a native caller would run it.
+fn check_child_detached() -> i32 {
+    with_gil(check_child)
+}
+
+#[test]
+fn os_fork_from_python() {
+    common::run_child("child_os_fork");
+}
+
+#[test]
+#[ignore = "runs in a child process, started by os_fork_from_python"]
+fn child_os_fork() {
+    common::python();
+    let (finish, thread) = thread_holding_a_guard();
+    make_stale_handle();
+    with_gil(|| {
+        common::define(c"check_child", check_child_from_python);
+        common::run(
+            "import os\n\
+             pid = os.fork()\n\
+             if pid == 0:\n    os._exit(check_child())\n\
+             _, status = os.waitpid(pid, 0)\n\
+             child_exit = os.waitstatus_to_exitcode(status)\n",
+        );
+        assert_eq!(common::eval_str("child_exit"), "0");
+    });
+    finish.send(()).unwrap();
+    thread.join().unwrap();
+}
+
+#[test]
+fn fork_from_rust() {
+    common::run_child("child_fork_from_rust");
+}
+
+#[test]
+#[ignore = "runs in a child process, started by fork_from_rust"]
+fn child_fork_from_rust() {
+    common::python();
+    // A stuck wait for the thread below, which does not exist in the child, would show.
+    gilguard::set_shutdown_timeout(Duration::from_secs(60));
+    let (finish, thread) = thread_holding_a_guard();
+    make_stale_handle();
+    let pid = with_gil(|| {
+        // SAFETY: attached to the main interpreter, as CPython's fork protocol requires;
+        // the child calls `PyOS_AfterFork_Child`, the parent `PyOS_AfterFork_Parent`.
+        unsafe {
+            pyo3_ffi::PyOS_BeforeFork();
+            let pid = libc::fork();
+            if pid == 0 {
+                pyo3_ffi::PyOS_AfterFork_Child();
+            } else {
+                pyo3_ffi::PyOS_AfterFork_Parent();
+            }
+            pid
+        }
+    });
+    if pid == 0 {
+        let mut code = with_gil(check_child);
+        // Shutting the child's runtime down must not wait for the parent's threads.
+        let started = Instant::now();
+        // SAFETY: initialized, detached; this thread attaches and finalizes the runtime.
+        let finalized = unsafe {
+            pyo3_ffi::PyGILState_Ensure();
+            pyo3_ffi::Py_FinalizeEx()
+        };
+        if finalized != 0 {
+            code = 20;
+        } else if started.elapsed() > Duration::from_secs(30) {
+            code = 21;
+        }
+        // SAFETY: ends the forked child at once, without running the parent's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    let deadline = Instant::now() + Duration::from_secs(45);
+    // SAFETY: waits for our own child.
+    while unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == 0 {
+        assert!(Instant::now() < deadline, "the forked child hung");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        libc::WIFEXITED(status),
+        "the forked child crashed: {status:#x}"
+    );
+    assert_eq!(libc::WEXITSTATUS(status), 0);
+    finish.send(()).unwrap();
+    thread.join().unwrap();
+}
