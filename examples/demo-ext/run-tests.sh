@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Builds gilguard_demo with maturin and runs its pytest suite under every CPython >= 3.9 that
+# pyenv knows. Each version gets a fresh venv and its own cargo target dir under
+# target/demo-ext/ (so versions do not rebuild each other's artifacts). Each step prints what
+# it runs; the first failure stops the script with a non-zero status.
+#
+# Usage, from anywhere: bash examples/demo-ext/run-tests.sh
+set -euo pipefail
+
+demo=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$demo/../.." && pwd)
+work="$root/target/demo-ext"
+
+step() {
+    echo
+    echo "==> $*"
+    "$@"
+}
+
+# Fails unless the extension module leaves libpython to the interpreter that loads it.
+check_no_libpython() {
+    local so=$1
+    ldd "$so"
+    if ldd "$so" | grep -q libpython; then
+        echo "error: $so links libpython; an extension module must not" >&2
+        return 1
+    fi
+}
+
+# Shared across versions: pip's download cache only.
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+pyenv_root=$(pyenv root)
+tested=()
+for version in $(pyenv versions --bare); do
+    case "$version" in
+        3.9.* | 3.[1-9][0-9].*) ;;
+        *) continue ;;
+    esac
+    python="$pyenv_root/versions/$version/bin/python3"
+    [ -x "$python" ] || continue
+    echo
+    echo "==> CPython $version"
+    dir="$work/$version"
+    venv="$dir/venv"
+    step rm -rf "$venv" "$dir/wheels"
+    step "$python" -m venv "$venv"
+    step "$venv/bin/python" -m pip install --quiet "maturin>=1.9.4,<2" pytest
+    # maturin sets PYO3_BUILD_EXTENSION_MODULE, so pyo3-ffi does not link libpython; the
+    # ldd check below verifies it.
+    step env CARGO_TARGET_DIR="$dir/cargo" "$venv/bin/maturin" build --release \
+        --manifest-path "$demo/Cargo.toml" --interpreter "$venv/bin/python" \
+        --out "$dir/wheels"
+    step "$venv/bin/python" -m pip install --quiet --force-reinstall --no-deps "$dir"/wheels/*.whl
+    # maturin wraps the extension in a package (gilguard_demo/__init__.py re-exports
+    # gilguard_demo.gilguard_demo); older versions install the extension alone.
+    so=$("$venv/bin/python" -c 'import sys, gilguard_demo
+print(sys.modules.get("gilguard_demo.gilguard_demo", gilguard_demo).__file__)')
+    step check_no_libpython "$so"
+    # From the demo directory, so that pytest reads pyproject.toml; nothing (caches,
+    # bytecode) is written into the source tree. `timeout` turns a deadlock into a failure.
+    (cd "$demo" && step env PYTHONDONTWRITEBYTECODE=1 timeout 600 \
+        "$venv/bin/python" -m pytest -p no:cacheprovider -v)
+    tested+=("$version")
+done
+
+if [ ${#tested[@]} -eq 0 ]; then
+    echo "error: pyenv knows no CPython >= 3.9" >&2
+    exit 1
+fi
+echo
+echo "==> gilguard_demo passed on CPython ${tested[*]}"
