@@ -1,12 +1,20 @@
-//! The main-interpreter thread state this crate keeps for a thread Python did not create.
+//! The main-interpreter thread state this crate keeps for a thread.
 //!
-//! `PyGILState_Ensure` on such a thread creates a thread state and `PyGILState_Release`
-//! deletes it again, every time: a callback from a C library that acquires the GIL once per
-//! call pays for a full create/destroy pair (about 10x the cost of re-attaching an existing
-//! thread state). Instead, the first acquisition on the thread creates the thread state once
-//! (through `PyGILState_Ensure`, so `PyGILState_*` calls made by other code on this thread
-//! find and count it), later acquisitions re-attach it with `PyEval_RestoreThread`, and a
-//! thread-local destructor deletes it when the thread exits.
+//! `PyGILState_Ensure` on a thread Python did not create makes a thread state and
+//! `PyGILState_Release` deletes it again, every time: a callback from a C library that
+//! acquires the GIL once per call pays for a full create/destroy pair (about 10x the cost
+//! of re-attaching an existing thread state). Instead, the first acquisition on such a
+//! thread creates the thread state once (through `PyGILState_Ensure`, so `PyGILState_*`
+//! calls made by other code on this thread find and count it), later acquisitions
+//! re-attach it with `PyEval_RestoreThread`, and a thread-local destructor deletes it when
+//! the thread exits. The same happens on a thread whose `PyGILState` thread state belongs to
+//! a sub-interpreter (CPython binds the first thread state created on a thread, and from
+//! 3.12 the last one attached, whatever its interpreter).
+//!
+//! The thread that starts the runtime with [`initialize`](crate::initialize) keeps the
+//! runtime's main thread state the same way, borrowed: it is never deleted by this crate,
+//! and stays this thread's Python identity (`threading.main_thread()`) even after the
+//! thread used a sub-interpreter and CPython moved its `PyGILState` binding.
 //!
 //! A kept thread state must never be touched once the runtime has begun finalizing, and
 //! never at all after it has been finalized (finalization frees every thread state, and a
@@ -28,7 +36,9 @@ use crate::stack::Entry;
 struct Kept {
     tstate: Cell<*mut PyThreadState>,
     epoch: Cell<u64>,
-    /// Guards this thread holds on the kept state, for the shutdown gate.
+    /// Whether this crate created the state and deletes it when the thread exits.
+    owned: Cell<bool>,
+    /// Guards this thread holds on an owned state, for the shutdown gate.
     held: Cell<Option<&'static AtomicUsize>>,
 }
 
@@ -39,7 +49,12 @@ thread_local! {
     /// No destructor, so reading it on every acquisition costs a couple of instructions
     /// and works at any point of the thread's teardown.
     static KEPT: Kept = const {
-        Kept { tstate: Cell::new(ptr::null_mut()), epoch: Cell::new(0), held: Cell::new(None) }
+        Kept {
+            tstate: Cell::new(ptr::null_mut()),
+            epoch: Cell::new(0),
+            owned: Cell::new(false),
+            held: Cell::new(None),
+        }
     };
     static DELETE_ON_EXIT: DeleteOnExit = const { DeleteOnExit };
 }
@@ -57,7 +72,7 @@ pub(crate) fn kept_thread_state() -> *mut PyThreadState {
     })
 }
 
-/// Counts a guard about to be taken on the kept state (see [`shutdown::enter`]).
+/// Counts a guard about to be taken on an owned kept state (see [`shutdown::enter`]).
 ///
 /// # Errors
 /// [`GilError::Finalizing`] once shutdown has begun.
@@ -77,39 +92,67 @@ pub(crate) fn uncount_guard() {
     }
 }
 
-/// Attaches this thread, which has no `PyGILState` thread state, to a new main-interpreter
-/// thread state and keeps that state for later acquisitions.
+/// Keeps the runtime's main thread state, just created by `Py_InitializeEx` on this
+/// thread, as this thread's, borrowed.
+pub(crate) fn adopt_main_thread_state(tstate: *mut PyThreadState) {
+    KEPT.with(|kept| {
+        kept.tstate.set(tstate);
+        kept.epoch.set(epoch());
+        kept.owned.set(false);
+    });
+}
+
+/// The counter of guards held by this thread, if it has one (see [`shutdown`]).
+pub(crate) fn held_counter() -> Option<&'static AtomicUsize> {
+    KEPT.with(|kept| kept.held.get())
+}
+
+/// Attaches this thread to a new main-interpreter thread state and keeps that state for
+/// later acquisitions. `gilstate` is this thread's `PyGILState` thread state: null, or one
+/// of a sub-interpreter.
 ///
 /// # Safety
-/// The runtime is initialized and not finalizing, this thread is detached, and
-/// `PyGILState_GetThisThreadState()` is null.
-pub(crate) unsafe fn attach_new() -> (Entry, *mut PyThreadState) {
+/// The runtime is initialized and not finalizing, this thread is detached, and `gilstate`
+/// is `PyGILState_GetThisThreadState()`, null or not of the main interpreter.
+pub(crate) unsafe fn attach_new(gilstate: *mut PyThreadState) -> (Entry, *mut PyThreadState) {
     // SAFETY: initialized and detached (caller). With no thread state bound to this thread,
     // `PyGILState_Ensure` creates one in the main interpreter, binds it and attaches it.
-    let state = unsafe { pyo3_ffi::PyGILState_Ensure() };
-    let tstate = ffi::gilstate_thread_state();
+    // Otherwise `PyGILState_Ensure` would attach the sub-interpreter's, so a state is made
+    // directly; creating one needs no GIL.
+    let (tstate, ensured) = unsafe {
+        if gilstate.is_null() {
+            let state = pyo3_ffi::PyGILState_Ensure();
+            (ffi::gilstate_thread_state(), Some(state))
+        } else {
+            let tstate = pyo3_ffi::PyThreadState_New(ffi::main_interpreter());
+            pyo3_ffi::PyEval_RestoreThread(tstate);
+            (tstate, None)
+        }
+    };
     let epoch = epoch();
     // SAFETY: attached to the main interpreter just above.
     unsafe { runtime::install_hooks() };
     // Touching `DELETE_ON_EXIT` registers its destructor; it fails during teardown.
     let kept = runtime::watch_finalization(epoch) && DELETE_ON_EXIT.try_with(|_| ()).is_ok();
-    if kept {
-        KEPT.with(|kept| {
-            kept.tstate.set(tstate);
-            kept.epoch.set(epoch);
-            let held = kept.held.get().unwrap_or_else(shutdown::register_thread);
-            kept.held.set(Some(held));
-            // This first guard counts too. The gate was open a moment ago (the caller
-            // checked), and shutdown cannot begin while this thread holds the GIL.
-            shutdown::count(held);
-        });
-        // Detach on undo and keep the state: the gilstate counter stays at 1 for us.
-        (Entry::Kept, tstate)
-    } else {
-        // Nowhere to keep it (thread teardown, or no `Py_AtExit` slot): the matching
-        // `PyGILState_Release` deletes it, as plain `PyGILState_*` use would.
-        (Entry::Ensured(state), tstate)
+    if !kept {
+        // Nowhere to keep it (thread teardown, or no `Py_AtExit` slot): the frame deletes
+        // it again, as plain `PyGILState_*` use would.
+        return match ensured {
+            Some(state) => (Entry::Ensured(state), tstate),
+            None => (Entry::Deleting, tstate),
+        };
     }
+    KEPT.with(|kept| {
+        kept.tstate.set(tstate);
+        kept.epoch.set(epoch);
+        kept.owned.set(true);
+        let held = kept.held.get().unwrap_or_else(shutdown::register_thread);
+        kept.held.set(Some(held));
+        // This first guard counts too. The gate was open a moment ago (the caller
+        // checked), and shutdown cannot begin while this thread holds the GIL.
+        shutdown::count(held);
+    });
+    (Entry::Kept, tstate)
 }
 
 /// In the child of a fork: keeps this thread's kept state only if it is `survivor`, the one
@@ -132,6 +175,7 @@ impl Drop for DeleteOnExit {
     fn drop(&mut self) {
         let tstate = kept_thread_state();
         if tstate.is_null()
+            || !KEPT.with(|kept| kept.owned.get())
             || !ffi::is_initialized()
             || runtime::check_not_finalizing().is_err()
             || crate::stack::top().is_some()
@@ -140,13 +184,14 @@ impl Drop for DeleteOnExit {
             // Finalization frees the state; a leaked guard or foreign code may still use it.
             return;
         }
-        // SAFETY: `tstate` is this thread's live, detached main-interpreter thread state
-        // (same epoch, runtime up, no frame and no attachment on this thread). Re-attaching
-        // it and releasing the gilstate count that `attach_new` kept for it makes CPython
-        // clear and delete it (`PyThreadState_Clear` + `PyThreadState_DeleteCurrent`).
+        // SAFETY: `tstate` is this thread's live, detached main-interpreter thread state,
+        // made by `attach_new` (same epoch, runtime up, no frame and no attachment on this
+        // thread). It is attached, cleared and deleted, which also unbinds it from
+        // `PyGILState` if it is bound.
         unsafe {
             pyo3_ffi::PyEval_RestoreThread(tstate);
-            pyo3_ffi::PyGILState_Release(pyo3_ffi::PyGILState_STATE::PyGILState_UNLOCKED);
+            pyo3_ffi::PyThreadState_Clear(tstate);
+            pyo3_ffi::PyThreadState_DeleteCurrent();
         }
         // Destructors of other thread-locals run after this one and may still attach.
         KEPT.with(|kept| kept.tstate.set(ptr::null_mut()));

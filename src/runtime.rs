@@ -122,9 +122,10 @@ pub fn initialize() -> Result<(), GilError> {
     watch_finalization(epoch());
     // SAFETY: attached to the main interpreter by `Py_InitializeEx`.
     unsafe { install_hooks() };
-    // SAFETY: attached by `Py_InitializeEx`. Detaching keeps the main thread state bound to
-    // this thread, so later guards here re-attach it through `PyGILState_Ensure`.
-    unsafe { pyo3_ffi::PyEval_SaveThread() };
+    // SAFETY: attached by `Py_InitializeEx` to the runtime's main thread state, which this
+    // thread keeps (borrowed) for its later guards.
+    let main_tstate = unsafe { pyo3_ffi::PyEval_SaveThread() };
+    crate::native_thread::adopt_main_thread_state(main_tstate);
     Ok(())
 }
 

@@ -208,7 +208,9 @@ unsafe extern "C" fn on_exit(
 ) -> *mut pyo3_ffi::PyObject {
     CLOSED.store(epoch(), Ordering::SeqCst);
     let timeout = Duration::from_millis(TIMEOUT_MS.load(Ordering::Relaxed));
-    crate::without_gil(move || wait_for_native_threads(timeout));
+    // The guards of the thread that runs the shutdown are its caller's business.
+    let own = crate::native_thread::held_counter();
+    crate::without_gil(move || wait_for_native_threads(timeout, own));
     // SAFETY: attached again (after `without_gil`); returns a new reference to `None`.
     unsafe {
         let none = pyo3_ffi::Py_None();
@@ -220,7 +222,7 @@ unsafe extern "C" fn on_exit(
 /// Returns once every native thread held no guard at two checks a millisecond apart, or
 /// when `timeout` has passed. The second check catches a thread that counted a guard just
 /// before the gate closed but whose count had not reached this thread yet.
-fn wait_for_native_threads(timeout: Duration) {
+fn wait_for_native_threads(timeout: Duration, own: Option<&'static AtomicUsize>) {
     let started = Instant::now();
     let mut idle_checks = 0;
     while idle_checks < 2 && started.elapsed() < timeout {
@@ -228,6 +230,7 @@ fn wait_for_native_threads(timeout: Duration) {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
+            .filter(|held| !own.is_some_and(|own| core::ptr::eq(own, **held)))
             .any(|held| held.load(Ordering::Acquire) != 0);
         idle_checks = if busy { 0 } else { idle_checks + 1 };
         std::thread::sleep(Duration::from_millis(1));

@@ -285,37 +285,26 @@ unsafe fn attach_detached() -> Result<(Entry, *mut PyThreadState), GilError> {
 }
 
 /// [`attach_detached`] when the crate knows no thread state of this thread: use the
-/// thread's `PyGILState` state if it belongs to the main interpreter, else create one.
+/// thread's `PyGILState` state if it belongs to the main interpreter, else create one and
+/// keep it.
 ///
 /// # Safety
 /// This thread is detached, and the runtime not finalizing.
 #[inline(never)]
 unsafe fn attach_other() -> Result<(Entry, *mut PyThreadState), GilError> {
     let gilstate = ffi::gilstate_thread_state();
-    if gilstate.is_null() {
-        runtime::check_can_attach()?;
-        // SAFETY: initialized, not finalizing, detached, no `PyGILState` thread state.
-        return Ok(unsafe { native_thread::attach_new() });
-    }
     // SAFETY: the thread state `PyGILState` binds to this thread is live.
-    if unsafe { ffi::is_main_interpreter_state(gilstate) } {
+    if !gilstate.is_null() && unsafe { ffi::is_main_interpreter_state(gilstate) } {
         // Re-attaching it directly is what `PyGILState_Ensure` would do, minus its counter.
         // SAFETY: this thread's own, detached main-interpreter state; the thread is
         // detached. `Entry::Restored` undoes this with `PyEval_SaveThread`.
         unsafe { pyo3_ffi::PyEval_RestoreThread(gilstate) };
         return Ok((Entry::Restored, gilstate));
     }
-    // It belongs to a sub-interpreter (CPython binds the first thread state created on a
-    // thread, or from 3.12 the last one attached, whatever its interpreter), so
-    // `PyGILState_Ensure` would attach *that* interpreter. Use one of our own.
-    // SAFETY: the main interpreter exists (a thread state is bound) and creating a thread
-    // state needs no GIL; the new state is attached to this detached thread, and
-    // `Entry::Deleting` clears and deletes it on undo.
-    unsafe {
-        let tstate = pyo3_ffi::PyThreadState_New(ffi::main_interpreter());
-        pyo3_ffi::PyEval_RestoreThread(tstate);
-        Ok((Entry::Deleting, tstate))
-    }
+    runtime::check_can_attach()?;
+    // SAFETY: initialized, not finalizing, detached; `gilstate` is null or a
+    // sub-interpreter's (`PyGILState_Ensure` would attach *that* interpreter).
+    Ok(unsafe { native_thread::attach_new(gilstate) })
 }
 
 /// Pushes a main-interpreter frame.

@@ -120,6 +120,30 @@ fn with_gil_never_lands_in_a_sub_interpreter() {
     with_gil(|| assert_eq!(common::eval_str("main_marker[0]"), "3"));
 }
 
+/// The thread that started the runtime keeps its thread state (and so its
+/// `threading.local` data) after using a sub-interpreter, although CPython 3.12+ moves its
+/// `PyGILState` binding to the last thread state it attached.
+#[test]
+fn the_initializing_thread_keeps_its_thread_state() {
+    common::run_child("child_initializing_thread_state");
+}
+
+#[test]
+#[ignore = "runs in a child process, started by the_initializing_thread_keeps_its_thread_state"]
+fn child_initializing_thread_state() {
+    common::python();
+    let before = with_gil(|| {
+        common::run("import threading\nlocal = threading.local()\nlocal.mark = 'kept'\n");
+        common::current_thread_state() as usize
+    });
+    let interpreter = SubInterpreter::new().unwrap();
+    interpreter.thread_state().unwrap().run(|| ()).unwrap();
+    with_gil(|| {
+        assert_eq!(common::current_thread_state() as usize, before);
+        assert_eq!(common::eval_str("getattr(local, 'mark', None)"), "kept");
+    });
+}
+
 #[test]
 fn attachment_queries_stay_exact_after_sub_interpreters_exist() {
     common::python();
