@@ -23,7 +23,6 @@
 
 use core::cell::Cell;
 use core::ptr;
-use core::sync::atomic::AtomicUsize;
 
 use pyo3_ffi::PyThreadState;
 
@@ -39,7 +38,7 @@ struct Kept {
     /// Whether this crate created the state and deletes it when the thread exits.
     owned: Cell<bool>,
     /// Guards this thread holds on an owned state, for the shutdown gate.
-    held: Cell<Option<&'static AtomicUsize>>,
+    held: Cell<Option<&'static shutdown::Held>>,
 }
 
 /// Deletes the kept thread state when the thread exits; registered with the first one.
@@ -103,7 +102,7 @@ pub(crate) fn adopt_main_thread_state(tstate: *mut PyThreadState) {
 }
 
 /// The counter of guards held by this thread, if it has one (see [`shutdown`]).
-pub(crate) fn held_counter() -> Option<&'static AtomicUsize> {
+pub(crate) fn held_counter() -> Option<&'static shutdown::Held> {
     KEPT.with(|kept| kept.held.get())
 }
 
@@ -158,7 +157,10 @@ pub(crate) unsafe fn attach_new(gilstate: *mut PyThreadState) -> (Entry, *mut Py
 /// In the child of a fork: keeps this thread's kept state only if it is `survivor`, the one
 /// thread state CPython did not delete, now in `epoch`. Returns the thread's counter of
 /// guards for the shutdown gate, if it has one.
-pub(crate) fn after_fork(survivor: *mut PyThreadState, epoch: u64) -> Option<&'static AtomicUsize> {
+pub(crate) fn after_fork(
+    survivor: *mut PyThreadState,
+    epoch: u64,
+) -> Option<&'static shutdown::Held> {
     KEPT.with(|kept| {
         if kept.tstate.get() == survivor {
             kept.epoch.set(epoch);

@@ -14,13 +14,16 @@
 //! and waits, up to [`set_shutdown_timeout`], until the native threads have dropped the
 //! guards they hold, so that their last callbacks complete and release the GIL properly.
 //!
-//! What remains (documented in `docs/reliability.md`): a native thread that passed the
-//! gate an instant before it closed may still be on its way to the GIL when the wait ends;
-//! and a guard held past the timeout re-attaches after the flag is set. Both end with the
-//! thread parked (3.9–3.13) or blocked (3.14+), never in undefined behaviour: CPython
-//! checks its flag before it touches the thread state of a late thread. PEP 788 (3.15)
-//! removes the window; this crate does not use it yet.
+//! What remains before 3.15 (documented in `docs/reliability.md`): a native thread that
+//! passed the gate an instant before it closed may still be on its way to the GIL when the
+//! wait ends; and a guard held past the timeout re-attaches after the flag is set. Both
+//! end with the thread parked (3.9–3.13) or blocked (3.14), never in undefined behaviour:
+//! CPython checks its flag before it touches the thread state of a late thread. From 3.15
+//! a native thread also holds a PEP 788 interpreter guard while it holds guards of this
+//! crate, which keeps CPython from starting to finalize meanwhile and closes the window.
 
+#[cfg(Py_3_15)]
+use core::sync::atomic::AtomicPtr;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -36,11 +39,25 @@ static INSTALLED: AtomicU64 = AtomicU64::new(NONE);
 static CLOSED: AtomicU64 = AtomicU64::new(NONE);
 /// How long shutdown waits for native threads, in milliseconds.
 static TIMEOUT_MS: AtomicU64 = AtomicU64::new(5_000);
-/// The counters of guards held by each native thread that ever attached (one per thread,
-/// reused after the thread exits).
-static THREADS: Mutex<Vec<&'static AtomicUsize>> = Mutex::new(Vec::new());
-/// Counters of exited threads, free for new ones.
-static FREE: Mutex<Vec<&'static AtomicUsize>> = Mutex::new(Vec::new());
+/// The guards held by each native thread that ever attached (one record per thread, reused
+/// after the thread exits).
+static THREADS: Mutex<Vec<&'static Held>> = Mutex::new(Vec::new());
+/// Records of exited threads, free for new ones.
+static FREE: Mutex<Vec<&'static Held>> = Mutex::new(Vec::new());
+
+/// What one native thread holds: how many guards, and from 3.15 the PEP 788 interpreter
+/// guard it keeps open while that count is above zero.
+#[derive(Debug, Default)]
+pub(crate) struct Held {
+    count: AtomicUsize,
+    #[cfg(Py_3_15)]
+    interpreter_guard: AtomicPtr<crate::ffi::pep788::PyInterpreterGuard>,
+}
+
+/// 3.15+: a view of the main interpreter, made once, for the guards.
+#[cfg(Py_3_15)]
+static MAIN_VIEW: AtomicPtr<crate::ffi::pep788::PyInterpreterView> =
+    AtomicPtr::new(core::ptr::null_mut());
 
 /// Sets how long interpreter shutdown waits for threads Python did not create to drop the
 /// guards they hold (default: 5 seconds). Shutdown continues when the time is up; a thread
@@ -67,13 +84,13 @@ pub(crate) fn closed() -> Option<bool> {
     Some(CLOSED.load(Ordering::Acquire) == epoch)
 }
 
-/// A counter of guards held by the calling native thread, for [`enter`] and [`leave`].
-pub(crate) fn register_thread() -> &'static AtomicUsize {
+/// A record of the guards held by the calling native thread, for [`enter`] and [`leave`].
+pub(crate) fn register_thread() -> &'static Held {
     let counter = FREE
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .pop()
-        .unwrap_or_else(|| Box::leak(Box::new(AtomicUsize::new(0))));
+        .unwrap_or_else(|| Box::leak(Box::default()));
     THREADS
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -81,8 +98,8 @@ pub(crate) fn register_thread() -> &'static AtomicUsize {
     counter
 }
 
-/// Returns the counter of an exiting thread, which holds no guard any more.
-pub(crate) fn unregister_thread(counter: &'static AtomicUsize) {
+/// Returns the record of an exiting thread, which holds no guard any more.
+pub(crate) fn unregister_thread(counter: &'static Held) {
     THREADS
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -98,8 +115,13 @@ pub(crate) fn unregister_thread(counter: &'static AtomicUsize) {
 /// are read, so at least one side sees the other unless both happen within the same few
 /// nanoseconds (see the module documentation).
 #[inline]
-pub(crate) fn enter(held: &AtomicUsize) -> Result<(), ()> {
-    count(held);
+pub(crate) fn enter(held: &Held) -> Result<(), ()> {
+    let count = held.count.load(Ordering::Relaxed);
+    #[cfg(Py_3_15)]
+    if count == 0 && !open_interpreter_guard(held) {
+        return Err(());
+    }
+    held.count.store(count + 1, Ordering::Release);
     if closed() == Some(true) {
         leave(held);
         return Err(());
@@ -109,23 +131,52 @@ pub(crate) fn enter(held: &AtomicUsize) -> Result<(), ()> {
 
 /// Counts a guard taken while the gate was known to be open.
 #[inline]
-pub(crate) fn count(held: &AtomicUsize) {
-    held.store(held.load(Ordering::Relaxed) + 1, Ordering::Release);
+pub(crate) fn count(held: &Held) {
+    let count = held.count.load(Ordering::Relaxed);
+    #[cfg(Py_3_15)]
+    if count == 0 {
+        // The thread is attached already; without a guard it is simply not protected.
+        open_interpreter_guard(held);
+    }
+    held.count.store(count + 1, Ordering::Release);
 }
 
 /// Uncounts a guard taken with [`enter`] or [`count`].
 #[inline]
-pub(crate) fn leave(held: &AtomicUsize) {
-    held.store(
-        held.load(Ordering::Relaxed).saturating_sub(1),
-        Ordering::Release,
-    );
+pub(crate) fn leave(held: &Held) {
+    let count = held.count.load(Ordering::Relaxed).saturating_sub(1);
+    held.count.store(count, Ordering::Release);
+    #[cfg(Py_3_15)]
+    if count == 0 {
+        let guard = held
+            .interpreter_guard
+            .swap(core::ptr::null_mut(), Ordering::AcqRel);
+        if !guard.is_null() {
+            // SAFETY: opened by `open_interpreter_guard` and not closed since (swapped out).
+            unsafe { crate::ffi::pep788::PyInterpreterGuard_Close(guard) };
+        }
+    }
+}
+
+/// 3.15+: opens a PEP 788 guard on the main interpreter for this thread; false if the
+/// interpreter is finalizing or gone.
+#[cfg(Py_3_15)]
+fn open_interpreter_guard(held: &Held) -> bool {
+    let view = MAIN_VIEW.load(Ordering::Acquire);
+    if view.is_null() {
+        return true; // not installed: only the gate and CPython's flag protect
+    }
+    // SAFETY: `view` came from `PyInterpreterView_FromMain` and is never closed; the call
+    // needs no attached thread state.
+    let guard = unsafe { crate::ffi::pep788::PyInterpreterGuard_FromView(view) };
+    held.interpreter_guard.store(guard, Ordering::Release);
+    !guard.is_null()
 }
 
 /// In the child of a fork: the `atexit` callback, copied with the interpreter, now serves
 /// `epoch`; the gate is open; and the only native thread is the forking one, which holds
 /// `kept_frames` guards if it is one.
-pub(crate) fn after_fork(epoch: u64, this_thread: Option<(&'static AtomicUsize, usize)>) {
+pub(crate) fn after_fork(epoch: u64, this_thread: Option<(&'static Held, usize)>) {
     if INSTALLED.load(Ordering::Acquire) == epoch - 1 {
         INSTALLED.store(epoch, Ordering::Release);
     }
@@ -133,12 +184,12 @@ pub(crate) fn after_fork(epoch: u64, this_thread: Option<(&'static AtomicUsize, 
     let mut threads = THREADS.lock().unwrap_or_else(PoisonError::into_inner);
     let mut free = FREE.lock().unwrap_or_else(PoisonError::into_inner);
     for counter in threads.drain(..) {
-        counter.store(0, Ordering::Release);
+        counter.count.store(0, Ordering::Release);
         free.push(counter);
     }
     if let Some((counter, kept_frames)) = this_thread {
         free.retain(|other| !core::ptr::eq(*other, counter));
-        counter.store(kept_frames, Ordering::Release);
+        counter.count.store(kept_frames, Ordering::Release);
         threads.push(counter);
     }
 }
@@ -189,6 +240,12 @@ pub(crate) unsafe fn install() {
     if registered {
         INSTALLED.store(epoch, Ordering::Release);
     }
+    #[cfg(Py_3_15)]
+    if MAIN_VIEW.load(Ordering::Acquire).is_null() {
+        // SAFETY: needs no attached thread state; the view is kept for the process's life.
+        let view = unsafe { crate::ffi::pep788::PyInterpreterView_FromMain() };
+        MAIN_VIEW.store(view, Ordering::Release);
+    }
 }
 
 static mut ON_EXIT: pyo3_ffi::PyMethodDef = pyo3_ffi::PyMethodDef {
@@ -222,7 +279,7 @@ unsafe extern "C" fn on_exit(
 /// Returns once every native thread held no guard at two checks a millisecond apart, or
 /// when `timeout` has passed. The second check catches a thread that counted a guard just
 /// before the gate closed but whose count had not reached this thread yet.
-fn wait_for_native_threads(timeout: Duration, own: Option<&'static AtomicUsize>) {
+fn wait_for_native_threads(timeout: Duration, own: Option<&'static Held>) {
     let started = Instant::now();
     let mut idle_checks = 0;
     while idle_checks < 2 && started.elapsed() < timeout {
@@ -231,7 +288,7 @@ fn wait_for_native_threads(timeout: Duration, own: Option<&'static AtomicUsize>)
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
             .filter(|held| !own.is_some_and(|own| core::ptr::eq(own, **held)))
-            .any(|held| held.load(Ordering::Acquire) != 0);
+            .any(|held| held.count.load(Ordering::Acquire) != 0);
         idle_checks = if busy { 0 } else { idle_checks + 1 };
         std::thread::sleep(Duration::from_millis(1));
     }
