@@ -6,7 +6,7 @@ mod common;
 use std::sync::mpsc;
 use std::sync::{Mutex, PoisonError};
 
-use gilguard::{GilError, WithGil, is_attached, with_gil};
+use gilguard::{GilError, Interpreter, WithGil, is_attached, with_gil};
 
 /// Finalizes the runtime from this thread, which must be detached.
 fn finalize() {
@@ -72,12 +72,20 @@ fn child_reinitialization() {
         });
         assert!(!is_attached());
     });
+    // A thread state handle of the first runtime, kept across it.
+    let main = Interpreter::main().unwrap();
+    // SAFETY: the main interpreter outlives the handle's use: the handle refuses once the
+    // runtime it was made in is gone, which is what this test checks.
+    let stale = unsafe { main.thread_state() }.unwrap();
     finished.recv().unwrap();
     finalize();
     gilguard::initialize().expect("the runtime starts again");
     go.send(()).unwrap();
     native.join().unwrap();
     with_gil(|| assert_eq!(common::eval_str("1 + 1"), "2"));
+    assert_eq!(stale.attach().err(), Some(GilError::InterpreterEnded));
+    assert_eq!(main.id(), 0);
+    drop(stale); // must not touch the freed thread state
 }
 
 /// What a native thread got when it tried to attach from inside finalization.
@@ -94,6 +102,8 @@ unsafe extern "C" fn attach_from_native_thread(
         .join()
         .unwrap();
     assert!(finalizing, "the __del__ ran before finalization started");
+    // Starting the runtime again now would race with the shutdown.
+    assert_eq!(gilguard::initialize(), Err(GilError::Finalizing));
     *DURING_FINALIZATION
         .lock()
         .unwrap_or_else(PoisonError::into_inner) = Some(outcome);

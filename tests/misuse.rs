@@ -112,3 +112,59 @@ fn child_before_initialization() {
     gilguard::initialize().unwrap();
     with_gil(|| assert!(is_attached()));
 }
+
+/// A guard leaked inside a closure form that leaves the closure's caller in another state
+/// (here: detached where the caller was attached) aborts the process with an explanation,
+/// rather than letting the caller run without the GIL.
+#[test]
+fn leaking_a_guard_inside_a_closure_aborts_with_a_message() {
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "--nocapture",
+            "child_leaking_inside_a_closure",
+        ])
+        .output()
+        .unwrap();
+    assert!(!child.status.success(), "the child should have aborted");
+    let stderr = String::from_utf8_lossy(&child.stderr);
+    assert!(
+        stderr.contains("a guard created inside a with_gil/without_gil/run closure outlived it"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Fatal Python error"), "{stderr}");
+}
+
+#[test]
+#[ignore = "runs in a child process, started by leaking_a_guard_inside_a_closure_aborts_with_a_message"]
+fn child_leaking_inside_a_closure() {
+    common::python();
+    with_gil(|| {
+        with_gil(|| {
+            // SAFETY: deliberately broken: the guard is leaked, which the closure detects.
+            std::mem::forget(unsafe { WithoutGil::new() }.unwrap());
+        });
+        unreachable!("the inner closure aborts");
+    });
+}
+
+/// A leaked guard that leaves the state the caller expects is harmless: execution goes on.
+/// (In a child process: the leaked guard keeps the GIL for good.)
+#[test]
+fn leaking_a_compatible_guard_inside_a_closure_is_harmless() {
+    common::run_child("child_leaking_a_compatible_guard");
+}
+
+#[test]
+#[ignore = "runs in a child process, started by leaking_a_compatible_guard_inside_a_closure_is_harmless"]
+fn child_leaking_a_compatible_guard() {
+    common::python();
+    with_gil(|| {
+        with_gil(|| std::mem::forget(WithGil::acquire()));
+        assert!(is_attached());
+    });
+    // The leaked guard keeps the thread attached, like a leaked `MutexGuard` keeps a lock:
+    // the outer closure could not undo its frame below it.
+    assert!(is_attached());
+}

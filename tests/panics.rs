@@ -5,7 +5,7 @@ mod common;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use gilguard::{GilGuard, WithGil, WithoutGil, is_attached, with_gil, without_gil};
+use gilguard::{GilGuard, SubInterpreter, WithGil, WithoutGil, is_attached, with_gil, without_gil};
 
 /// Runs `region` (which panics) from a detached and from an attached thread and checks that
 /// the panic comes out and the thread is back where it started.
@@ -115,4 +115,40 @@ fn panic_with_guard_outliving_the_region() {
     })
     .join()
     .unwrap();
+}
+
+#[test]
+fn panic_inside_a_sub_interpreter_closure() {
+    let interpreter = {
+        common::python();
+        SubInterpreter::new().unwrap()
+    };
+    panics_and_restores(|| {
+        let handle = interpreter.thread_state().unwrap();
+        let _ = handle.run(|| {
+            assert!(handle.is_attached());
+            panic!("boom");
+        });
+    });
+}
+
+#[test]
+fn panic_inside_a_sub_interpreter_attach_guard() {
+    let interpreter = {
+        common::python();
+        SubInterpreter::new().unwrap()
+    };
+    panics_and_restores(|| {
+        let handle = interpreter.thread_state().unwrap();
+        // Attaching by guard needs a detached thread; from an attached one, by closure.
+        if is_attached() {
+            let _ = handle.run(|| {
+                let _again = handle.attach().unwrap();
+                panic!("boom");
+            });
+        } else {
+            let _attached = handle.attach().unwrap();
+            panic!("boom");
+        }
+    });
 }
