@@ -120,12 +120,13 @@ pub(crate) unsafe fn attach_new(gilstate: *mut PyThreadState) -> (Entry, *mut Py
     // directly; creating one needs no GIL.
     let (tstate, ensured) = unsafe {
         if gilstate.is_null() {
-            let state = pyo3_ffi::PyGILState_Ensure();
-            (ffi::gilstate_thread_state(), Some(state))
+            // Returns `UNLOCKED`: the thread was detached.
+            pyo3_ffi::PyGILState_Ensure();
+            (ffi::gilstate_thread_state(), true)
         } else {
             let tstate = pyo3_ffi::PyThreadState_New(ffi::main_interpreter());
             pyo3_ffi::PyEval_RestoreThread(tstate);
-            (tstate, None)
+            (tstate, false)
         }
     };
     let epoch = epoch();
@@ -136,10 +137,14 @@ pub(crate) unsafe fn attach_new(gilstate: *mut PyThreadState) -> (Entry, *mut Py
     if !kept {
         // Nowhere to keep it (thread teardown, or no `Py_AtExit` slot): the frame deletes
         // it again, as plain `PyGILState_*` use would.
-        return match ensured {
-            Some(state) => (Entry::Ensured(state), tstate),
-            None => (Entry::Deleting, tstate),
-        };
+        return (
+            if ensured {
+                Entry::Ensured
+            } else {
+                Entry::Deleting
+            },
+            tstate,
+        );
     }
     KEPT.with(|kept| {
         kept.tstate.set(tstate);

@@ -29,8 +29,9 @@ pub(crate) const NO_FRAME: u32 = u32::MAX;
 pub(crate) enum Entry {
     /// The thread was already attached to `tstate`; no C call was made and none undoes it.
     Nested,
-    /// `PyGILState_Ensure` attached `tstate`; undone by `PyGILState_Release(state)`.
-    Ensured(PyGILState_STATE),
+    /// `PyGILState_Ensure` attached `tstate`, a new thread state, on a detached thread (so
+    /// it returned `PyGILState_UNLOCKED`); undone by `PyGILState_Release`, which deletes it.
+    Ensured,
     /// `PyEval_RestoreThread(tstate)` attached a thread state that outlives the frame;
     /// undone by `PyEval_SaveThread`.
     Restored,
@@ -120,8 +121,10 @@ impl Frame {
         match self.entry {
             Entry::Nested => {}
             // SAFETY: this frame was the top of the stack, so the thread is still in the
-            // state `PyGILState_Ensure` left it in; `state` is what that call returned.
-            Entry::Ensured(state) => unsafe { pyo3_ffi::PyGILState_Release(state) },
+            // state `PyGILState_Ensure` left it in; that call returned `UNLOCKED`.
+            Entry::Ensured => unsafe {
+                pyo3_ffi::PyGILState_Release(PyGILState_STATE::PyGILState_UNLOCKED)
+            },
             // SAFETY: top frame, so `self.tstate` is attached: pairs with the
             // `PyEval_RestoreThread(self.tstate)` that created the frame.
             Entry::Restored => unsafe {

@@ -257,23 +257,48 @@ impl<'i> ThreadStateHandle<'i> {
     #[inline]
     fn enter(&self, suspend: bool) -> Result<u32, GilError> {
         let tstate = self.tstate.as_ptr();
-        match stack::push_nested(|top| top.attached() == tstate, NO_FRAME) {
+        if let Some(index) = stack::push_nested(|top| top.attached() == tstate, NO_FRAME) {
+            return Ok(index);
+        }
+        match self.attach_fast() {
             Some(index) => Ok(index),
             None => self.enter_slow(suspend),
         }
     }
 
-    /// [`enter`](Self::enter) when the nested fast path does not apply.
+    /// The detached fast path: attaches this thread state when nothing is attached and
+    /// attaching is allowed. Returns `None`, having changed nothing, in every other case.
+    #[inline(never)]
+    fn attach_fast(&self) -> Option<u32> {
+        if !ffi::current_thread_state().is_null() {
+            return None;
+        }
+        self.check_usable().ok()?;
+        Some(self.attach_detached())
+    }
+
+    /// Attaches this thread state on a detached thread and pushes its frame.
+    ///
+    /// Callers have checked that the thread is detached (before 3.12: that no thread holds
+    /// the GIL) and [`check_usable`](Self::check_usable).
+    fn attach_detached(&self) -> u32 {
+        let tstate = self.tstate.as_ptr();
+        // SAFETY: detached (caller); `tstate` is this thread's live state of a live
+        // interpreter (`check_usable`, by the caller). `Entry::Restored` undoes this with
+        // `PyEval_SaveThread`.
+        unsafe { pyo3_ffi::PyEval_RestoreThread(tstate) };
+        stack::push(Frame::new(Entry::Restored, tstate, false))
+    }
+
+    /// [`enter`](Self::enter) when the fast paths do not apply.
+    #[cold]
     #[inline(never)]
     fn enter_slow(&self, suspend: bool) -> Result<u32, GilError> {
         let tstate = self.tstate.as_ptr();
         if ffi::current_thread_state().is_null() {
             // Nothing attached (before 3.12: no thread holds the GIL at all).
             self.check_usable()?;
-            // SAFETY: detached; `tstate` is this thread's live state of a live interpreter.
-            // `Entry::Restored` undoes this with `PyEval_SaveThread`.
-            unsafe { pyo3_ffi::PyEval_RestoreThread(tstate) };
-            return Ok(stack::push(Frame::new(Entry::Restored, tstate, false)));
+            return Ok(self.attach_detached());
         }
         let current = runtime::attached_thread_state();
         if current == tstate {

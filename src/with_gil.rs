@@ -196,13 +196,30 @@ pub fn try_with_gil<T>(f: impl FnOnce() -> T) -> Result<T, GilError> {
 pub(crate) fn enter(suspend: bool, below_in_guard: u32) -> Result<u32, GilError> {
     // The stack is a cache: `push_nested` confirms with CPython that the top frame's thread
     // state is still the current one before trusting it.
-    match stack::push_nested(|top| top.main, below_in_guard) {
+    if let Some(index) = stack::push_nested(|top| top.main, below_in_guard) {
+        return Ok(index);
+    }
+    match reattach_fast(below_in_guard) {
         Some(index) => Ok(index),
         None => enter_slow(suspend, below_in_guard),
     }
 }
 
-/// [`enter`] when the nested fast path does not apply.
+/// The detached fast path: a detached thread that already has a main-interpreter thread
+/// state re-attaches it. Returns `None`, having changed nothing, in every other case: the
+/// slow path then finds out what to do (and what error to report) without hurry.
+#[inline(never)]
+fn reattach_fast(below_in_guard: u32) -> Option<u32> {
+    if !ffi::current_thread_state().is_null() {
+        return None;
+    }
+    // SAFETY: detached, checked just above.
+    let (entry, tstate) = unsafe { reattach_own() }?;
+    Some(push(entry, tstate, ptr::null_mut(), below_in_guard))
+}
+
+/// [`enter`] when the fast paths do not apply.
+#[cold]
 #[inline(never)]
 fn enter_slow(suspend: bool, below_in_guard: u32) -> Result<u32, GilError> {
     if ffi::current_thread_state().is_null() {
@@ -249,39 +266,53 @@ fn enter_slow(suspend: bool, below_in_guard: u32) -> Result<u32, GilError> {
 ///
 /// # Safety
 /// This thread is detached.
-#[inline]
 unsafe fn enter_detached(below_in_guard: u32) -> Result<u32, GilError> {
     // SAFETY: forwarded.
     let (entry, tstate) = unsafe { attach_detached() }?;
     Ok(push(entry, tstate, ptr::null_mut(), below_in_guard))
 }
 
-/// Attaches this detached thread to a main-interpreter thread state: the one a frame of
-/// this thread released, the one kept for this native thread, the thread's `PyGILState`
-/// one, or a new one. Returns how, and which.
+/// Attaches this detached thread to a main-interpreter thread state: its own one if it has
+/// one (see [`reattach_own`]), else the thread's `PyGILState` one, or a new one. Returns
+/// how, and which.
 ///
 /// # Safety
 /// This thread is detached.
-#[inline]
 unsafe fn attach_detached() -> Result<(Entry, *mut PyThreadState), GilError> {
-    runtime::check_not_finalizing()?;
-    // The thread's Python identity first: the state the newest `Released` frame detached.
+    // SAFETY: forwarded.
+    if let Some(attached) = unsafe { reattach_own() } {
+        return Ok(attached);
+    }
+    // Either the thread has no own state, or attaching was refused: then the runtime is
+    // finalizing, and `attach_other` says so before it tries anything.
+    // SAFETY: forwarded.
+    unsafe { attach_other() }
+}
+
+/// Re-attaches the thread's Python identity, if it has one in the main interpreter: the
+/// state the newest `Released` frame detached, or else the one kept for this thread.
+/// Returns `None`, having changed nothing, if there is none or attaching is refused.
+///
+/// # Safety
+/// This thread is detached.
+#[inline(always)]
+unsafe fn reattach_own() -> Option<(Entry, *mut PyThreadState)> {
+    runtime::check_not_finalizing().ok()?;
     let (entry, own) = match stack::released_main_thread_state() {
         released if !released.is_null() => (Entry::Restored, released),
         _ => (Entry::Kept, native_thread::kept_thread_state()),
     };
     if own.is_null() {
-        // SAFETY: forwarded.
-        return unsafe { attach_other() };
+        return None;
     }
     if entry == Entry::Kept {
-        native_thread::count_guard()?;
+        native_thread::count_guard().ok()?;
     }
     // SAFETY: `own` is a live, detached main-interpreter state of this thread (one a frame
     // of ours released, or the one kept for this thread in the current runtime), and the
     // thread is detached. Both entries undo this with `PyEval_SaveThread`.
     unsafe { pyo3_ffi::PyEval_RestoreThread(own) };
-    Ok((entry, own))
+    Some((entry, own))
 }
 
 /// [`attach_detached`] when the crate knows no thread state of this thread: use the
@@ -289,9 +320,9 @@ unsafe fn attach_detached() -> Result<(Entry, *mut PyThreadState), GilError> {
 /// keep it.
 ///
 /// # Safety
-/// This thread is detached, and the runtime not finalizing.
-#[inline(never)]
+/// This thread is detached.
 unsafe fn attach_other() -> Result<(Entry, *mut PyThreadState), GilError> {
+    runtime::check_can_attach()?;
     let gilstate = ffi::gilstate_thread_state();
     // SAFETY: the thread state `PyGILState` binds to this thread is live.
     if !gilstate.is_null() && unsafe { ffi::is_main_interpreter_state(gilstate) } {
@@ -301,7 +332,6 @@ unsafe fn attach_other() -> Result<(Entry, *mut PyThreadState), GilError> {
         unsafe { pyo3_ffi::PyEval_RestoreThread(gilstate) };
         return Ok((Entry::Restored, gilstate));
     }
-    runtime::check_can_attach()?;
     // SAFETY: initialized, not finalizing, detached; `gilstate` is null or a
     // sub-interpreter's (`PyGILState_Ensure` would attach *that* interpreter).
     Ok(unsafe { native_thread::attach_new(gilstate) })

@@ -17,7 +17,12 @@ const THREADS: usize = 8;
 fn every_run_exits_cleanly(child: &str) {
     for run in 0..RUNS {
         let output = common::run_child_within(child, Duration::from_secs(10));
-        assert!(output.status.success(), "run {run}: {:?}", output.status);
+        assert!(
+            output.status.success(),
+            "run {run}: {:?}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 }
 

@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Runs the `guards` criterion bench several times and prints the table of
+docs/performance.md: time per operation and the ratio to the raw C API calls and to pyo3.
+
+Each run's figure for a bench is criterion's median; the table gives the median of the runs
+and the spread (lowest and highest run) of each ratio. Ratios are taken within one run, so
+that drift of the machine between runs cancels out.
+
+Usage: python3 benches/report.py [RUNS]    (default 7; about 90 s per run)
+Extra cargo arguments can be given with the CARGO_BENCH_ARGS environment variable.
+"""
+
+import json
+import os
+import pathlib
+import shlex
+import statistics
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CRITERION = ROOT / "target" / "criterion"
+
+# Per group: the raw C API case the guards are measured against, and the pyo3 case.
+BASELINES = {
+    "detached_acquire": ("raw_gilstate_pair", "pyo3_attach"),
+    "nested_acquire": ("raw_gilstate_pair", "pyo3_attach"),
+    "release_restore": ("raw_save_restore", "pyo3_detach"),
+    "gil_guard_sequence": ("single_guards", None),
+    "native_thread_callback": ("raw_reused_thread_state", "pyo3_attach"),
+    "thread_state_handle": ("raw_restore_save", None),
+}
+
+
+def one_run():
+    """Runs the bench once; returns {group: {bench: median ns}}."""
+    extra = shlex.split(os.environ.get("CARGO_BENCH_ARGS", ""))
+    subprocess.run(
+        ["cargo", "bench", "--bench", "guards", *extra],
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    figures = {}
+    for group in BASELINES:
+        for estimates in (CRITERION / group).glob("*/new/estimates.json"):
+            bench = estimates.parent.parent.name
+            median = json.loads(estimates.read_text())["median"]["point_estimate"]
+            figures.setdefault(group, {})[bench] = median
+    return figures
+
+
+def ratio_cell(values):
+    middle = statistics.median(values)
+    return f"{middle:.2f}x ({min(values):.2f}-{max(values):.2f})"
+
+
+def main():
+    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 7
+    results = []
+    for run in range(runs):
+        print(f"run {run + 1} of {runs}", file=sys.stderr)
+        results.append(one_run())
+    print(f"{runs} runs; ratio cells: median (lowest-highest run)\n")
+    print("| group | bench | ns/op | vs raw | vs pyo3 |")
+    print("|---|---|---|---|---|")
+    for group, (raw, pyo3) in BASELINES.items():
+        benches = sorted(results[0].get(group, {}))
+        for bench in benches:
+            times = [result[group][bench] for result in results]
+            to_raw = [result[group][bench] / result[group][raw] for result in results]
+            to_pyo3 = (
+                [result[group][bench] / result[group][pyo3] for result in results]
+                if pyo3
+                else None
+            )
+            print(
+                f"| {group} | {bench} | {statistics.median(times):.1f} "
+                f"| {ratio_cell(to_raw)} | {ratio_cell(to_pyo3) if to_pyo3 else '-'} |"
+            )
+
+
+if __name__ == "__main__":
+    main()
