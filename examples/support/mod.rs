@@ -60,6 +60,9 @@ pub fn eval_str(expression: &str) -> String {
 /// Makes `function` callable from Python as `__main__.<name>`. `flags` is the calling
 /// convention (`METH_NOARGS`, `METH_O`, `METH_VARARGS`).
 pub fn define(name: &'static CStr, function: ffi::PyCFunction, flags: std::ffi::c_int) {
+    /// Every definition, so that they stay reachable (for LeakSanitizer) after the
+    /// interpreters holding their function objects are gone.
+    static DEFINITIONS: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
     let def = Box::leak(Box::new(ffi::PyMethodDef {
         ml_name: name.as_ptr(),
         ml_meth: ffi::PyMethodDefPointer {
@@ -68,6 +71,10 @@ pub fn define(name: &'static CStr, function: ffi::PyCFunction, flags: std::ffi::
         ml_flags: flags,
         ml_doc: ptr::null(),
     }));
+    DEFINITIONS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(ptr::from_mut(def) as usize);
     // SAFETY: attached; `def` is leaked so it outlives the function object; the dict takes
     // its own reference.
     unsafe {

@@ -70,7 +70,7 @@ pub fn run_child_within(name: &str, limit: Duration) -> Output {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stdout.contains("1 passed"),
+        output.status.success() && stdout.contains("1 passed"),
         "child test {name} did not pass (status {:?})\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
         output.status
     );
