@@ -1,6 +1,6 @@
 //! The guards beside the raw `pyo3-ffi` calls they wrap and the `pyo3` equivalents, in one
-//! run, so that ratios compare like with like. See `docs/performance.md` for the results
-//! and `benches/README.md` for how to read them.
+//! run, so that ratios compare like with like. `benches/report.py` runs it several times
+//! and prints the table of `docs/performance.md`.
 //!
 //! `cargo bench --bench guards`
 

@@ -49,7 +49,9 @@ pub enum GilError {
     /// An [`InterpreterConfig`](crate::InterpreterConfig) that CPython would reject or that
     /// would corrupt memory; the text says which rule it breaks.
     InvalidConfig(&'static str),
-    /// A feature this CPython version does not have; the text says which.
+    /// A feature this CPython version (or this process) cannot provide; the text says
+    /// which. Also returned when all of CPython's 32 `Py_AtExit` slots are taken by other
+    /// code, since the crate then cannot tell when the runtime is finalized.
     Unsupported(&'static str),
     /// CPython failed to create a sub-interpreter; the text is CPython's message.
     CreationFailed(String),
@@ -79,7 +81,7 @@ impl fmt::Display for GilError {
                 write!(f, "invalid sub-interpreter configuration: {rule}")
             }
             GilError::Unsupported(what) => {
-                write!(f, "not supported by this CPython version: {what}")
+                write!(f, "not supported: {what}")
             }
             GilError::CreationFailed(message) => {
                 write!(f, "CPython could not create the sub-interpreter: {message}")

@@ -1,5 +1,7 @@
-//! Version shims over the C API: the only place where the CPython version changes which
-//! function is called or what its answer means.
+//! Version shims over the C API: where the CPython version changes which function is
+//! called or what its answer means. (The version-specific steps of creating and ending a
+//! sub-interpreter stay in `interpreter.rs`, and `is_attached`'s in `runtime.rs`, beside
+//! the logic they belong to.)
 //!
 //! Everything here that takes no pointer is callable at any time, from any thread, whether
 //! or not Python is initialized, and so is exposed as a safe function.

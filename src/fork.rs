@@ -11,65 +11,25 @@
 //! thread states kept for native threads, and empties the forking thread's frames that
 //! name a deleted thread state, so that undoing them does nothing.
 
-use core::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
-
+use crate::python_hook::{self, PythonHook};
 use crate::{ffi, native_thread, runtime, shutdown, stack};
 
-/// The runtime epoch whose fork callback is registered.
-static INSTALLED: AtomicU64 = AtomicU64::new(u64::MAX);
+/// The after-fork callback.
+static HOOK: PythonHook = PythonHook::new();
 
 /// Registers the after-fork callback for the current runtime, once.
 ///
 /// # Safety
 /// The thread is attached to the main interpreter.
 pub(crate) unsafe fn install() {
-    let epoch = runtime::epoch();
-    if INSTALLED.load(Ordering::Acquire) == epoch {
-        return;
-    }
-    static INSTALLING: Mutex<()> = Mutex::new(());
-    let _one_at_a_time = INSTALLING.lock().unwrap_or_else(PoisonError::into_inner);
-    if INSTALLED.load(Ordering::Acquire) == epoch {
-        return;
-    }
-    // SAFETY: attached to the main interpreter (caller); `AFTER_FORK` is static; every new
-    // reference is released; a failure leaves the callback unregistered and is reported as
-    // unraisable.
-    let registered = unsafe {
-        let os = pyo3_ffi::PyImport_ImportModule(c"os".as_ptr());
-        let callback = pyo3_ffi::PyCFunction_NewEx(
+    // SAFETY: attached to the main interpreter (caller); `AFTER_FORK` is a static.
+    unsafe {
+        HOOK.register(
+            c"os",
+            c"register_at_fork",
+            Some(c"after_in_child"),
             &raw mut AFTER_FORK,
-            core::ptr::null_mut(),
-            core::ptr::null_mut(),
         );
-        let register = if os.is_null() {
-            core::ptr::null_mut()
-        } else {
-            pyo3_ffi::PyObject_GetAttrString(os, c"register_at_fork".as_ptr())
-        };
-        let (args, kwargs) = (pyo3_ffi::PyTuple_New(0), pyo3_ffi::PyDict_New());
-        let ready = !register.is_null()
-            && !callback.is_null()
-            && !args.is_null()
-            && !kwargs.is_null()
-            && pyo3_ffi::PyDict_SetItemString(kwargs, c"after_in_child".as_ptr(), callback) == 0;
-        let result = if ready {
-            pyo3_ffi::PyObject_Call(register, args, kwargs)
-        } else {
-            core::ptr::null_mut()
-        };
-        let ok = !result.is_null();
-        if !ok {
-            pyo3_ffi::PyErr_WriteUnraisable(core::ptr::null_mut());
-        }
-        for object in [result, kwargs, args, register, callback, os] {
-            pyo3_ffi::Py_XDECREF(object);
-        }
-        ok
-    };
-    if registered {
-        INSTALLED.store(epoch, Ordering::Release);
     }
 }
 
@@ -90,14 +50,10 @@ unsafe extern "C" fn after_fork_in_child(
 ) -> *mut pyo3_ffi::PyObject {
     let survivor = ffi::current_thread_state();
     let epoch = runtime::after_fork();
-    INSTALLED.store(epoch, Ordering::Release);
+    HOOK.inherited(epoch);
     let kept_frames = stack::forget_thread_states_except(survivor);
-    let held = native_thread::after_fork(survivor, epoch);
-    shutdown::after_fork(epoch, held.map(|held| (held, kept_frames)));
-    // SAFETY: attached; returns a new reference to `None`.
-    unsafe {
-        let none = pyo3_ffi::Py_None();
-        pyo3_ffi::Py_INCREF(none);
-        none
-    }
+    let guards = native_thread::after_fork(survivor, epoch);
+    shutdown::after_fork(epoch, guards.map(|guards| (guards, kept_frames)));
+    // SAFETY: attached.
+    unsafe { python_hook::none() }
 }

@@ -45,6 +45,7 @@ use crate::{ffi, runtime, with_gil};
 /// drop(interpreter); // ends it
 /// # Ok::<(), gilguard::GilError>(())
 /// ```
+#[must_use = "the interpreter is ended as soon as it is dropped"]
 #[derive(Debug)]
 pub struct SubInterpreter {
     interp: NonNull<PyInterpreterState>,
@@ -57,6 +58,8 @@ pub struct SubInterpreter {
     /// `PyThread_get_thread_ident()` of the creating thread, which `threading` records as
     /// the interpreter's main thread.
     main_thread_ident: core::ffi::c_ulong,
+    /// `PyInterpreterState_GetID`, read at creation: valid after the interpreter is gone.
+    id: i64,
     /// Live `ThreadStateHandle`s; a leaked one keeps this above zero for good.
     thread_states: AtomicUsize,
     /// The runtime epoch it was created in: finalization destroys it with the runtime.
@@ -84,8 +87,9 @@ impl SubInterpreter {
     ///
     /// # Errors
     ///
-    /// [`GilError::NotInitialized`], [`GilError::Finalizing`], or
-    /// [`GilError::CreationFailed`] with CPython's message.
+    /// [`GilError::NotInitialized`], [`GilError::Finalizing`],
+    /// [`GilError::CreationFailed`] with CPython's message, or [`GilError::Unsupported`] if
+    /// other code took every `Py_AtExit` slot.
     ///
     /// # Examples
     ///
@@ -110,7 +114,7 @@ impl SubInterpreter {
     ///
     /// * [`GilError::InvalidConfig`] for settings CPython forbids together (checked first);
     /// * [`GilError::Unsupported`] for anything but [`InterpreterConfig::legacy`] before
-    ///   CPython 3.12;
+    ///   CPython 3.12, or if other code took every `Py_AtExit` slot;
     /// * [`GilError::NotInitialized`], [`GilError::Finalizing`];
     /// * [`GilError::CreationFailed`] with the message of CPython's `PyStatus`.
     ///
@@ -147,6 +151,10 @@ impl SubInterpreter {
     ///
     /// As [`ThreadStateHandle::new`].
     ///
+    /// # Panics
+    ///
+    /// As [`ThreadStateHandle::new`].
+    ///
     /// # Examples
     ///
     /// ```
@@ -172,9 +180,7 @@ impl SubInterpreter {
     /// # Ok::<(), gilguard::GilError>(())
     /// ```
     pub fn id(&self) -> i64 {
-        // SAFETY: the interpreter is alive while `self` is (ending needs `&mut self` and
-        // marks it ended); the call reads a field and needs no GIL.
-        unsafe { pyo3_ffi::PyInterpreterState_GetID(self.interp.as_ptr()) }
+        self.id
     }
 
     /// This interpreter as an [`Interpreter`], for code that serves any interpreter.
@@ -188,7 +194,7 @@ impl SubInterpreter {
     /// # Ok::<(), gilguard::GilError>(())
     /// ```
     pub fn interpreter(&self) -> Interpreter {
-        Interpreter::named(self.interp, self.epoch)
+        Interpreter::named(self.interp, self.epoch, self.id)
     }
 
     /// Whether the interpreter has its own GIL.
@@ -291,8 +297,10 @@ impl SubInterpreter {
             if self.only_thread_states(tstate) {
                 // SAFETY: the interpreter's GIL is held. Unless it is `tstate`, `first` is
                 // detached, of this interpreter and unused: it may be cleared and deleted
-                // from here. Then `tstate` is current, frameless and the only thread state:
-                // `Py_EndInterpreter`'s preconditions.
+                // from here. Clearing a thread state other than the current one is what
+                // CPython itself does when it ends an interpreter (`zapthreads`); with the
+                // GIL held nothing else touches it. Then `tstate` is current, frameless and
+                // the only thread state: `Py_EndInterpreter`'s preconditions.
                 unsafe {
                     if tstate != first {
                         pyo3_ffi::PyThreadState_Clear(first);
@@ -373,7 +381,11 @@ impl Drop for SubInterpreter {
 /// on return.
 fn create(config: &InterpreterConfig) -> Result<SubInterpreter, GilError> {
     let epoch = runtime::epoch();
-    runtime::watch_finalization(epoch);
+    if !runtime::watch_finalization(epoch) {
+        return Err(GilError::Unsupported(
+            "no Py_AtExit slot left to watch finalization",
+        ));
+    }
     let main_tstate = ffi::current_thread_state();
     let first = new_interpreter(config)?;
     import_threading();
@@ -382,14 +394,16 @@ fn create(config: &InterpreterConfig) -> Result<SubInterpreter, GilError> {
     // interpreter's GIL) and kept for the interpreter's life; re-attaching the main thread
     // state also makes it this thread's `PyGILState` state again on 3.12+, so `first` is
     // bound to no thread.
-    let interp = unsafe {
+    let (interp, id) = unsafe {
         let interp = pyo3_ffi::PyThreadState_GetInterpreter(first);
+        let id = pyo3_ffi::PyInterpreterState_GetID(interp);
         pyo3_ffi::PyEval_SaveThread();
         pyo3_ffi::PyEval_RestoreThread(main_tstate);
-        interp
+        (interp, id)
     };
     Ok(SubInterpreter {
         interp: NonNull::new(interp).expect("a new interpreter"),
+        id,
         first: NonNull::new(first).expect("checked by new_interpreter"),
         // SAFETY: reads the calling thread's identifier.
         main_thread_ident: unsafe { pyo3_ffi::PyThread_get_thread_ident() },

@@ -41,7 +41,8 @@ pub struct InterpreterConfig {
 impl InterpreterConfig {
     /// The settings of `Py_NewInterpreter` (`_PyInterpreterConfig_LEGACY_INIT`): shared GIL,
     /// shared allocator, fork, exec, threads and daemon threads allowed, single-phase
-    /// extension modules allowed.
+    /// extension modules allowed (except on free-threaded builds, which refuse them in every
+    /// sub-interpreter).
     ///
     /// # Examples
     ///

@@ -44,6 +44,9 @@ pub struct Interpreter {
     interp: NonNull<PyInterpreterState>,
     /// The runtime epoch it was named in: a finalized runtime takes every interpreter along.
     epoch: u64,
+    /// Read when named, so that [`id`](Self::id) never touches an interpreter that may be
+    /// gone.
+    id: i64,
 }
 
 // SAFETY: an `Interpreter` is an address and a number. It is only dereferenced by CPython
@@ -73,7 +76,8 @@ impl Interpreter {
             return Err(GilError::NotInitialized);
         }
         let interp = NonNull::new(ffi::main_interpreter()).ok_or(GilError::NotInitialized)?;
-        Ok(Interpreter::named(interp, runtime::epoch()))
+        // The main interpreter's id is always 0.
+        Ok(Interpreter::named(interp, runtime::epoch(), 0))
     }
 
     /// The interpreter this thread is attached to.
@@ -101,14 +105,17 @@ impl Interpreter {
             return Err(GilError::NotAttached);
         }
         // SAFETY: a thread state attached to this thread is live, and so its interpreter.
-        let interp = unsafe { pyo3_ffi::PyThreadState_GetInterpreter(tstate) };
+        let (interp, id) = unsafe {
+            let interp = pyo3_ffi::PyThreadState_GetInterpreter(tstate);
+            (interp, pyo3_ffi::PyInterpreterState_GetID(interp))
+        };
         let interp = NonNull::new(interp).expect("a thread state has an interpreter");
-        Ok(Interpreter::named(interp, runtime::epoch()))
+        Ok(Interpreter::named(interp, runtime::epoch(), id))
     }
 
-    /// `interp`, alive in the runtime of `epoch`.
-    pub(crate) fn named(interp: NonNull<PyInterpreterState>, epoch: u64) -> Interpreter {
-        Interpreter { interp, epoch }
+    /// `interp`, alive in the runtime of `epoch`, whose id is `id`.
+    pub(crate) fn named(interp: NonNull<PyInterpreterState>, epoch: u64, id: i64) -> Interpreter {
+        Interpreter { interp, epoch, id }
     }
 
     /// The interpreter's id (`PyInterpreterState_GetID`); the main interpreter is 0.
@@ -121,9 +128,7 @@ impl Interpreter {
     /// # Ok::<(), gilguard::GilError>(())
     /// ```
     pub fn id(&self) -> i64 {
-        // SAFETY: reads a field of the interpreter; it was alive when named, and ids are
-        // read by owners of a live interpreter.
-        unsafe { pyo3_ffi::PyInterpreterState_GetID(self.interp.as_ptr()) }
+        self.id
     }
 
     /// Whether this is the main interpreter.
@@ -150,6 +155,10 @@ impl Interpreter {
     /// until the runtime finalizes, which handles detect.
     ///
     /// # Errors
+    ///
+    /// As [`ThreadStateHandle::new`].
+    ///
+    /// # Panics
     ///
     /// As [`ThreadStateHandle::new`].
     ///

@@ -74,6 +74,7 @@ mod interpreter_config;
 mod interpreter_ref;
 mod marker;
 mod native_thread;
+mod python_hook;
 mod runtime;
 mod shutdown;
 mod stack;
@@ -91,3 +92,8 @@ pub use shutdown::set_shutdown_timeout;
 pub use thread_state::{AttachGuard, ThreadStateHandle};
 pub use with_gil::{WithGil, try_with_gil, with_gil};
 pub use without_gil::{WithoutGil, try_without_gil, without_gil};
+
+/// The examples of `README.md`, compiled and run with the doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;

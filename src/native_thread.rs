@@ -37,8 +37,8 @@ struct Kept {
     epoch: Cell<u64>,
     /// Whether this crate created the state and deletes it when the thread exits.
     owned: Cell<bool>,
-    /// Guards this thread holds on an owned state, for the shutdown gate.
-    held: Cell<Option<&'static shutdown::Held>>,
+    /// The count of guards this thread holds on an owned state, for the shutdown gate.
+    guards: Cell<Option<&'static shutdown::ThreadGuards>>,
 }
 
 /// Deletes the kept thread state when the thread exits; registered with the first one.
@@ -52,7 +52,7 @@ thread_local! {
             tstate: Cell::new(ptr::null_mut()),
             epoch: Cell::new(0),
             owned: Cell::new(false),
-            held: Cell::new(None),
+            guards: Cell::new(None),
         }
     };
     static DELETE_ON_EXIT: DeleteOnExit = const { DeleteOnExit };
@@ -71,23 +71,24 @@ pub(crate) fn kept_thread_state() -> *mut PyThreadState {
     })
 }
 
-/// Counts a guard about to be taken on an owned kept state (see [`shutdown::enter`]).
+/// Counts a guard about to attach the kept state (see [`shutdown::admit`]); threads without
+/// a count (the initializing thread, which keeps a borrowed state) are not counted.
 ///
 /// # Errors
 /// [`GilError::Finalizing`] once shutdown has begun.
 #[inline]
-pub(crate) fn count_guard() -> Result<(), GilError> {
-    match KEPT.with(|kept| kept.held.get()) {
-        Some(held) => shutdown::enter(held).map_err(|()| GilError::Finalizing),
+pub(crate) fn admit_guard() -> Result<(), GilError> {
+    match thread_guards() {
+        Some(guards) => shutdown::admit(guards).map_err(|()| GilError::Finalizing),
         None => Ok(()),
     }
 }
 
-/// Uncounts a guard counted with [`count_guard`], when its frame is undone.
+/// Uncounts a guard counted by [`admit_guard`], when its frame is undone.
 #[inline]
-pub(crate) fn uncount_guard() {
-    if let Some(held) = KEPT.with(|kept| kept.held.get()) {
-        shutdown::leave(held);
+pub(crate) fn dismiss_guard() {
+    if let Some(guards) = thread_guards() {
+        shutdown::dismiss(guards);
     }
 }
 
@@ -101,19 +102,33 @@ pub(crate) fn adopt_main_thread_state(tstate: *mut PyThreadState) {
     });
 }
 
-/// The counter of guards held by this thread, if it has one (see [`shutdown`]).
-pub(crate) fn held_counter() -> Option<&'static shutdown::Held> {
-    KEPT.with(|kept| kept.held.get())
+/// The count of guards held by this thread, if it has one (see [`shutdown`]).
+#[inline]
+pub(crate) fn thread_guards() -> Option<&'static shutdown::ThreadGuards> {
+    KEPT.with(|kept| kept.guards.get())
 }
 
 /// Attaches this thread to a new main-interpreter thread state and keeps that state for
 /// later acquisitions. `gilstate` is this thread's `PyGILState` thread state: null, or one
 /// of a sub-interpreter.
 ///
+/// # Errors
+/// [`GilError::Finalizing`] once shutdown has begun.
+///
 /// # Safety
 /// The runtime is initialized and not finalizing, this thread is detached, and `gilstate`
 /// is `PyGILState_GetThisThreadState()`, null or not of the main interpreter.
-pub(crate) unsafe fn attach_new(gilstate: *mut PyThreadState) -> (Entry, *mut PyThreadState) {
+pub(crate) unsafe fn attach_new(
+    gilstate: *mut PyThreadState,
+) -> Result<(Entry, *mut PyThreadState), GilError> {
+    // Counted before attaching, like every attach of a kept state: once shutdown has begun
+    // it refuses here, or it waits for this guard.
+    let guards = thread_guards().unwrap_or_else(|| {
+        let guards = shutdown::register_thread();
+        KEPT.with(|kept| kept.guards.set(Some(guards)));
+        guards
+    });
+    shutdown::admit(guards).map_err(|()| GilError::Finalizing)?;
     // SAFETY: initialized and detached (caller). With no thread state bound to this thread,
     // `PyGILState_Ensure` creates one in the main interpreter, binds it and attaches it.
     // Otherwise `PyGILState_Ensure` would attach the sub-interpreter's, so a state is made
@@ -136,27 +151,23 @@ pub(crate) unsafe fn attach_new(gilstate: *mut PyThreadState) -> (Entry, *mut Py
     let kept = runtime::watch_finalization(epoch) && DELETE_ON_EXIT.try_with(|_| ()).is_ok();
     if !kept {
         // Nowhere to keep it (thread teardown, or no `Py_AtExit` slot): the frame deletes
-        // it again, as plain `PyGILState_*` use would.
-        return (
+        // it again, as plain `PyGILState_*` use would, and is not counted.
+        shutdown::dismiss(guards);
+        return Ok((
             if ensured {
                 Entry::Ensured
             } else {
                 Entry::Deleting
             },
             tstate,
-        );
+        ));
     }
     KEPT.with(|kept| {
         kept.tstate.set(tstate);
         kept.epoch.set(epoch);
         kept.owned.set(true);
-        let held = kept.held.get().unwrap_or_else(shutdown::register_thread);
-        kept.held.set(Some(held));
-        // This first guard counts too. The gate was open a moment ago (the caller
-        // checked), and shutdown cannot begin while this thread holds the GIL.
-        shutdown::count(held);
     });
-    (Entry::Kept, tstate)
+    Ok((Entry::Kept, tstate))
 }
 
 /// In the child of a fork: keeps this thread's kept state only if it is `survivor`, the one
@@ -165,45 +176,47 @@ pub(crate) unsafe fn attach_new(gilstate: *mut PyThreadState) -> (Entry, *mut Py
 pub(crate) fn after_fork(
     survivor: *mut PyThreadState,
     epoch: u64,
-) -> Option<&'static shutdown::Held> {
+) -> Option<&'static shutdown::ThreadGuards> {
     KEPT.with(|kept| {
         if kept.tstate.get() == survivor {
             kept.epoch.set(epoch);
         } else {
             kept.tstate.set(ptr::null_mut());
         }
-        kept.held.get()
+        kept.guards.get()
     })
 }
 
 impl Drop for DeleteOnExit {
     /// Deletes the kept thread state when its thread exits, unless doing so could touch
-    /// freed memory or fight with a guard that was leaked on this thread.
+    /// freed memory or fight with a guard that was leaked on this thread; and returns the
+    /// thread's record of guards, so that no shutdown waits for an exited thread.
     fn drop(&mut self) {
+        let guards = KEPT.with(|kept| kept.guards.take());
         let tstate = kept_thread_state();
-        if tstate.is_null()
-            || !KEPT.with(|kept| kept.owned.get())
-            || !ffi::is_initialized()
-            || runtime::check_not_finalizing().is_err()
-            || crate::stack::top().is_some()
-            || !runtime::attached_thread_state().is_null()
-        {
-            // Finalization frees the state; a leaked guard or foreign code may still use it.
-            return;
+        // Finalization frees the state; a leaked guard or foreign code may still use it.
+        let deletable = !tstate.is_null()
+            && KEPT.with(|kept| kept.owned.get())
+            && ffi::is_initialized()
+            && runtime::check_not_finalizing().is_ok()
+            && crate::stack::top().is_none()
+            && runtime::attached_thread_state().is_null();
+        // Attaching to delete counts as a guard: shutdown refuses it or waits for it.
+        if deletable && guards.is_none_or(|guards| shutdown::admit(guards).is_ok()) {
+            // SAFETY: `tstate` is this thread's live, detached main-interpreter thread
+            // state, made by `attach_new` (same epoch, runtime up, no frame and no
+            // attachment on this thread). It is attached, cleared and deleted, which also
+            // unbinds it from `PyGILState` if it is bound.
+            unsafe {
+                pyo3_ffi::PyEval_RestoreThread(tstate);
+                pyo3_ffi::PyThreadState_Clear(tstate);
+                pyo3_ffi::PyThreadState_DeleteCurrent();
+            }
+            // Destructors of other thread-locals run after this one and may still attach.
+            KEPT.with(|kept| kept.tstate.set(ptr::null_mut()));
         }
-        // SAFETY: `tstate` is this thread's live, detached main-interpreter thread state,
-        // made by `attach_new` (same epoch, runtime up, no frame and no attachment on this
-        // thread). It is attached, cleared and deleted, which also unbinds it from
-        // `PyGILState` if it is bound.
-        unsafe {
-            pyo3_ffi::PyEval_RestoreThread(tstate);
-            pyo3_ffi::PyThreadState_Clear(tstate);
-            pyo3_ffi::PyThreadState_DeleteCurrent();
-        }
-        // Destructors of other thread-locals run after this one and may still attach.
-        KEPT.with(|kept| kept.tstate.set(ptr::null_mut()));
-        if let Some(held) = KEPT.with(|kept| kept.held.take()) {
-            shutdown::unregister_thread(held);
+        if let Some(guards) = guards {
+            shutdown::unregister_thread(guards);
         }
     }
 }

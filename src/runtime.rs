@@ -48,6 +48,26 @@ pub(crate) fn watch_finalization(epoch: u64) -> bool {
     true
 }
 
+/// [`watch_finalization`] for the current runtime, from any thread: attaches to the main
+/// interpreter for the call unless it is watched already.
+///
+/// # Errors
+/// [`GilError::NotInitialized`] or [`GilError::Finalizing`] if the thread cannot attach,
+/// and [`GilError::Unsupported`] if CPython has no `Py_AtExit` slot left.
+pub(crate) fn ensure_watched() -> Result<(), GilError> {
+    let epoch = epoch();
+    if *WATCHED_EPOCH.lock().unwrap_or_else(PoisonError::into_inner) == Some(epoch) {
+        return Ok(());
+    }
+    if crate::try_with_gil(|| watch_finalization(epoch))? {
+        Ok(())
+    } else {
+        Err(GilError::Unsupported(
+            "no Py_AtExit slot left to watch finalization",
+        ))
+    }
+}
+
 /// In the child of a fork: starts a new epoch, since the child's runtime lost every thread
 /// state but one and every sub-interpreter. The `Py_AtExit` hook, copied with the rest of
 /// the runtime, keeps watching it. Returns the new epoch.
@@ -105,12 +125,14 @@ fn watched_runtime_finalized() -> bool {
 /// # Ok::<(), gilguard::GilError>(())
 /// ```
 pub fn initialize() -> Result<(), GilError> {
+    // Running: fine, unless its shutdown has begun (the `atexit` phase, before CPython's
+    // own flag is set).
     if ffi::is_initialized() {
-        return Ok(());
+        return check_not_finalizing();
     }
     let _only_us = INITIALIZING.lock().unwrap_or_else(PoisonError::into_inner);
     if ffi::is_initialized() {
-        return Ok(());
+        return check_not_finalizing();
     }
     if is_finalizing() {
         return Err(GilError::Finalizing);
@@ -119,13 +141,16 @@ pub fn initialize() -> Result<(), GilError> {
     // callers of this function out. `Py_InitializeEx` leaves this thread attached to the
     // new main thread state.
     unsafe { pyo3_ffi::Py_InitializeEx(0) };
-    watch_finalization(epoch());
+    let watched = watch_finalization(epoch());
     // SAFETY: attached to the main interpreter by `Py_InitializeEx`.
     unsafe { install_hooks() };
     // SAFETY: attached by `Py_InitializeEx` to the runtime's main thread state, which this
-    // thread keeps (borrowed) for its later guards.
+    // thread keeps (borrowed) for its later guards if finalization is watched (otherwise
+    // nothing could tell when it is freed; `PyGILState` still finds it).
     let main_tstate = unsafe { pyo3_ffi::PyEval_SaveThread() };
-    crate::native_thread::adopt_main_thread_state(main_tstate);
+    if watched {
+        crate::native_thread::adopt_main_thread_state(main_tstate);
+    }
     Ok(())
 }
 
@@ -171,7 +196,8 @@ pub fn is_finalizing() -> bool {
 /// state. On 3.9–3.11 CPython only knows which thread state holds the (single) GIL; it
 /// belongs to this thread if it is the thread's `PyGILState` state or one this crate
 /// attached on this thread. A sub-interpreter thread state attached by code outside this
-/// crate on 3.9–3.11 is therefore not recognized.
+/// crate on 3.9–3.11 is therefore not recognized (and acquiring a guard then deadlocks on
+/// the GIL this thread holds; see the guide, §2.5).
 ///
 /// # Examples
 ///

@@ -14,13 +14,18 @@
 //! and waits, up to [`set_shutdown_timeout`], until the native threads have dropped the
 //! guards they hold, so that their last callbacks complete and release the GIL properly.
 //!
-//! What remains before 3.15 (documented in `docs/reliability.md`): a native thread that
-//! passed the gate an instant before it closed may still be on its way to the GIL when the
-//! wait ends; and a guard held past the timeout re-attaches after the flag is set. Both
-//! end with the thread parked (3.9–3.13) or blocked (3.14), never in undefined behaviour:
-//! CPython checks its flag before it touches the thread state of a late thread. From 3.15
-//! a native thread also holds a PEP 788 interpreter guard while it holds guards of this
-//! crate, which keeps CPython from starting to finalize meanwhile and closes the window.
+//! Every attach of a native thread to the thread state this crate keeps for it (`WithGil`,
+//! `with_gil`, `GilGuard`) is counted before it starts, and the count and the gate are
+//! read and written in one sequentially consistent order, so shutdown either refuses such
+//! an attach or waits for it.
+//!
+//! What remains before 3.15 (documented in `docs/reliability.md`): a guard held past the
+//! timeout re-attaches after the flag is set, and attaches this crate does not count
+//! (`ThreadStateHandle`s, foreign code) are not waited for. They end with the thread parked
+//! (3.9–3.13) or blocked (3.14), never in undefined behaviour: CPython checks its flag
+//! before it touches the thread state of a late thread. From 3.15 a native thread also holds
+//! a PEP 788 interpreter guard while it holds guards of this crate, and CPython waits for
+//! those without a time limit.
 
 #[cfg(Py_3_15)]
 use core::sync::atomic::AtomicPtr;
@@ -28,40 +33,44 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::python_hook::{self, PythonHook};
 use crate::runtime::epoch;
 
-/// No epoch: the gate was never installed, or never closed.
+/// No epoch: the gate never closed.
 const NONE: u64 = u64::MAX;
 
-/// The runtime epoch whose `atexit` callback is registered.
-static INSTALLED: AtomicU64 = AtomicU64::new(NONE);
+/// The `atexit` callback.
+static HOOK: PythonHook = PythonHook::new();
 /// The runtime epoch whose shutdown has begun.
 static CLOSED: AtomicU64 = AtomicU64::new(NONE);
 /// How long shutdown waits for native threads, in milliseconds.
 static TIMEOUT_MS: AtomicU64 = AtomicU64::new(5_000);
-/// The guards held by each native thread that ever attached (one record per thread, reused
-/// after the thread exits).
-static THREADS: Mutex<Vec<&'static Held>> = Mutex::new(Vec::new());
+/// The guard counts of the native threads that ever attached (one record per thread,
+/// reused after the thread exits).
+static THREADS: Mutex<Vec<&'static ThreadGuards>> = Mutex::new(Vec::new());
 /// Records of exited threads, free for new ones.
-static FREE: Mutex<Vec<&'static Held>> = Mutex::new(Vec::new());
+static FREE: Mutex<Vec<&'static ThreadGuards>> = Mutex::new(Vec::new());
 
-/// What one native thread holds: how many guards, and from 3.15 the PEP 788 interpreter
-/// guard it keeps open while that count is above zero.
+/// The guards one native thread holds: how many, and from 3.15 the PEP 788 interpreter
+/// guard it keeps open while that count is above zero. Only its thread changes the count
+/// (and the child of a fork, which has no other thread).
 #[derive(Debug, Default)]
-pub(crate) struct Held {
+pub(crate) struct ThreadGuards {
     count: AtomicUsize,
     #[cfg(Py_3_15)]
     interpreter_guard: AtomicPtr<crate::ffi::pep788::PyInterpreterGuard>,
 }
 
-/// 3.15+: a view of the main interpreter, made once, for the guards.
+/// 3.15+: a view of the main interpreter, for the guards, and the runtime epoch it was made
+/// in (a re-initialized runtime needs a new one).
 #[cfg(Py_3_15)]
-static MAIN_VIEW: AtomicPtr<crate::ffi::pep788::PyInterpreterView> =
-    AtomicPtr::new(core::ptr::null_mut());
+static MAIN_VIEW: Mutex<(u64, usize)> = Mutex::new((NONE, 0));
 
 /// Sets how long interpreter shutdown waits for threads Python did not create to drop the
-/// guards they hold (default: 5 seconds). Shutdown continues when the time is up; a thread
-/// that still holds a guard then stays parked when it tries to re-attach.
+/// guards they hold (default: 5 seconds). On CPython 3.9–3.14 shutdown continues when the
+/// time is up, and a thread that still holds a guard then stays parked when it tries to
+/// re-attach. From 3.15 those guards also hold PEP 788 interpreter guards, and CPython
+/// itself waits for them without a time limit.
 ///
 /// # Examples
 ///
@@ -78,15 +87,17 @@ pub fn set_shutdown_timeout(timeout: Duration) {
 #[inline]
 pub(crate) fn closed() -> Option<bool> {
     let epoch = epoch();
-    if INSTALLED.load(Ordering::Acquire) != epoch {
+    if !HOOK.is_registered(epoch) {
         return None;
     }
-    Some(CLOSED.load(Ordering::Acquire) == epoch)
+    // Sequentially consistent, for `admit` (see there); as cheap as an acquire load on x86
+    // and ARMv8.
+    Some(CLOSED.load(Ordering::SeqCst) == epoch)
 }
 
-/// A record of the guards held by the calling native thread, for [`enter`] and [`leave`].
-pub(crate) fn register_thread() -> &'static Held {
-    let counter = FREE
+/// A record for the guards of the calling native thread, for [`admit`] and [`dismiss`].
+pub(crate) fn register_thread() -> &'static ThreadGuards {
+    let guards = FREE
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .pop()
@@ -94,61 +105,52 @@ pub(crate) fn register_thread() -> &'static Held {
     THREADS
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .push(counter);
-    counter
+        .push(guards);
+    guards
 }
 
-/// Returns the record of an exiting thread, which holds no guard any more.
-pub(crate) fn unregister_thread(counter: &'static Held) {
+/// Returns the record of an exiting thread.
+pub(crate) fn unregister_thread(guards: &'static ThreadGuards) {
+    guards.count.store(0, Ordering::Release);
     THREADS
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .retain(|other| !core::ptr::eq(*other, counter));
+        .retain(|other| !core::ptr::eq(*other, guards));
     FREE.lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .push(counter);
+        .push(guards);
 }
 
 /// Counts a guard the thread is about to take, unless shutdown has begun.
 ///
-/// The count is published before the gate is read, and the gate is closed before counts
-/// are read, so at least one side sees the other unless both happen within the same few
-/// nanoseconds (see the module documentation).
+/// The increment and the read of the gate are sequentially consistent, and so are the
+/// closing of the gate and the reads of the counts in [`on_exit`]. In their single total
+/// order, either this read comes after the gate closed (the guard is refused) or the
+/// increment comes before the counts are read (shutdown waits for the guard).
 #[inline]
-pub(crate) fn enter(held: &Held) -> Result<(), ()> {
-    let count = held.count.load(Ordering::Relaxed);
+pub(crate) fn admit(guards: &ThreadGuards) -> Result<(), ()> {
     #[cfg(Py_3_15)]
-    if count == 0 && !open_interpreter_guard(held) {
+    if guards.count.load(Ordering::Relaxed) == 0 && !open_interpreter_guard(guards) {
         return Err(());
     }
-    held.count.store(count + 1, Ordering::Release);
+    guards.count.fetch_add(1, Ordering::SeqCst);
     if closed() == Some(true) {
-        leave(held);
+        dismiss(guards);
         return Err(());
     }
     Ok(())
 }
 
-/// Counts a guard taken while the gate was known to be open.
+/// Uncounts a guard counted by [`admit`].
 #[inline]
-pub(crate) fn count(held: &Held) {
-    let count = held.count.load(Ordering::Relaxed);
+pub(crate) fn dismiss(guards: &ThreadGuards) {
+    let count = guards.count.load(Ordering::Relaxed);
+    debug_assert!(count > 0, "a guard dismissed twice");
+    let count = count.saturating_sub(1);
+    guards.count.store(count, Ordering::Release);
     #[cfg(Py_3_15)]
     if count == 0 {
-        // The thread is attached already; without a guard it is simply not protected.
-        open_interpreter_guard(held);
-    }
-    held.count.store(count + 1, Ordering::Release);
-}
-
-/// Uncounts a guard taken with [`enter`] or [`count`].
-#[inline]
-pub(crate) fn leave(held: &Held) {
-    let count = held.count.load(Ordering::Relaxed).saturating_sub(1);
-    held.count.store(count, Ordering::Release);
-    #[cfg(Py_3_15)]
-    if count == 0 {
-        let guard = held
+        let guard = guards
             .interpreter_guard
             .swap(core::ptr::null_mut(), Ordering::AcqRel);
         if !guard.is_null() {
@@ -161,36 +163,40 @@ pub(crate) fn leave(held: &Held) {
 /// 3.15+: opens a PEP 788 guard on the main interpreter for this thread; false if the
 /// interpreter is finalizing or gone.
 #[cfg(Py_3_15)]
-fn open_interpreter_guard(held: &Held) -> bool {
-    let view = MAIN_VIEW.load(Ordering::Acquire);
-    if view.is_null() {
+fn open_interpreter_guard(guards: &ThreadGuards) -> bool {
+    let (view_epoch, view) = *MAIN_VIEW.lock().unwrap_or_else(PoisonError::into_inner);
+    if view_epoch != epoch() {
         return true; // not installed: only the gate and CPython's flag protect
     }
-    // SAFETY: `view` came from `PyInterpreterView_FromMain` and is never closed; the call
-    // needs no attached thread state.
-    let guard = unsafe { crate::ffi::pep788::PyInterpreterGuard_FromView(view) };
-    held.interpreter_guard.store(guard, Ordering::Release);
+    // SAFETY: `view` came from `PyInterpreterView_FromMain` in the current runtime and is
+    // never closed; the call needs no attached thread state.
+    let guard = unsafe {
+        crate::ffi::pep788::PyInterpreterGuard_FromView(
+            view as *mut crate::ffi::pep788::PyInterpreterView,
+        )
+    };
+    guards.interpreter_guard.store(guard, Ordering::Release);
     !guard.is_null()
 }
 
 /// In the child of a fork: the `atexit` callback, copied with the interpreter, now serves
 /// `epoch`; the gate is open; and the only native thread is the forking one, which holds
 /// `kept_frames` guards if it is one.
-pub(crate) fn after_fork(epoch: u64, this_thread: Option<(&'static Held, usize)>) {
-    if INSTALLED.load(Ordering::Acquire) == epoch - 1 {
-        INSTALLED.store(epoch, Ordering::Release);
+pub(crate) fn after_fork(epoch: u64, this_thread: Option<(&'static ThreadGuards, usize)>) {
+    if HOOK.is_registered(epoch - 1) {
+        HOOK.inherited(epoch);
     }
     CLOSED.store(NONE, Ordering::Release);
     let mut threads = THREADS.lock().unwrap_or_else(PoisonError::into_inner);
     let mut free = FREE.lock().unwrap_or_else(PoisonError::into_inner);
-    for counter in threads.drain(..) {
-        counter.count.store(0, Ordering::Release);
-        free.push(counter);
+    for guards in threads.drain(..) {
+        guards.count.store(0, Ordering::Release);
+        free.push(guards);
     }
-    if let Some((counter, kept_frames)) = this_thread {
-        free.retain(|other| !core::ptr::eq(*other, counter));
-        counter.count.store(kept_frames, Ordering::Release);
-        threads.push(counter);
+    if let Some((guards, kept_frames)) = this_thread {
+        free.retain(|other| !core::ptr::eq(*other, guards));
+        guards.count.store(kept_frames, Ordering::Release);
+        threads.push(guards);
     }
 }
 
@@ -199,52 +205,19 @@ pub(crate) fn after_fork(epoch: u64, this_thread: Option<(&'static Held, usize)>
 /// # Safety
 /// The thread is attached to the main interpreter.
 pub(crate) unsafe fn install() {
-    let epoch = epoch();
-    if INSTALLED.load(Ordering::Acquire) == epoch {
-        return;
-    }
-    static INSTALLING: Mutex<()> = Mutex::new(());
-    let _one_at_a_time = INSTALLING.lock().unwrap_or_else(PoisonError::into_inner);
-    if INSTALLED.load(Ordering::Acquire) == epoch {
-        return;
-    }
-    // SAFETY: attached to the main interpreter (caller); `ON_EXIT` is static; every new
-    // reference is released; a failure leaves the gate uninstalled (CPython's flag is then
-    // the only check) and its exception is reported as unraisable.
-    let registered = unsafe {
-        let atexit = pyo3_ffi::PyImport_ImportModule(c"atexit".as_ptr());
-        let hook = pyo3_ffi::PyCFunction_NewEx(
-            &raw mut ON_EXIT,
-            core::ptr::null_mut(),
-            core::ptr::null_mut(),
-        );
-        let register = if atexit.is_null() {
-            core::ptr::null_mut()
-        } else {
-            pyo3_ffi::PyObject_GetAttrString(atexit, c"register".as_ptr())
-        };
-        let result = if register.is_null() || hook.is_null() {
-            core::ptr::null_mut()
-        } else {
-            pyo3_ffi::PyObject_CallOneArg(register, hook)
-        };
-        let ok = !result.is_null();
-        if !ok {
-            pyo3_ffi::PyErr_WriteUnraisable(core::ptr::null_mut());
-        }
-        for object in [result, register, hook, atexit] {
-            pyo3_ffi::Py_XDECREF(object);
-        }
-        ok
-    };
-    if registered {
-        INSTALLED.store(epoch, Ordering::Release);
-    }
+    // SAFETY: attached to the main interpreter (caller); `ON_EXIT` is a static. A failure
+    // leaves the gate uninstalled: CPython's flag is then the only check.
+    unsafe { HOOK.register(c"atexit", c"register", None, &raw mut ON_EXIT) };
     #[cfg(Py_3_15)]
-    if MAIN_VIEW.load(Ordering::Acquire).is_null() {
-        // SAFETY: needs no attached thread state; the view is kept for the process's life.
-        let view = unsafe { crate::ffi::pep788::PyInterpreterView_FromMain() };
-        MAIN_VIEW.store(view, Ordering::Release);
+    {
+        let epoch = epoch();
+        let mut main_view = MAIN_VIEW.lock().unwrap_or_else(PoisonError::into_inner);
+        if main_view.0 != epoch {
+            // SAFETY: needs no attached thread state; the view is kept for the runtime's
+            // life (a view of a finalized runtime is only ever compared, never used).
+            let view = unsafe { crate::ffi::pep788::PyInterpreterView_FromMain() };
+            *main_view = (epoch, view as usize);
+        }
     }
 }
 
@@ -266,30 +239,27 @@ unsafe extern "C" fn on_exit(
     CLOSED.store(epoch(), Ordering::SeqCst);
     let timeout = Duration::from_millis(TIMEOUT_MS.load(Ordering::Relaxed));
     // The guards of the thread that runs the shutdown are its caller's business.
-    let own = crate::native_thread::held_counter();
+    let own = crate::native_thread::thread_guards();
     crate::without_gil(move || wait_for_native_threads(timeout, own));
-    // SAFETY: attached again (after `without_gil`); returns a new reference to `None`.
-    unsafe {
-        let none = pyo3_ffi::Py_None();
-        pyo3_ffi::Py_INCREF(none);
-        none
-    }
+    // SAFETY: attached again (after `without_gil`).
+    unsafe { python_hook::none() }
 }
 
-/// Returns once every native thread held no guard at two checks a millisecond apart, or
-/// when `timeout` has passed. The second check catches a thread that counted a guard just
-/// before the gate closed but whose count had not reached this thread yet.
-fn wait_for_native_threads(timeout: Duration, own: Option<&'static Held>) {
+/// Returns once no native thread (other than `own`, the one running the shutdown) holds a
+/// guard, or when `timeout` has passed. A guard admitted before the gate closed is seen
+/// here (see [`admit`]); one admitted later does not exist.
+fn wait_for_native_threads(timeout: Duration, own: Option<&'static ThreadGuards>) {
     let started = Instant::now();
-    let mut idle_checks = 0;
-    while idle_checks < 2 && started.elapsed() < timeout {
+    while started.elapsed() < timeout {
         let busy = THREADS
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
-            .filter(|held| !own.is_some_and(|own| core::ptr::eq(own, **held)))
-            .any(|held| held.count.load(Ordering::Acquire) != 0);
-        idle_checks = if busy { 0 } else { idle_checks + 1 };
+            .filter(|guards| !own.is_some_and(|own| core::ptr::eq(own, **guards)))
+            .any(|guards| guards.count.load(Ordering::SeqCst) != 0);
+        if !busy {
+            return;
+        }
         std::thread::sleep(Duration::from_millis(1));
     }
 }

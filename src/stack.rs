@@ -14,6 +14,7 @@
 //! works in the `Drop` of a guard that outlives the other thread-locals of a dying thread.
 
 use core::cell::{Cell, RefCell};
+use core::mem::ManuallyDrop;
 use core::ptr;
 use pyo3_ffi::{PyGILState_STATE, PyThreadState};
 
@@ -73,6 +74,10 @@ pub(crate) struct Frame {
     /// The previous frame pushed by the same [`GilGuard`](crate::GilGuard), or [`NO_FRAME`].
     pub(crate) below_in_guard: u32,
     life: Life,
+    /// For [`Entry::Released`]: the [runtime epoch](crate::runtime::epoch) `tstate` belongs
+    /// to. Another thread may finalize the runtime while this one is detached, and the
+    /// state must then never be touched again.
+    epoch: u64,
 }
 
 impl Frame {
@@ -86,6 +91,16 @@ impl Frame {
             suspended: ptr::null_mut(),
             below_in_guard: NO_FRAME,
             life: Life::Live,
+            epoch: 0,
+        }
+    }
+
+    /// The [`Entry::Released`] frame of `tstate`, just detached in the current runtime.
+    pub(crate) fn released(tstate: *mut PyThreadState, below_in_guard: u32) -> Frame {
+        Frame {
+            below_in_guard,
+            epoch: crate::runtime::epoch(),
+            ..Frame::new(Entry::Released, tstate, false)
         }
     }
 
@@ -121,7 +136,9 @@ impl Frame {
         match self.entry {
             Entry::Nested => {}
             // SAFETY: this frame was the top of the stack, so the thread is still in the
-            // state `PyGILState_Ensure` left it in; that call returned `UNLOCKED`.
+            // state `PyGILState_Ensure` left it in: `tstate`, which that call created, bound
+            // to the thread with a counter of 1, and attached, returning `UNLOCKED`. Releasing
+            // clears and deletes it.
             Entry::Ensured => unsafe {
                 pyo3_ffi::PyGILState_Release(PyGILState_STATE::PyGILState_UNLOCKED)
             },
@@ -133,20 +150,43 @@ impl Frame {
             Entry::Kept => {
                 // SAFETY: as for `Restored`.
                 unsafe { pyo3_ffi::PyEval_SaveThread() };
-                crate::native_thread::uncount_guard();
+                crate::native_thread::dismiss_guard();
             }
             // SAFETY: top frame, so `self.tstate` is attached, and `undo_in_place` cleared
             // it: what `PyThreadState_DeleteCurrent` requires. It also detaches the thread.
             Entry::Deleting => unsafe { pyo3_ffi::PyThreadState_DeleteCurrent() },
-            // SAFETY: top frame, so the thread is still detached; `self.tstate` is what
-            // `PyEval_SaveThread` returned and nothing has deleted it since.
-            Entry::Released => unsafe { pyo3_ffi::PyEval_RestoreThread(self.tstate) },
+            Entry::Released => {
+                if self.epoch != crate::runtime::epoch() {
+                    runtime_gone();
+                }
+                // SAFETY: top frame, so the thread is still detached; `self.tstate` is what
+                // `PyEval_SaveThread` returned, and its runtime is the current one (checked
+                // above), so nothing has deleted it: a thread's states are only deleted by
+                // itself or by finalization.
+                unsafe { pyo3_ffi::PyEval_RestoreThread(self.tstate) };
+            }
         }
         if !self.suspended.is_null() {
             // SAFETY: the frame's own change was undone just above, so the thread is detached
             // again; `suspended` came from the `PyEval_SaveThread` made before the frame.
             unsafe { pyo3_ffi::PyEval_RestoreThread(self.suspended) };
         }
+    }
+}
+
+/// Where a thread returns to when the runtime it detached from was finalized meanwhile (a
+/// shutdown that timed out waiting for it, then a new runtime): the code that detached
+/// expects to continue attached to a thread state that no longer exists, with objects that
+/// no longer exist. It cannot continue; like CPython does with threads that outlive
+/// finalization, the thread is parked for good.
+#[cold]
+fn runtime_gone() -> ! {
+    eprintln!(
+        "gilguard: this thread released the GIL of a Python runtime that was finalized \
+         before it re-attached; it cannot continue and is parked for good"
+    );
+    loop {
+        std::thread::park();
     }
 }
 
@@ -159,8 +199,11 @@ thread_local! {
     static FRAMES: FrameStack = const {
         FrameStack { len: Cell::new(0), inline: [const { Cell::new(Frame::UNUSED) }; INLINE] }
     };
-    /// Frames above [`INLINE`]; only touched by unusually deep nesting.
-    static SPILLED: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
+    /// Frames above [`INLINE`]; only touched by unusually deep nesting. `ManuallyDrop`, so
+    /// that it has no destructor and outlives the other thread-locals like [`FRAMES`];
+    /// [`unwind`] frees its buffer when it empties.
+    static SPILLED: RefCell<ManuallyDrop<Vec<Frame>>> =
+        const { RefCell::new(ManuallyDrop::new(Vec::new())) };
 }
 
 impl FrameStack {
@@ -247,10 +290,7 @@ pub(crate) fn push_released(below_in_guard: u32) -> Option<u32> {
     // SAFETY: `tstate` is attached to this thread (confirmed just above); the frame
     // pushed below pairs this with `PyEval_RestoreThread(tstate)`. No Python code runs.
     unsafe { pyo3_ffi::PyEval_SaveThread() };
-    let frame = Frame {
-        below_in_guard,
-        ..Frame::new(Entry::Released, tstate, false)
-    };
+    let frame = Frame::released(tstate, below_in_guard);
     FRAMES.with(|stack| {
         stack.inline[len as usize].set(frame);
         stack.len.set(len + 1);
@@ -321,8 +361,9 @@ pub(crate) fn finish(index: u32) -> u32 {
     }
 }
 
-/// The common path of [`finish`]: pops the frame if it is the top one, inline, and undoing
-/// it runs no Python code. Also says whether the frame below is finished and now due.
+/// The common path of [`finish`]: pops the frame if it is the top one, inline, and not
+/// [`Entry::Deleting`] (whose undo runs Python code that must see the frame). Also says
+/// whether the frame below is finished and now due.
 #[inline]
 fn pop_top(index: u32) -> Option<(Frame, bool)> {
     FRAMES.with(|stack| {
@@ -409,14 +450,21 @@ fn check_scope(index: u32) {
         (!before.is_null() && newest_live.attached() != before).then_some(())
     });
     if conflict.is_some() {
-        eprintln!(
-            "gilguard: a guard created inside a with_gil/without_gil/run closure outlived it \
-             (leaked or stored in a thread-local) and changed the thread state the closure's \
-             caller relies on; aborting, since continuing would run Python code without its \
-             GIL or in the wrong interpreter"
-        );
-        std::process::abort();
+        leaked_guard_abort("a with_gil/without_gil/run closure");
     }
+}
+
+/// Ends the process when a leaked guard would leave code running in a thread state other
+/// than the one it attached: continuing would run Python code without its GIL or in the
+/// wrong interpreter.
+#[cold]
+fn leaked_guard_abort(place: &str) -> ! {
+    eprintln!(
+        "gilguard: a guard created inside {place} outlived it (leaked or stored in a \
+         thread-local) and changed the thread state the caller relies on; aborting, since \
+         continuing would run Python code without its GIL or in the wrong interpreter"
+    );
+    std::process::abort();
 }
 
 /// Undoes finished frames from the top until a live one (or the bottom) is reached.
@@ -440,18 +488,29 @@ fn unwind() {
         });
         frame.undo_in_place();
         // Code run by `undo_in_place` may have left live frames above this one (a leaked
-        // guard): undoing this frame under them would break their state, so it stays.
+        // guard): undoing this frame under them would break their state, so it stays. That
+        // is harmless if the caller expects nothing attached (the GIL stays held, as with
+        // any leaked guard), but not if it expects another thread state back.
         let popped = FRAMES.with(|stack| {
             if stack.len.get() != index + 1 {
                 return false;
             }
             if index as usize >= INLINE {
-                let _ = SPILLED.try_with(|spilled| spilled.borrow_mut().pop());
+                let _ = SPILLED.try_with(|spilled| {
+                    let mut spilled = spilled.borrow_mut();
+                    spilled.pop();
+                    if spilled.is_empty() {
+                        spilled.shrink_to_fit(); // frees the buffer
+                    }
+                });
             }
             stack.len.set(index);
             true
         });
         if !popped {
+            if !frame.attached_before().is_null() {
+                leaked_guard_abort("a finalizer run while deleting a thread state");
+            }
             return;
         }
         frame.undo();
@@ -512,7 +571,9 @@ fn released_main_thread_state_below() -> *mut PyThreadState {
         (0..stack.len.get())
             .rev()
             .filter_map(|index| stack.get(index))
-            .filter(|frame| frame.entry == Entry::Released)
+            .filter(|frame| {
+                frame.entry == Entry::Released && frame.epoch == crate::runtime::epoch()
+            })
             .map(|frame| frame.tstate)
             // SAFETY: a thread state detached by a frame still on the stack is live.
             .find(|&tstate| unsafe { crate::ffi::is_main_interpreter_state(tstate) })

@@ -47,6 +47,7 @@ thread_local! {
 /// assert!(!handle.is_attached());
 /// # Ok::<(), gilguard::GilError>(())
 /// ```
+#[must_use = "the thread state is deleted as soon as the handle is dropped"]
 #[derive(Debug)]
 pub struct ThreadStateHandle<'i> {
     interpreter: Interpreter,
@@ -66,7 +67,12 @@ impl<'i> ThreadStateHandle<'i> {
     ///
     /// [`GilError::ThreadStateExists`] if this thread already has a handle for the
     /// interpreter, [`GilError::InterpreterEnded`], [`GilError::NotInitialized`],
-    /// [`GilError::Finalizing`].
+    /// [`GilError::Finalizing`], or [`GilError::Unsupported`] if other code took every
+    /// `Py_AtExit` slot (the handle could not tell when the runtime is finalized).
+    ///
+    /// # Panics
+    ///
+    /// If CPython cannot allocate the thread state (out of memory).
     ///
     /// # Examples
     ///
@@ -94,6 +100,9 @@ impl<'i> ThreadStateHandle<'i> {
     ) -> Result<ThreadStateHandle<'i>, GilError> {
         interpreter.check_epoch()?;
         runtime::check_can_attach()?;
+        // Handles must learn when the runtime is finalized, even in a process where nothing
+        // else of this crate attached yet.
+        runtime::ensure_watched()?;
         let key = interpreter.as_ptr() as usize;
         let registered = HANDLES.with(|handles| {
             let mut handles = handles.borrow_mut();
@@ -109,13 +118,17 @@ impl<'i> ThreadStateHandle<'i> {
         // SAFETY: the interpreter is alive (caller); creating a thread state needs no GIL and
         // binds it to this thread.
         let tstate = unsafe { pyo3_ffi::PyThreadState_New(interpreter.as_ptr()) };
+        let Some(tstate) = NonNull::new(tstate) else {
+            HANDLES.with(|handles| handles.borrow_mut().retain(|&other| other != key));
+            panic!("PyThreadState_New could not allocate a thread state");
+        };
         if let Some(owner) = owner {
             owner.thread_state_created();
         }
         Ok(ThreadStateHandle {
             interpreter,
             owner,
-            tstate: NonNull::new(tstate).expect("PyThreadState_New returned a thread state"),
+            tstate,
             _thread: PhantomData,
         })
     }
@@ -159,7 +172,8 @@ impl<'i> ThreadStateHandle<'i> {
     /// [`GilError::AttachedElsewhere`] if the thread is attached to another thread state
     /// (for instance the main interpreter's): a guard must not suspend it, since leaking the
     /// guard would leave that code running in this interpreter. Use [`run`](Self::run),
-    /// which restores it exactly. Also [`GilError::Finalizing`].
+    /// which restores it exactly. Also [`GilError::Finalizing`], [`GilError::InterpreterEnded`]
+    /// and [`GilError::NotInitialized`], as for [`run`](Self::run).
     ///
     /// # Examples
     ///
@@ -199,7 +213,8 @@ impl<'i> ThreadStateHandle<'i> {
     ///
     /// # Errors
     ///
-    /// [`GilError::Finalizing`], [`GilError::InterpreterEnded`].
+    /// [`GilError::Finalizing`], [`GilError::InterpreterEnded`], [`GilError::NotInitialized`]
+    /// (after the runtime was finalized).
     ///
     /// # Examples
     ///
@@ -230,7 +245,14 @@ impl<'i> ThreadStateHandle<'i> {
     ///
     /// # Errors
     ///
-    /// [`GilError::Finalizing`], [`GilError::InterpreterEnded`]; `f` is not called then.
+    /// [`GilError::Finalizing`], [`GilError::InterpreterEnded`], [`GilError::NotInitialized`]
+    /// (after the runtime was finalized); `f` is not called then.
+    ///
+    /// # Aborts
+    ///
+    /// If a guard created inside `f` outlives it (leaked, or stored in a thread-local) and would
+    /// leave this function's caller detached or in another interpreter, the process is aborted
+    /// with a message: continuing would run the caller's Python code without its GIL.
     ///
     /// # Examples
     ///
@@ -334,13 +356,19 @@ impl<'i> ThreadStateHandle<'i> {
 impl Drop for ThreadStateHandle<'_> {
     fn drop(&mut self) {
         let tstate = self.tstate.as_ptr();
-        let key = self.interpreter.as_ptr() as usize;
-        let _ = HANDLES.try_with(|handles| handles.borrow_mut().retain(|&other| other != key));
-        if stack::uses(tstate) || self.check_usable().is_err() {
-            // A leaked guard may still use it, or the runtime is finalizing (which frees it).
-            // The interpreter keeps counting it as alive: ending it would abort.
+        if ffi::current_thread_state() == tstate
+            || stack::uses(tstate)
+            || self.check_usable().is_err()
+        {
+            // Still in use (attached right now by code outside this crate, such as a
+            // `PyGILState_Ensure` that found it, or used by a leaked guard), or the runtime is
+            // finalizing, which frees it. It is left alone; the interpreter keeps counting it
+            // as alive (ending it would abort), and this thread keeps its claim on the
+            // interpreter, so no second handle is made beside it.
             return;
         }
+        let key = self.interpreter.as_ptr() as usize;
+        let _ = HANDLES.try_with(|handles| handles.borrow_mut().retain(|&other| other != key));
         let previous = runtime::attached_thread_state();
         let mut frame = Frame::new(Entry::Deleting, tstate, false);
         // SAFETY: `tstate` is this thread's, detached (no frame uses it), and its interpreter
@@ -351,8 +379,12 @@ impl Drop for ThreadStateHandle<'_> {
             }
             pyo3_ffi::PyEval_RestoreThread(tstate);
         }
-        // Undone at once: cleared (finalizers may run, and see it attached), then deleted.
+        // Undone at once: cleared (finalizers may run, and see it attached), then deleted,
+        // unless a finalizer leaked a guard on it.
         stack::finish(stack::push(frame));
+        if stack::uses(tstate) {
+            return;
+        }
         if let Some(owner) = self.owner {
             owner.thread_state_deleted();
         }

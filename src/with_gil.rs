@@ -138,6 +138,12 @@ impl Drop for WithGil {
 /// [`try_with_gil`] to get a [`GilError`] instead). Panics of `f` propagate after the thread
 /// state is restored.
 ///
+/// # Aborts
+///
+/// If a guard created inside `f` outlives it (leaked, or stored in a thread-local) and would
+/// leave this function's caller detached or in another interpreter, the process is aborted
+/// with a message: continuing would run the caller's Python code without its GIL.
+///
 /// # Examples
 ///
 /// ```
@@ -174,6 +180,12 @@ pub(crate) fn refused(what: &str, instead: &str, error: GilError) -> ! {
 ///
 /// [`GilError::NotInitialized`] or [`GilError::Finalizing`], as for
 /// [`WithGil::try_acquire`]; `f` is not called then.
+///
+/// # Aborts
+///
+/// If a guard created inside `f` outlives it (leaked, or stored in a thread-local) and would
+/// leave this function's caller detached or in another interpreter, the process is aborted
+/// with a message: continuing would run the caller's Python code without its GIL.
 ///
 /// # Examples
 ///
@@ -306,7 +318,7 @@ unsafe fn reattach_own() -> Option<(Entry, *mut PyThreadState)> {
         return None;
     }
     if entry == Entry::Kept {
-        native_thread::count_guard().ok()?;
+        native_thread::admit_guard().ok()?;
     }
     // SAFETY: `own` is a live, detached main-interpreter state of this thread (one a frame
     // of ours released, or the one kept for this thread in the current runtime), and the
@@ -334,7 +346,7 @@ unsafe fn attach_other() -> Result<(Entry, *mut PyThreadState), GilError> {
     }
     // SAFETY: initialized, not finalizing, detached; `gilstate` is null or a
     // sub-interpreter's (`PyGILState_Ensure` would attach *that* interpreter).
-    Ok(unsafe { native_thread::attach_new(gilstate) })
+    unsafe { native_thread::attach_new(gilstate) }
 }
 
 /// Pushes a main-interpreter frame.

@@ -5,7 +5,7 @@ use core::marker::PhantomData;
 use crate::error::GilError;
 use crate::marker::ThreadBound;
 use crate::runtime;
-use crate::stack::{self, Entry, Frame, NO_FRAME};
+use crate::stack::{self, Frame, NO_FRAME};
 
 /// Releases the GIL (detaches this thread) until dropped, then re-attaches the same thread
 /// state.
@@ -106,14 +106,21 @@ impl Drop for WithoutGil {
 ///
 /// If the thread is not attached, `f` simply runs: there is nothing to release.
 ///
-/// **With `pyo3`**: inside `Python::attach`, release with pyo3's own `py.detach` rather
-/// than this function. pyo3 tracks attachment in a private counter; after `without_gil`
-/// that counter still says "attached", and a nested `Python::attach` would hand out a token
-/// without re-acquiring the GIL.
+/// **Not sound inside `pyo3::Python::attach`.** pyo3 tracks attachment in a private
+/// thread-local counter that this crate cannot see or change: after `without_gil` it still
+/// says "attached", and a `Python::attach` inside `f` would hand out a token without
+/// acquiring the GIL, in safe code. In code that uses pyo3, release the GIL with pyo3's
+/// `py.detach`.
 ///
 /// # Panics
 ///
 /// Panics of `f` propagate, after the thread has been re-attached.
+///
+/// # Aborts
+///
+/// If a guard created inside `f` outlives it (leaked, or stored in a thread-local) and would
+/// leave this function's caller detached or in another interpreter, the process is aborted
+/// with a message: continuing would run the caller's Python code without its GIL.
 ///
 /// # Examples
 ///
@@ -168,6 +175,12 @@ where
 ///
 /// [`GilError::NotAttached`], and `f` is not called.
 ///
+/// # Aborts
+///
+/// If a guard created inside `f` outlives it (leaked, or stored in a thread-local) and would
+/// leave this function's caller detached or in another interpreter, the process is aborted
+/// with a message: continuing would run the caller's Python code without its GIL.
+///
 /// # Examples
 ///
 /// ```
@@ -207,7 +220,5 @@ fn leave_slow(below_in_guard: u32) -> Result<u32, GilError> {
     // SAFETY: `attached` is attached to this thread. `Entry::Released` pairs this with
     // `PyEval_RestoreThread` of the returned state.
     let tstate = unsafe { pyo3_ffi::PyEval_SaveThread() };
-    let mut frame = Frame::new(Entry::Released, tstate, false);
-    frame.below_in_guard = below_in_guard;
-    Ok(stack::push(frame))
+    Ok(stack::push(Frame::released(tstate, below_in_guard)))
 }

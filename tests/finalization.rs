@@ -130,3 +130,44 @@ fn child_during_finalization() {
     let outcome = DURING_FINALIZATION.lock().unwrap().take();
     assert_eq!(outcome, Some(Err(GilError::Finalizing)));
 }
+
+#[test]
+fn a_thread_released_across_finalization_and_reinitialization_is_parked() {
+    let output = common::run_child("child_released_across_reinitialization");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("parked for good"), "{stderr}");
+}
+
+#[test]
+#[ignore = "runs in a child process, started by a_thread_released_across_finalization_and_reinitialization_is_parked"]
+fn child_released_across_reinitialization() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    common::python();
+    // The native thread holds a guard throughout: shutdown gives up waiting for it soon.
+    gilguard::set_shutdown_timeout(Duration::from_millis(100));
+    let (released, wait_released) = mpsc::channel();
+    let (go, wait_go) = mpsc::channel::<()>();
+    let returned = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&returned);
+    std::thread::spawn(move || {
+        with_gil(|| {
+            gilguard::without_gil(move || {
+                released.send(()).unwrap();
+                wait_go.recv().unwrap();
+            });
+            // Never reached: the thread state this would re-attach was freed.
+            flag.store(true, Ordering::SeqCst);
+        });
+    });
+    wait_released.recv().unwrap();
+    finalize();
+    gilguard::initialize().unwrap();
+    go.send(()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!returned.load(Ordering::SeqCst));
+    // The new runtime is unaffected.
+    with_gil(|| common::run("x = 1"));
+}

@@ -400,6 +400,48 @@ fn ending_is_refused_while_in_use_and_clean_after() {
     assert!(!is_attached());
 }
 
+/// A handle dropped while code outside the crate has its thread state attached (here
+/// `PyGILState_Ensure`, which finds it as the thread's first thread state) leaves it alone:
+/// deleting it would pull the thread state out from under that code.
+#[test]
+fn dropping_a_handle_whose_state_foreign_code_attached_leaves_it_alone() {
+    common::python();
+    let mut interpreter = SubInterpreter::new().unwrap();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let handle = interpreter.thread_state().unwrap();
+            // SAFETY: the thread is detached; `PyGILState_Ensure` attaches the thread state
+            // bound to it, the handle's (the first one created on this thread).
+            unsafe { pyo3_ffi::PyGILState_Ensure() };
+            assert!(handle.is_attached(), "the precondition of this test");
+            let tstate = common::current_thread_state();
+            drop(handle);
+            assert_eq!(common::current_thread_state(), tstate);
+            common::run("still = 'usable'");
+            // SAFETY: attached to `tstate`; detaching leaves it (and its `PyGILState` counter)
+            // in place, as the foreign code would have to.
+            unsafe { pyo3_ffi::PyEval_SaveThread() };
+        });
+    });
+    // The interpreter still counts that thread state, so it cannot be ended.
+    assert_eq!(interpreter.end(), Err(GilError::InterpreterInUse));
+    std::mem::forget(interpreter);
+}
+
+/// An interpreter's id stays readable after the interpreter is gone.
+#[test]
+fn ids_outlive_their_interpreters() {
+    common::python();
+    let mut interpreter = SubInterpreter::new().unwrap();
+    let id = interpreter.id();
+    let named = interpreter.interpreter();
+    assert_eq!(named.id(), id);
+    interpreter.end().unwrap();
+    assert_eq!(interpreter.id(), id);
+    drop(interpreter);
+    assert_eq!(named.id(), id);
+}
+
 /// Python threads started in the interpreter are joined by `end`, as
 /// `Py_EndInterpreter` would; a daemon thread still running makes it refuse.
 #[test]

@@ -49,24 +49,30 @@ pub fn run_child_within(name: &str, limit: Duration) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("child test process starts");
+    // Read while the child runs: a full pipe would block it, and look like a hang.
+    let stdout = read_all(child.stdout.take().expect("piped"));
+    let stderr = read_all(child.stderr.take().expect("piped"));
     let started = Instant::now();
-    while child
-        .try_wait()
-        .expect("the child can be waited for")
-        .is_none()
-    {
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("the child can be waited for") {
+            break status;
+        }
         if started.elapsed() > limit {
             child.kill().expect("the hung child can be killed");
-            let output = child.wait_with_output().expect("the child's output");
+            child.wait().expect("the killed child can be waited for");
             panic!(
                 "child test {name} hung (killed after {limit:?})\n{}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
+                String::from_utf8_lossy(&stdout.join().expect("stdout read")),
+                String::from_utf8_lossy(&stderr.join().expect("stderr read"))
             );
         }
         std::thread::sleep(Duration::from_millis(2));
-    }
-    let output = child.wait_with_output().expect("the child's output");
+    };
+    let output = Output {
+        status,
+        stdout: stdout.join().expect("stdout read"),
+        stderr: stderr.join().expect("stderr read"),
+    };
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -79,6 +85,15 @@ pub fn run_child_within(name: &str, limit: Duration) -> Output {
         "child test {name} hit a fatal error\n{stderr}"
     );
     output
+}
+
+/// Reads `pipe` to its end on a thread of its own.
+fn read_all(mut pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        pipe.read_to_end(&mut bytes).expect("the child's output");
+        bytes
+    })
 }
 
 /// What this thread is attached to, as CPython sees it.

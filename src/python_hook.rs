@@ -1,0 +1,127 @@
+//! Rust functions registered with Python-level hooks (`atexit.register`,
+//! `os.register_at_fork`), once per runtime.
+
+use core::ffi::CStr;
+use core::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use pyo3_ffi::{PyMethodDef, PyObject};
+
+/// No epoch: never registered.
+const NONE: u64 = u64::MAX;
+
+/// A hook that is registered at most once per [runtime epoch](crate::runtime::epoch).
+pub(crate) struct PythonHook {
+    /// The epoch whose runtime has the hook registered.
+    registered: AtomicU64,
+    registering: Mutex<()>,
+}
+
+impl PythonHook {
+    pub(crate) const fn new() -> PythonHook {
+        PythonHook {
+            registered: AtomicU64::new(NONE),
+            registering: Mutex::new(()),
+        }
+    }
+
+    /// Whether the runtime of `epoch` has the hook.
+    #[inline]
+    pub(crate) fn is_registered(&self, epoch: u64) -> bool {
+        self.registered.load(Ordering::Acquire) == epoch
+    }
+
+    /// Notes that the runtime of `epoch` has the hook: after a fork, the child's runtime
+    /// (a new epoch) inherited it from the parent's.
+    pub(crate) fn inherited(&self, epoch: u64) {
+        self.registered.store(epoch, Ordering::Release);
+    }
+
+    /// Registers `definition` with the current runtime unless it was already: calls
+    /// `module.function(callback)`, or `module.function(keyword=callback)`. A failure is
+    /// reported as unraisable and leaves the hook unregistered.
+    ///
+    /// # Safety
+    /// The thread is attached to the main interpreter; `definition` is a `static`.
+    pub(crate) unsafe fn register(
+        &self,
+        module: &CStr,
+        function: &CStr,
+        keyword: Option<&CStr>,
+        definition: *mut PyMethodDef,
+    ) {
+        let epoch = crate::runtime::epoch();
+        if self.is_registered(epoch) {
+            return;
+        }
+        let _one_at_a_time = self
+            .registering
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if self.is_registered(epoch) {
+            return;
+        }
+        // SAFETY: attached to the main interpreter (caller); `definition` outlives the
+        // function object (static); every new reference is released; a failure's exception
+        // is reported as unraisable (which clears it).
+        let registered = unsafe {
+            let module = pyo3_ffi::PyImport_ImportModule(module.as_ptr());
+            let callback = pyo3_ffi::PyCFunction_NewEx(
+                definition,
+                core::ptr::null_mut(),
+                core::ptr::null_mut(),
+            );
+            let register = if module.is_null() {
+                core::ptr::null_mut()
+            } else {
+                pyo3_ffi::PyObject_GetAttrString(module, function.as_ptr())
+            };
+            let args = match (callback.is_null(), keyword) {
+                (true, _) => core::ptr::null_mut(),
+                (false, None) => pyo3_ffi::PyTuple_Pack(1, callback),
+                (false, Some(_)) => pyo3_ffi::PyTuple_New(0),
+            };
+            let kwargs = match keyword {
+                None => core::ptr::null_mut(),
+                Some(_) => pyo3_ffi::PyDict_New(),
+            };
+            // `args` is only made when `callback` exists.
+            let ready = !register.is_null()
+                && !args.is_null()
+                && keyword.is_none_or(|keyword| {
+                    !kwargs.is_null()
+                        && pyo3_ffi::PyDict_SetItemString(kwargs, keyword.as_ptr(), callback) == 0
+                });
+            let result = if ready {
+                pyo3_ffi::PyObject_Call(register, args, kwargs)
+            } else {
+                core::ptr::null_mut()
+            };
+            let ok = !result.is_null();
+            if !ok {
+                pyo3_ffi::PyErr_WriteUnraisable(core::ptr::null_mut());
+            }
+            for object in [result, kwargs, args, register, callback, module] {
+                pyo3_ffi::Py_XDECREF(object);
+            }
+            ok
+        };
+        if registered {
+            self.registered.store(epoch, Ordering::Release);
+        }
+    }
+}
+
+/// A new reference to `None`, what a hook returns.
+///
+/// # Safety
+/// The thread is attached.
+pub(crate) unsafe fn none() -> *mut PyObject {
+    // SAFETY: attached (caller); `Py_None` is immortal or reference-counted, either way
+    // the increment makes the returned reference new.
+    unsafe {
+        let none = pyo3_ffi::Py_None();
+        pyo3_ffi::Py_INCREF(none);
+        none
+    }
+}
