@@ -49,6 +49,7 @@ fn measured(scenario: &str, iterations: u64) {
             }
         }),
         "with_gil" => (0..iterations).for_each(|_| drop(black_box(WithGil::acquire()))),
+        "with_gil_closure" => (0..iterations).for_each(|_| with_gil(|| black_box(()))),
         "raw_nested_gilstate_pair" => with_gil(|| {
             (0..iterations).for_each(|_| {
                 // SAFETY: attached; balanced.

@@ -96,6 +96,7 @@ impl Frame {
     }
 
     /// The [`Entry::Released`] frame of `tstate`, just detached in the current runtime.
+    #[inline]
     pub(crate) fn released(tstate: *mut PyThreadState, below_in_guard: u32) -> Frame {
         Frame {
             below_in_guard,
@@ -355,18 +356,40 @@ pub(crate) fn frame(index: u32) -> Option<Frame> {
 /// is finished, so CPython only ever sees the last change undone first.
 #[inline]
 pub(crate) fn finish(index: u32) -> u32 {
-    match pop_top(index) {
-        Some(popped) => undo_popped(popped),
-        None => finish_below_top(index, false),
+    match pop_nested(index) {
+        Some(below_in_guard) => below_in_guard,
+        None => finish_other(index, false),
     }
 }
 
-/// The common path of [`finish`]: pops the frame if it is the top one, inline, and not
-/// [`Entry::Deleting`] (whose undo runs Python code that must see the frame). Also says
-/// whether the frame below is finished and now due.
+/// The most common finish, small enough to inline everywhere: the top frame, inline,
+/// nested (nothing to undo), with no finished frame below it waiting to be undone. Pops it
+/// and returns its guard link; `None`, having changed nothing, otherwise.
 #[inline]
-fn pop_top(index: u32) -> Option<(Frame, bool)> {
+fn pop_nested(index: u32) -> Option<u32> {
     FRAMES.with(|stack| {
+        let frame = stack.inline.get(index as usize)?.get();
+        if stack.len.get() != index + 1
+            || frame.entry != Entry::Nested
+            || !frame.suspended.is_null()
+            || index
+                .checked_sub(1)
+                .is_some_and(|below| stack.inline[below as usize].get().life == Life::Finished)
+        {
+            return None;
+        }
+        stack.len.set(index);
+        Some(frame.below_in_guard)
+    })
+}
+
+/// [`finish`] for every other frame: pops and undoes it at once if it is the top one,
+/// inline, and not [`Entry::Deleting`] (whose undo runs Python code that must see the
+/// frame), then whatever finished frames that uncovered. `scope` as for
+/// [`finish_below_top`].
+#[inline(never)]
+fn finish_other(index: u32, scope: bool) -> u32 {
+    let popped = FRAMES.with(|stack| {
         let frame = stack.inline.get(index as usize)?.get();
         if stack.len.get() != index + 1 || frame.entry == Entry::Deleting {
             return None;
@@ -376,17 +399,12 @@ fn pop_top(index: u32) -> Option<(Frame, bool)> {
             .checked_sub(1)
             .is_some_and(|below| stack.inline[below as usize].get().life == Life::Finished);
         Some((frame, below_finished))
-    })
-}
-
-/// Undoes a frame [`pop_top`] popped (popped first, like in [`unwind`]), then whatever
-/// finished frames that uncovered. Returns its guard link.
-#[inline]
-fn undo_popped((frame, below_finished): (Frame, bool)) -> u32 {
-    // Nested frames, the most common ones, have nothing to undo.
-    if frame.entry != Entry::Nested || !frame.suspended.is_null() {
-        frame.undo();
-    }
+    });
+    let Some((frame, below_finished)) = popped else {
+        return finish_below_top(index, scope);
+    };
+    // Undone after it was popped, like in `unwind`.
+    frame.undo();
     if below_finished {
         unwind();
     }
@@ -419,13 +437,8 @@ pub(crate) struct Scope(pub(crate) u32);
 impl Drop for Scope {
     #[inline]
     fn drop(&mut self) {
-        match pop_top(self.0) {
-            Some(popped) => {
-                undo_popped(popped);
-            }
-            None => {
-                finish_below_top(self.0, true);
-            }
+        if pop_nested(self.0).is_none() {
+            finish_other(self.0, true);
         }
     }
 }

@@ -76,21 +76,6 @@ fn expected(kinds: &[Kind], live: &[bool], initial: bool) -> bool {
         .map_or(initial, |(kind, _)| kind.attaches())
 }
 
-fn permutations(n: usize) -> Vec<Vec<usize>> {
-    if n == 0 {
-        return vec![vec![]];
-    }
-    let mut all = Vec::new();
-    for shorter in permutations(n - 1) {
-        for position in 0..=shorter.len() {
-            let mut order = shorter.clone();
-            order.insert(position, n - 1);
-            all.push(order);
-        }
-    }
-    all
-}
-
 fn sequences(len: usize) -> Vec<Vec<Kind>> {
     (0..len).fold(vec![vec![]], |sequences, _| {
         sequences
@@ -110,7 +95,7 @@ fn sequences(len: usize) -> Vec<Vec<Kind>> {
 fn every_drop_order(len: usize, initial: bool) -> usize {
     let mut runs = 0;
     for kinds in sequences(len) {
-        for order in permutations(len) {
+        for order in common::permutations(len) {
             let mut held = Vec::new();
             let mut live = Vec::new();
             for (created, kind) in kinds.iter().enumerate() {
@@ -190,7 +175,7 @@ fn one_gil_guard_interleaved_with_single_guards() {
     std::thread::spawn(|| {
         for len in 2..=4 {
             for kinds in sequences(len) {
-                for order in permutations(len) {
+                for order in common::permutations(len) {
                     interleaved(&kinds, &order, false);
                     interleaved(&kinds, &order, true);
                 }

@@ -270,7 +270,7 @@ fn mixed_interpreter_guards_every_drop_order() {
                         .collect()
                 });
                 for sequence in sequences {
-                    for order in permutations(len) {
+                    for order in common::permutations(len) {
                         run_sequence(&handle, sub, &sequence, &order);
                         runs += 1;
                     }
@@ -349,21 +349,6 @@ fn run_sequence<'h>(
             "{kinds:?} order {order:?}"
         );
     }
-}
-
-fn permutations(n: usize) -> Vec<Vec<usize>> {
-    if n == 0 {
-        return vec![vec![]];
-    }
-    let mut all = Vec::new();
-    for shorter in permutations(n - 1) {
-        for position in 0..=shorter.len() {
-            let mut order = shorter.clone();
-            order.insert(position, n - 1);
-            all.push(order);
-        }
-    }
-    all
 }
 
 #[test]

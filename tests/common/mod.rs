@@ -87,6 +87,22 @@ pub fn run_child_within(name: &str, limit: Duration) -> Output {
     output
 }
 
+/// Every order of `0..n`.
+pub fn permutations(n: usize) -> Vec<Vec<usize>> {
+    if n == 0 {
+        return vec![vec![]];
+    }
+    let mut all = Vec::new();
+    for shorter in permutations(n - 1) {
+        for position in 0..=shorter.len() {
+            let mut order = shorter.clone();
+            order.insert(position, n - 1);
+            all.push(order);
+        }
+    }
+    all
+}
+
 /// Reads `pipe` to its end on a thread of its own.
 fn read_all(mut pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
     std::thread::spawn(move || {
