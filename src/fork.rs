@@ -33,14 +33,11 @@ pub(crate) unsafe fn install() {
     }
 }
 
-static mut AFTER_FORK: pyo3_ffi::PyMethodDef = pyo3_ffi::PyMethodDef {
-    ml_name: c"_gilguard_after_fork_in_child".as_ptr(),
-    ml_meth: pyo3_ffi::PyMethodDefPointer {
-        PyCFunction: after_fork_in_child,
-    },
-    ml_flags: pyo3_ffi::METH_NOARGS,
-    ml_doc: c"Forgets the thread states gilguard knew before the fork.".as_ptr(),
-};
+static mut AFTER_FORK: pyo3_ffi::PyMethodDef = python_hook::no_args_method(
+    c"_gilguard_after_fork_in_child",
+    after_fork_in_child,
+    c"Forgets the thread states gilguard knew before the fork.",
+);
 
 /// The callback, run in the child, by the forking thread, attached to the main
 /// interpreter: its current thread state is the only one left.

@@ -5,7 +5,7 @@ use core::ffi::CStr;
 use core::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use pyo3_ffi::{PyMethodDef, PyObject};
+use pyo3_ffi::{PyCFunction, PyMethodDef, PyMethodDefPointer, PyObject};
 
 /// No epoch: never registered.
 const NONE: u64 = u64::MAX;
@@ -109,6 +109,23 @@ impl PythonHook {
         if registered {
             self.registered.store(epoch, Ordering::Release);
         }
+    }
+}
+
+/// The definition of a hook taking no arguments, for a `static mut` that
+/// [`PythonHook::register`] hands to Python.
+pub(crate) const fn no_args_method(
+    name: &'static CStr,
+    function: PyCFunction,
+    doc: &'static CStr,
+) -> PyMethodDef {
+    PyMethodDef {
+        ml_name: name.as_ptr(),
+        ml_meth: PyMethodDefPointer {
+            PyCFunction: function,
+        },
+        ml_flags: pyo3_ffi::METH_NOARGS,
+        ml_doc: doc.as_ptr(),
     }
 }
 

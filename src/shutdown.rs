@@ -221,14 +221,11 @@ pub(crate) unsafe fn install() {
     }
 }
 
-static mut ON_EXIT: pyo3_ffi::PyMethodDef = pyo3_ffi::PyMethodDef {
-    ml_name: c"_gilguard_shutdown".as_ptr(),
-    ml_meth: pyo3_ffi::PyMethodDefPointer {
-        PyCFunction: on_exit,
-    },
-    ml_flags: pyo3_ffi::METH_NOARGS,
-    ml_doc: c"Closes gilguard's shutdown gate and waits for native threads.".as_ptr(),
-};
+static mut ON_EXIT: pyo3_ffi::PyMethodDef = python_hook::no_args_method(
+    c"_gilguard_shutdown",
+    on_exit,
+    c"Closes gilguard's shutdown gate and waits for native threads.",
+);
 
 /// The `atexit` callback: closes the gate, then waits with the GIL released until the
 /// native threads hold no guard, or the timeout passes.
