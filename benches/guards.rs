@@ -23,14 +23,13 @@ fn configure(group: &mut BenchmarkGroup<'_, WallTime>) {
         .measurement_time(Duration::from_secs(3));
 }
 
-/// Target 1: acquire + release on a detached thread that has a thread state (the thread
-/// that initialized Python).
-fn detached(c: &mut Criterion) {
-    let mut group = c.benchmark_group("detached_acquire");
-    configure(&mut group);
+/// The acquire-and-release pairs that targets 1 and 2 compare, measured in whatever state
+/// the caller leaves the thread in: detached or attached.
+fn acquire_release(group: &mut BenchmarkGroup<'_, WallTime>) {
     group.bench_function("raw_gilstate_pair", |b| {
         b.iter(|| {
-            // SAFETY: initialized, detached; the pair is balanced.
+            // SAFETY: initialized (`setup`); the pair is balanced, and `PyGILState_Ensure`
+            // accepts a detached thread and an attached one alike.
             unsafe {
                 let state = ffi::PyGILState_Ensure();
                 ffi::PyGILState_Release(black_box(state));
@@ -41,6 +40,10 @@ fn detached(c: &mut Criterion) {
         b.iter(|| drop(black_box(WithGil::acquire())))
     });
     group.bench_function("with_gil_closure", |b| b.iter(|| with_gil(|| black_box(1))));
+}
+
+/// `pyo3`'s equivalent of [`acquire_release`].
+fn pyo3_attach(group: &mut BenchmarkGroup<'_, WallTime>) {
     group.bench_function("pyo3_attach", |b| {
         b.iter(|| {
             Python::attach(|py| {
@@ -48,6 +51,15 @@ fn detached(c: &mut Criterion) {
             })
         })
     });
+}
+
+/// Target 1: acquire + release on a detached thread that has a thread state (the thread
+/// that initialized Python).
+fn detached(c: &mut Criterion) {
+    let mut group = c.benchmark_group("detached_acquire");
+    configure(&mut group);
+    acquire_release(&mut group);
+    pyo3_attach(&mut group);
     group.finish();
 }
 
@@ -56,19 +68,7 @@ fn nested(c: &mut Criterion) {
     let mut group = c.benchmark_group("nested_acquire");
     configure(&mut group);
     with_gil(|| {
-        group.bench_function("raw_gilstate_pair", |b| {
-            b.iter(|| {
-                // SAFETY: attached; the pair is balanced.
-                unsafe {
-                    let state = ffi::PyGILState_Ensure();
-                    ffi::PyGILState_Release(black_box(state));
-                }
-            })
-        });
-        group.bench_function("with_gil_guard", |b| {
-            b.iter(|| drop(black_box(WithGil::acquire())))
-        });
-        group.bench_function("with_gil_closure", |b| b.iter(|| with_gil(|| black_box(1))));
+        acquire_release(&mut group);
         // The floor of the guards' nested path: the one C call that confirms the thread is
         // still attached to the thread state the frame stack remembers (DESIGN §3.4).
         group.bench_function("floor_current_thread_state", |b| {
@@ -76,15 +76,7 @@ fn nested(c: &mut Criterion) {
             b.iter(|| black_box(unsafe { ffi::compat::PyThreadState_GetUnchecked() }))
         });
     });
-    Python::attach(|_| {
-        group.bench_function("pyo3_attach", |b| {
-            b.iter(|| {
-                Python::attach(|py| {
-                    black_box(py);
-                })
-            })
-        });
-    });
+    Python::attach(|_| pyo3_attach(&mut group));
     group.finish();
 }
 
@@ -184,6 +176,26 @@ fn timed(iterations: u64, mut step: impl FnMut()) -> Duration {
     started.elapsed()
 }
 
+/// The raw calls the native-thread guards are measured against: one thread state created
+/// for this thread, attached and detached around each step, deleted at the end.
+fn raw_restore_save_on_kept_state(iterations: u64) -> Duration {
+    // SAFETY: runs on a detached native thread of an initialized runtime (`NativeThread`);
+    // the thread state is made here for this thread; each step's `PyEval_RestoreThread` is
+    // paired with `PyEval_SaveThread`; at the end it is attached, cleared and deleted while
+    // current.
+    unsafe {
+        let tstate = ffi::PyThreadState_New(ffi::PyInterpreterState_Main());
+        let elapsed = timed(iterations, || {
+            ffi::PyEval_RestoreThread(black_box(tstate));
+            ffi::PyEval_SaveThread();
+        });
+        ffi::PyEval_RestoreThread(tstate);
+        ffi::PyThreadState_Clear(tstate);
+        ffi::PyThreadState_DeleteCurrent();
+        elapsed
+    }
+}
+
 /// Target 5: callbacks on a thread Python did not create, acquiring and releasing each
 /// time. Each case runs on a fresh native thread, so no case inherits another's state.
 fn native_thread(c: &mut Criterion) {
@@ -199,21 +211,7 @@ fn native_thread(c: &mut Criterion) {
                 }
             })
         }),
-        ("raw_reused_thread_state", |iterations| {
-            // SAFETY: one thread state for this thread, created once, attached and
-            // detached around each step, deleted at the end (attached, then cleared).
-            unsafe {
-                let tstate = ffi::PyThreadState_New(ffi::PyInterpreterState_Main());
-                let elapsed = timed(iterations, || {
-                    ffi::PyEval_RestoreThread(black_box(tstate));
-                    ffi::PyEval_SaveThread();
-                });
-                ffi::PyEval_RestoreThread(tstate);
-                ffi::PyThreadState_Clear(tstate);
-                ffi::PyThreadState_DeleteCurrent();
-                elapsed
-            }
-        }),
+        ("raw_reused_thread_state", raw_restore_save_on_kept_state),
         ("with_gil_guard", |iterations| {
             timed(iterations, || drop(black_box(WithGil::acquire())))
         }),
@@ -240,20 +238,7 @@ fn handle(c: &mut Criterion) {
     let mut group = c.benchmark_group("thread_state_handle");
     configure(&mut group);
     let cases: [(&str, Work); 4] = [
-        ("raw_restore_save", |iterations| {
-            // SAFETY: as in `native_thread`.
-            unsafe {
-                let tstate = ffi::PyThreadState_New(ffi::PyInterpreterState_Main());
-                let elapsed = timed(iterations, || {
-                    ffi::PyEval_RestoreThread(black_box(tstate));
-                    ffi::PyEval_SaveThread();
-                });
-                ffi::PyEval_RestoreThread(tstate);
-                ffi::PyThreadState_Clear(tstate);
-                ffi::PyThreadState_DeleteCurrent();
-                elapsed
-            }
-        }),
+        ("raw_restore_save", raw_restore_save_on_kept_state),
         ("handle_attach_guard", |iterations| {
             let main = Interpreter::main().unwrap();
             // SAFETY: the main interpreter outlives the handle.
