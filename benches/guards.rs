@@ -196,8 +196,20 @@ fn raw_restore_save_on_kept_state(iterations: u64) -> Duration {
     }
 }
 
+/// Benches each case on a fresh native thread of its own, so that no case inherits the
+/// thread state another one left behind.
+fn bench_each_on_a_native_thread(mut group: BenchmarkGroup<'_, WallTime>, cases: &[(&str, Work)]) {
+    for &(name, work) in cases {
+        let thread = NativeThread::new();
+        group.bench_function(name, |b| {
+            b.iter_custom(|iterations| thread.time(iterations, work))
+        });
+    }
+    group.finish();
+}
+
 /// Target 5: callbacks on a thread Python did not create, acquiring and releasing each
-/// time. Each case runs on a fresh native thread, so no case inherits another's state.
+/// time.
 fn native_thread(c: &mut Criterion) {
     let mut group = c.benchmark_group("native_thread_callback");
     configure(&mut group);
@@ -223,13 +235,7 @@ fn native_thread(c: &mut Criterion) {
             })
         }),
     ];
-    for (name, work) in cases {
-        let thread = NativeThread::new();
-        group.bench_function(name, |b| {
-            b.iter_custom(|iterations| thread.time(iterations, work))
-        });
-    }
-    group.finish();
+    bench_each_on_a_native_thread(group, &cases);
 }
 
 /// Target 6: attaching a `ThreadStateHandle` against the raw calls on the same kind of
@@ -263,13 +269,7 @@ fn handle(c: &mut Criterion) {
             })
         }),
     ];
-    for (name, work) in cases {
-        let thread = NativeThread::new();
-        group.bench_function(name, |b| {
-            b.iter_custom(|iterations| thread.time(iterations, work))
-        });
-    }
-    group.finish();
+    bench_each_on_a_native_thread(group, &cases);
 }
 
 fn setup(c: &mut Criterion) {
