@@ -65,6 +65,7 @@
 //! it in more depth.
 #![warn(rustdoc::broken_intra_doc_links)]
 
+mod asymmetric_fence;
 mod error;
 mod ffi;
 mod fork;

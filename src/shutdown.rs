@@ -15,9 +15,9 @@
 //! guards they hold, so that their last callbacks complete and release the GIL properly.
 //!
 //! Every attach of a native thread to the thread state this crate keeps for it (`WithGil`,
-//! `with_gil`, `GilGuard`) is counted before it starts, and the count and the gate are
-//! read and written in one sequentially consistent order, so shutdown either refuses such
-//! an attach or waits for it.
+//! `with_gil`, `GilGuard`) is counted before it starts, and a fence between each side's
+//! write and read (asymmetric where the system allows, see [`crate::asymmetric_fence`])
+//! makes sure that shutdown either refuses such an attach or waits for it.
 //!
 //! What remains before 3.15 (documented in `docs/reliability.md`): a guard held past the
 //! timeout re-attaches after the flag is set, and attaches this crate does not count
@@ -33,6 +33,7 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::asymmetric_fence;
 use crate::python_hook::{self, PythonHook};
 use crate::runtime::epoch;
 
@@ -123,17 +124,26 @@ pub(crate) fn unregister_thread(guards: &'static ThreadGuards) {
 
 /// Counts a guard the thread is about to take, unless shutdown has begun.
 ///
-/// The increment and the read of the gate are sequentially consistent, and so are the
-/// closing of the gate and the reads of the counts in [`on_exit`]. In their single total
-/// order, either this read comes after the gate closed (the guard is refused) or the
-/// increment comes before the counts are read (shutdown waits for the guard).
+/// The increment is fenced from the read of the gate, and the closing of the gate from the
+/// reads of the counts in [`on_exit`]: either this read sees the gate closed (the guard is
+/// refused) or shutdown sees the increment (and waits for the guard). The fence is
+/// [asymmetric](crate::asymmetric_fence) where the system allows, so that its cost falls on
+/// shutdown; elsewhere the increment and the read are sequentially consistent, and so are
+/// the closing and the reads of the counts.
 #[inline]
 pub(crate) fn admit(guards: &ThreadGuards) -> Result<(), ()> {
     #[cfg(Py_3_15)]
     if guards.count.load(Ordering::Relaxed) == 0 && !open_interpreter_guard(guards) {
         return Err(());
     }
-    guards.count.fetch_add(1, Ordering::SeqCst);
+    if asymmetric_fence::is_enabled() {
+        // Only this thread writes its count.
+        let count = guards.count.load(Ordering::Relaxed);
+        guards.count.store(count + 1, Ordering::Relaxed);
+        asymmetric_fence::light();
+    } else {
+        guards.count.fetch_add(1, Ordering::SeqCst);
+    }
     if closed() == Some(true) {
         dismiss(guards);
         return Err(());
@@ -187,6 +197,7 @@ pub(crate) fn after_fork(epoch: u64, this_thread: Option<(&'static ThreadGuards,
         HOOK.inherited(epoch);
     }
     CLOSED.store(NONE, Ordering::Release);
+    asymmetric_fence::after_fork();
     let mut threads = THREADS.lock().unwrap_or_else(PoisonError::into_inner);
     let mut free = FREE.lock().unwrap_or_else(PoisonError::into_inner);
     for guards in threads.drain(..) {
@@ -205,6 +216,9 @@ pub(crate) fn after_fork(epoch: u64, this_thread: Option<(&'static ThreadGuards,
 /// # Safety
 /// The thread is attached to the main interpreter.
 pub(crate) unsafe fn install() {
+    // Before the `atexit` callback is registered, so that the callback, which runs under the
+    // GIL after this, sees the fence enabled if any thread could.
+    asymmetric_fence::enable();
     // SAFETY: attached to the main interpreter (caller); `ON_EXIT` is a static. A failure
     // leaves the gate uninstalled: CPython's flag is then the only check.
     unsafe { HOOK.register(c"atexit", c"register", None, &raw mut ON_EXIT) };
@@ -234,10 +248,18 @@ unsafe extern "C" fn on_exit(
     _args: *mut pyo3_ffi::PyObject,
 ) -> *mut pyo3_ffi::PyObject {
     CLOSED.store(epoch(), Ordering::SeqCst);
+    let counts_visible = asymmetric_fence::heavy();
     let timeout = Duration::from_millis(TIMEOUT_MS.load(Ordering::Relaxed));
     // The guards of the thread that runs the shutdown are its caller's business.
     let own = crate::native_thread::thread_guards();
-    crate::without_gil(move || wait_for_native_threads(timeout, own));
+    crate::without_gil(move || {
+        if counts_visible {
+            wait_for_native_threads(timeout, own);
+        } else {
+            // No count can be trusted to be up to date: wait as long as allowed.
+            std::thread::sleep(timeout);
+        }
+    });
     // SAFETY: attached again (after `without_gil`).
     unsafe { python_hook::none() }
 }
