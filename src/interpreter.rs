@@ -292,7 +292,10 @@ impl SubInterpreter {
         let ended = {
             // Recorded so that Python code run by the shutdown (atexit handlers,
             // finalizers) that calls back into Rust sees where the thread is.
-            let _ending = stack::Scope(stack::push(Frame::new(Entry::Nested, tstate, false)));
+            let _ending = stack::Scope {
+                index: stack::push(Frame::new(Entry::Nested, tstate, false)),
+                likely: Entry::Nested,
+            };
             wind_down();
             if self.only_thread_states(tstate) {
                 // SAFETY: the interpreter's GIL is held. Unless it is `tstate`, `first` is

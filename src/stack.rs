@@ -356,21 +356,33 @@ pub(crate) fn frame(index: u32) -> Option<Frame> {
 /// is finished, so CPython only ever sees the last change undone first.
 #[inline]
 pub(crate) fn finish(index: u32) -> u32 {
-    match pop_nested(index) {
-        Some(below_in_guard) => below_in_guard,
+    finish_likely(index, Entry::Nested)
+}
+
+/// [`finish`], with a fast path for a frame of entry `likely` (a constant at every call
+/// site, so that only its arm of [`Frame::undo`] is inlined).
+#[inline(always)]
+pub(crate) fn finish_likely(index: u32, likely: Entry) -> u32 {
+    match pop_simple(index, likely) {
+        Some(frame) => {
+            frame.undo();
+            frame.below_in_guard
+        }
         None => finish_other(index, false),
     }
 }
 
-/// The most common finish, small enough to inline everywhere: the top frame, inline,
-/// nested (nothing to undo), with no finished frame below it waiting to be undone. Pops it
-/// and returns its guard link; `None`, having changed nothing, otherwise.
-#[inline]
-fn pop_nested(index: u32) -> Option<u32> {
+/// The most common finish, small enough to inline everywhere: the top frame, inline, of
+/// entry `entry` (never [`Entry::Deleting`], whose undo must see the frame), suspending
+/// nothing, with no finished frame below it waiting to be undone. Pops it and returns it,
+/// to be undone; `None`, having changed nothing, otherwise.
+#[inline(always)]
+fn pop_simple(index: u32, entry: Entry) -> Option<Frame> {
     FRAMES.with(|stack| {
         let frame = stack.inline.get(index as usize)?.get();
         if stack.len.get() != index + 1
-            || frame.entry != Entry::Nested
+            || frame.entry != entry
+            || entry == Entry::Deleting
             || !frame.suspended.is_null()
             || index
                 .checked_sub(1)
@@ -379,7 +391,7 @@ fn pop_nested(index: u32) -> Option<u32> {
             return None;
         }
         stack.len.set(index);
-        Some(frame.below_in_guard)
+        Some(frame)
     })
 }
 
@@ -431,14 +443,20 @@ fn finish_below_top(index: u32, scope: bool) -> u32 {
 }
 
 /// The frame of a closure form (`with_gil`, `without_gil`, ...), finished when the closure
-/// returns or unwinds, with the check of [`check_scope`].
-pub(crate) struct Scope(pub(crate) u32);
+/// returns or unwinds, with the check of [`check_scope`]; `likely` as for [`finish_likely`].
+pub(crate) struct Scope {
+    pub(crate) index: u32,
+    pub(crate) likely: Entry,
+}
 
 impl Drop for Scope {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
-        if pop_nested(self.0).is_none() {
-            finish_other(self.0, true);
+        match pop_simple(self.index, self.likely) {
+            Some(frame) => frame.undo(),
+            None => {
+                finish_other(self.index, true);
+            }
         }
     }
 }

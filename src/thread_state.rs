@@ -270,7 +270,10 @@ impl<'i> ThreadStateHandle<'i> {
     /// ```
     #[inline]
     pub fn run<T>(&self, f: impl FnOnce() -> T) -> Result<T, GilError> {
-        let _attached = stack::Scope(self.enter(true)?);
+        let _attached = stack::Scope {
+            index: self.enter(true)?,
+            likely: Entry::Restored,
+        };
         Ok(f())
     }
 
@@ -419,6 +422,6 @@ static_assertions::assert_not_impl_any!(AttachGuard<'static>: Send, Sync);
 impl Drop for AttachGuard<'_> {
     #[inline(always)]
     fn drop(&mut self) {
-        stack::finish(self.frame);
+        stack::finish_likely(self.frame, Entry::Restored);
     }
 }

@@ -197,7 +197,10 @@ pub(crate) fn refused(what: &str, instead: &str, error: GilError) -> ! {
 /// ```
 #[inline]
 pub fn try_with_gil<T>(f: impl FnOnce() -> T) -> Result<T, GilError> {
-    let _gil = stack::Scope(enter(true, NO_FRAME)?);
+    let _gil = stack::Scope {
+        index: enter(true, NO_FRAME)?,
+        likely: Entry::Nested,
+    };
     Ok(f())
 }
 

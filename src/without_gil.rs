@@ -5,7 +5,7 @@ use core::marker::PhantomData;
 use crate::error::GilError;
 use crate::marker::ThreadBound;
 use crate::runtime;
-use crate::stack::{self, Frame, NO_FRAME};
+use crate::stack::{self, Entry, Frame, NO_FRAME};
 
 /// Releases the GIL (detaches this thread) until dropped, then re-attaches the same thread
 /// state.
@@ -90,7 +90,7 @@ impl WithoutGil {
 impl Drop for WithoutGil {
     #[inline]
     fn drop(&mut self) {
-        stack::finish(self.frame);
+        stack::finish_likely(self.frame, Entry::Released);
     }
 }
 
@@ -158,7 +158,10 @@ where
     // The frame is finished on return and on unwind, never leaked, and checked against
     // guards leaked inside `f`. `f` is `Send`, so it captures nothing bound to this
     // thread's attachment, and cannot return anything like that (`T: Send`).
-    let _released = stack::Scope(index);
+    let _released = stack::Scope {
+        index,
+        likely: Entry::Released,
+    };
     f()
 }
 
@@ -198,7 +201,10 @@ where
     T: Send,
 {
     // As in `without_gil`.
-    let _released = stack::Scope(leave(NO_FRAME)?);
+    let _released = stack::Scope {
+        index: leave(NO_FRAME)?,
+        likely: Entry::Released,
+    };
     Ok(f())
 }
 
