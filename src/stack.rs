@@ -391,7 +391,14 @@ fn pop_simple(index: u32, entry: Entry) -> Option<Frame> {
             return None;
         }
         stack.len.set(index);
-        Some(frame)
+        // Rebuilt from what was checked, so the compiler knows it too and drops the
+        // now-redundant tests from the inlined `undo`.
+        Some(Frame {
+            entry,
+            suspended: ptr::null_mut(),
+            life: Life::Live,
+            ..frame
+        })
     })
 }
 
