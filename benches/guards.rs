@@ -94,6 +94,20 @@ fn release(c: &mut Criterion) {
                 }
             })
         });
+        // The floor of the guards' release path: the raw pair plus the one C call that
+        // confirms the thread is attached before `PyEval_SaveThread`, which aborts the
+        // process otherwise (C code may have detached the thread behind the guards' back).
+        group.bench_function("floor_confirmed_save_restore", |b| {
+            b.iter(|| {
+                // SAFETY: attached (confirmed); the pair is balanced.
+                unsafe {
+                    if !ffi::compat::PyThreadState_GetUnchecked().is_null() {
+                        let tstate = ffi::PyEval_SaveThread();
+                        ffi::PyEval_RestoreThread(black_box(tstate));
+                    }
+                }
+            })
+        });
         group.bench_function("without_gil_closure", |b| {
             b.iter(|| without_gil(|| black_box(1)))
         });
@@ -179,6 +193,17 @@ fn timed(iterations: u64, mut step: impl FnMut()) -> Duration {
 /// The raw calls the native-thread guards are measured against: one thread state created
 /// for this thread, attached and detached around each step, deleted at the end.
 fn raw_restore_save_on_kept_state(iterations: u64) -> Duration {
+    restore_save_on_kept_state(iterations, false)
+}
+
+/// The floor of the handle's attach: the raw calls plus the one C call that confirms the
+/// thread is detached before `PyEval_RestoreThread`, which would wait forever for the GIL
+/// this thread holds otherwise.
+fn floor_confirmed_restore_save(iterations: u64) -> Duration {
+    restore_save_on_kept_state(iterations, true)
+}
+
+fn restore_save_on_kept_state(iterations: u64, confirm: bool) -> Duration {
     // SAFETY: runs on a detached native thread of an initialized runtime (`NativeThread`);
     // the thread state is made here for this thread; each step's `PyEval_RestoreThread` is
     // paired with `PyEval_SaveThread`; at the end it is attached, cleared and deleted while
@@ -186,6 +211,9 @@ fn raw_restore_save_on_kept_state(iterations: u64) -> Duration {
     unsafe {
         let tstate = ffi::PyThreadState_New(ffi::PyInterpreterState_Main());
         let elapsed = timed(iterations, || {
+            if confirm && !ffi::compat::PyThreadState_GetUnchecked().is_null() {
+                return;
+            }
             ffi::PyEval_RestoreThread(black_box(tstate));
             ffi::PyEval_SaveThread();
         });
@@ -243,8 +271,9 @@ fn native_thread(c: &mut Criterion) {
 fn handle(c: &mut Criterion) {
     let mut group = c.benchmark_group("thread_state_handle");
     configure(&mut group);
-    let cases: [(&str, Work); 4] = [
+    let cases: [(&str, Work); 5] = [
         ("raw_restore_save", raw_restore_save_on_kept_state),
+        ("floor_confirmed_restore_save", floor_confirmed_restore_save),
         ("handle_attach_guard", |iterations| {
             let main = Interpreter::main().unwrap();
             // SAFETY: the main interpreter outlives the handle.
