@@ -234,6 +234,26 @@ impl FrameStack {
     fn top(&self) -> Option<Frame> {
         self.get(self.len.get().checked_sub(1)?)
     }
+
+    /// The stack's length and its top frame, if the top frame and the next slot are
+    /// inline: the precondition of the fast paths, which then push with [`push_inline`].
+    ///
+    /// [`push_inline`]: FrameStack::push_inline
+    #[inline(always)]
+    fn inline_top(&self) -> Option<(u32, Frame)> {
+        let len = self.len.get();
+        if len == 0 || len as usize >= INLINE {
+            return None;
+        }
+        Some((len, self.inline[len as usize - 1].get()))
+    }
+
+    /// Pushes `frame` at `len`, the length [`inline_top`](FrameStack::inline_top) returned.
+    #[inline(always)]
+    fn push_inline(&self, len: u32, frame: Frame) {
+        self.inline[len as usize].set(frame);
+        self.len.set(len + 1);
+    }
 }
 
 /// The top frame, which by the stack's invariant describes the thread's state as this
@@ -249,32 +269,18 @@ pub(crate) fn top() -> Option<Frame> {
 /// One thread-local access and one pointer load; `None` sends the caller to the slow path.
 #[inline]
 pub(crate) fn push_nested(accept: impl FnOnce(&Frame) -> bool, below_in_guard: u32) -> Option<u32> {
-    let (len, top) = inline_top()?;
-    let tstate = top.attached();
-    if tstate.is_null() || !accept(&top) || crate::ffi::current_thread_state() != tstate {
-        return None;
-    }
-    let frame = Frame {
-        below_in_guard,
-        ..Frame::new(Entry::Nested, tstate, top.main)
-    };
     FRAMES.with(|stack| {
-        stack.inline[len as usize].set(frame);
-        stack.len.set(len + 1);
-    });
-    Some(len)
-}
-
-/// The stack's length and its top frame, if the top frame and the next slot are inline:
-/// the precondition of the fast paths. Small enough for the thread-local access to inline.
-#[inline]
-fn inline_top() -> Option<(u32, Frame)> {
-    FRAMES.with(|stack| {
-        let len = stack.len.get();
-        if len == 0 || len as usize >= INLINE {
+        let (len, top) = stack.inline_top()?;
+        let tstate = top.attached();
+        if tstate.is_null() || !accept(&top) || crate::ffi::current_thread_state() != tstate {
             return None;
         }
-        Some((len, stack.inline[len as usize - 1].get()))
+        let frame = Frame {
+            below_in_guard,
+            ..Frame::new(Entry::Nested, tstate, top.main)
+        };
+        stack.push_inline(len, frame);
+        Some(len)
     })
 }
 
@@ -283,20 +289,19 @@ fn inline_top() -> Option<(u32, Frame)> {
 /// `None` sends the caller to the slow path, with nothing changed.
 #[inline]
 pub(crate) fn push_released(below_in_guard: u32) -> Option<u32> {
-    let (len, top) = inline_top()?;
-    let tstate = top.attached();
-    if tstate.is_null() || crate::ffi::current_thread_state() != tstate {
-        return None;
-    }
-    // SAFETY: `tstate` is attached to this thread (confirmed just above); the frame
-    // pushed below pairs this with `PyEval_RestoreThread(tstate)`. No Python code runs.
-    unsafe { pyo3_ffi::PyEval_SaveThread() };
-    let frame = Frame::released(tstate, below_in_guard);
     FRAMES.with(|stack| {
-        stack.inline[len as usize].set(frame);
-        stack.len.set(len + 1);
-    });
-    Some(len)
+        let (len, top) = stack.inline_top()?;
+        let tstate = top.attached();
+        if tstate.is_null() || crate::ffi::current_thread_state() != tstate {
+            return None;
+        }
+        // SAFETY: `tstate` is attached to this thread (confirmed just above); the frame
+        // pushed below pairs this with `PyEval_RestoreThread(tstate)`. No Python code runs,
+        // so nothing touches the stack meanwhile.
+        unsafe { pyo3_ffi::PyEval_SaveThread() };
+        stack.push_inline(len, Frame::released(tstate, below_in_guard));
+        Some(len)
+    })
 }
 
 /// Records a frame whose change has already been made. Returns its index, which stays valid
