@@ -368,12 +368,19 @@ pub(crate) fn finish(index: u32) -> u32 {
 /// site, so that only its arm of [`Frame::undo`] is inlined).
 #[inline(always)]
 pub(crate) fn finish_likely(index: u32, likely: Entry) -> u32 {
+    finish_fast_or_other(index, likely, false)
+}
+
+/// The fast path of [`pop_simple`], else [`finish_other`]; `scope` as for
+/// [`finish_below_top`].
+#[inline(always)]
+fn finish_fast_or_other(index: u32, likely: Entry, scope: bool) -> u32 {
     match pop_simple(index, likely) {
         Some(frame) => {
             frame.undo();
             frame.below_in_guard
         }
-        None => finish_other(index, false),
+        None => finish_other(index, scope),
     }
 }
 
@@ -464,12 +471,7 @@ pub(crate) struct Scope {
 impl Drop for Scope {
     #[inline(always)]
     fn drop(&mut self) {
-        match pop_simple(self.index, self.likely) {
-            Some(frame) => frame.undo(),
-            None => {
-                finish_other(self.index, true);
-            }
-        }
+        finish_fast_or_other(self.index, self.likely, true);
     }
 }
 
