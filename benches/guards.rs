@@ -278,7 +278,9 @@ fn handle(c: &mut Criterion) {
             let main = Interpreter::main().unwrap();
             // SAFETY: the main interpreter outlives the handle.
             let handle = unsafe { main.thread_state() }.unwrap();
-            timed(iterations, || drop(black_box(handle.attach())))
+            timed(iterations, || {
+                drop(black_box(handle.attach().expect("attaches")))
+            })
         }),
         ("handle_run_closure", |iterations| {
             let main = Interpreter::main().unwrap();

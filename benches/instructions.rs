@@ -93,7 +93,7 @@ fn measured(scenario: &str, iterations: u64) {
             let main = gilguard::Interpreter::main().expect("initialized");
             // SAFETY: the main interpreter outlives the handle.
             let handle = unsafe { main.thread_state() }.expect("a handle");
-            (0..iterations).for_each(|_| drop(black_box(handle.attach())));
+            (0..iterations).for_each(|_| drop(black_box(handle.attach().expect("attaches"))));
         }
         other => panic!("unknown scenario {other}"),
     }

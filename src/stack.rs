@@ -47,6 +47,15 @@ pub(crate) enum Entry {
     Released,
 }
 
+impl Entry {
+    /// Whether a frame of this entry can have suspended another thread state
+    /// ([`Frame::suspended`]): only those that attach one. A nested frame found the thread
+    /// attached already, and a released one leaves it detached.
+    const fn may_suspend(self) -> bool {
+        !matches!(self, Entry::Nested | Entry::Released)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Life {
     /// Its guard is alive.
@@ -193,12 +202,19 @@ fn runtime_gone() -> ! {
 
 struct FrameStack {
     len: Cell<u32>,
+    /// How many frames are [`Life::Finished`]: while none is, a finishing top frame can be
+    /// popped without looking at the frame below it.
+    finished: Cell<u32>,
     inline: [Cell<Frame>; INLINE],
 }
 
 thread_local! {
     static FRAMES: FrameStack = const {
-        FrameStack { len: Cell::new(0), inline: [const { Cell::new(Frame::UNUSED) }; INLINE] }
+        FrameStack {
+            len: Cell::new(0),
+            finished: Cell::new(0),
+            inline: [const { Cell::new(Frame::UNUSED) }; INLINE],
+        }
     };
     /// Frames above [`INLINE`]; only touched by unusually deep nesting. `ManuallyDrop`, so
     /// that it has no destructor and outlives the other thread-locals like [`FRAMES`];
@@ -368,26 +384,39 @@ pub(crate) fn finish(index: u32) -> u32 {
 /// site, so that only its arm of [`Frame::undo`] is inlined).
 #[inline(always)]
 pub(crate) fn finish_likely(index: u32, likely: Entry) -> u32 {
-    finish_fast_or_other(index, likely, false)
+    finish_fast_or(index, likely, || finish_other(index, false))
 }
 
-/// The fast path of [`pop_simple`], else [`finish_other`]; `scope` as for
-/// [`finish_below_top`].
+/// [`finish`] for a main-interpreter guard, whose frame is most often nested (finished
+/// inline, as by [`finish_likely`]) or else the kept thread state of a detached thread
+/// (finished by a fast path out of line, keeping the nested one small).
 #[inline(always)]
-fn finish_fast_or_other(index: u32, likely: Entry, scope: bool) -> u32 {
+pub(crate) fn finish_main(index: u32) -> u32 {
+    finish_fast_or(index, Entry::Nested, || finish_kept_or_other(index))
+}
+
+#[inline(never)]
+fn finish_kept_or_other(index: u32) -> u32 {
+    finish_likely(index, Entry::Kept)
+}
+
+/// Pops and undoes the frame at `index` by the fast path of [`pop_simple`] for entry
+/// `likely`, else returns `otherwise()`.
+#[inline(always)]
+fn finish_fast_or(index: u32, likely: Entry, otherwise: impl FnOnce() -> u32) -> u32 {
     match pop_simple(index, likely) {
         Some(frame) => {
             frame.undo();
             frame.below_in_guard
         }
-        None => finish_other(index, scope),
+        None => otherwise(),
     }
 }
 
 /// The most common finish, small enough to inline everywhere: the top frame, inline, of
 /// entry `entry` (never [`Entry::Deleting`], whose undo must see the frame), suspending
-/// nothing, with no finished frame below it waiting to be undone. Pops it and returns it,
-/// to be undone; `None`, having changed nothing, otherwise.
+/// nothing, with no finished frame waiting to be undone. Pops it and returns it, to be
+/// undone; `None`, having changed nothing, otherwise.
 #[inline(always)]
 fn pop_simple(index: u32, entry: Entry) -> Option<Frame> {
     FRAMES.with(|stack| {
@@ -395,10 +424,8 @@ fn pop_simple(index: u32, entry: Entry) -> Option<Frame> {
         if stack.len.get() != index + 1
             || frame.entry != entry
             || entry == Entry::Deleting
-            || !frame.suspended.is_null()
-            || index
-                .checked_sub(1)
-                .is_some_and(|below| stack.inline[below as usize].get().life == Life::Finished)
+            || (entry.may_suspend() && !frame.suspended.is_null())
+            || stack.finished.get() != 0
         {
             return None;
         }
@@ -426,17 +453,14 @@ fn finish_other(index: u32, scope: bool) -> u32 {
             return None;
         }
         stack.len.set(index);
-        let below_finished = index
-            .checked_sub(1)
-            .is_some_and(|below| stack.inline[below as usize].get().life == Life::Finished);
-        Some((frame, below_finished))
+        Some((frame, stack.finished.get() != 0))
     });
-    let Some((frame, below_finished)) = popped else {
+    let Some((frame, any_finished)) = popped else {
         return finish_below_top(index, scope);
     };
     // Undone after it was popped, like in `unwind`.
     frame.undo();
-    if below_finished {
+    if any_finished {
         unwind();
     }
     frame.below_in_guard
@@ -455,6 +479,7 @@ fn finish_below_top(index: u32, scope: bool) -> u32 {
         let mut frame = stack.get(index)?;
         frame.life = Life::Finished;
         stack.set(index, frame);
+        stack.finished.set(stack.finished.get() + 1);
         Some(frame.below_in_guard)
     });
     unwind();
@@ -462,7 +487,8 @@ fn finish_below_top(index: u32, scope: bool) -> u32 {
 }
 
 /// The frame of a closure form (`with_gil`, `without_gil`, ...), finished when the closure
-/// returns or unwinds, with the check of [`check_scope`]; `likely` as for [`finish_likely`].
+/// returns or unwinds, with the check of [`check_scope`] and the fast path of
+/// [`finish_likely`] for a frame of entry `likely`.
 pub(crate) struct Scope {
     pub(crate) index: u32,
     pub(crate) likely: Entry,
@@ -471,7 +497,7 @@ pub(crate) struct Scope {
 impl Drop for Scope {
     #[inline(always)]
     fn drop(&mut self) {
-        finish_fast_or_other(self.index, self.likely, true);
+        finish_fast_or(self.index, self.likely, || finish_other(self.index, true));
     }
 }
 
@@ -530,6 +556,7 @@ fn unwind() {
                     ..frame
                 },
             );
+            stack.finished.set(stack.finished.get() - 1);
         });
         frame.undo_in_place();
         // Code run by `undo_in_place` may have left live frames above this one (a leaked

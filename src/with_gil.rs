@@ -122,7 +122,7 @@ impl WithGil {
 impl Drop for WithGil {
     #[inline(always)]
     fn drop(&mut self) {
-        stack::finish(self.frame);
+        stack::finish_main(self.frame);
     }
 }
 
