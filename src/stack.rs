@@ -49,10 +49,11 @@ pub(crate) enum Entry {
 
 impl Entry {
     /// Whether a frame of this entry can have suspended another thread state
-    /// ([`Frame::suspended`]): only those that attach one. A nested frame found the thread
-    /// attached already, and a released one leaves it detached.
+    /// ([`Frame::suspended`]). A released frame leaves the thread detached and never does;
+    /// a nested one can, when a fork child turned an attaching frame into a nested one
+    /// ([`forget_thread_states_except`]).
     const fn may_suspend(self) -> bool {
-        !matches!(self, Entry::Nested | Entry::Released)
+        !matches!(self, Entry::Released)
     }
 }
 
