@@ -37,7 +37,7 @@ row() { # guard scenario, raw scenario, description
     printf '| %s | %s %d | %s %d | %+d |\n' "$3" "\`$1\`" "$guard" "\`$2\`" "$raw" $((guard - raw))
 }
 
-python3 -c 'import sys; print("CPython", sys.version.split()[0])' 2>/dev/null || true
+"${PYO3_PYTHON:-python3}" -c 'import sys; print("CPython", sys.version.split()[0])' 2>/dev/null || true
 echo '| case | guard | raw | extra per pair |'
 echo '|---|---|---|---|'
 row with_gil raw_gilstate_pair 'detached main thread'

@@ -72,15 +72,17 @@ pub(crate) fn kept_thread_state() -> *mut PyThreadState {
 }
 
 /// Counts a guard about to attach the kept state (see [`shutdown::admit`]); threads without
-/// a count (the initializing thread, which keeps a borrowed state) are not counted.
+/// a count (the initializing thread, which keeps a borrowed state) are not counted, and only
+/// checked.
 ///
 /// # Errors
-/// [`GilError::Finalizing`] once shutdown has begun.
+/// [`GilError::Finalizing`] (or [`GilError::NotInitialized`] for a thread without a count,
+/// after finalization) once shutdown has begun.
 #[inline]
 pub(crate) fn admit_guard() -> Result<(), GilError> {
     match thread_guards() {
         Some(guards) => shutdown::admit(guards).map_err(|()| GilError::Finalizing),
-        None => Ok(()),
+        None => runtime::check_not_finalizing(),
     }
 }
 

@@ -122,7 +122,8 @@ pub(crate) fn unregister_thread(guards: &'static ThreadGuards) {
         .push(guards);
 }
 
-/// Counts a guard the thread is about to take, unless shutdown has begun.
+/// Counts a guard the thread is about to take, unless shutdown has begun (the gate is
+/// closed, or, where it is not installed, CPython's finalizing flag is set).
 ///
 /// The increment is fenced from the read of the gate, and the closing of the gate from the
 /// reads of the counts in [`on_exit`]: either this read sees the gate closed (the guard is
@@ -144,7 +145,7 @@ pub(crate) fn admit(guards: &ThreadGuards) -> Result<(), ()> {
     } else {
         guards.count.fetch_add(1, Ordering::SeqCst);
     }
-    if closed() == Some(true) {
+    if closed().unwrap_or_else(crate::ffi::is_finalizing) {
         dismiss(guards);
         return Err(());
     }

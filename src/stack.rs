@@ -45,15 +45,18 @@ pub(crate) enum Entry {
     Deleting,
     /// `PyEval_SaveThread` detached `tstate`; undone by `PyEval_RestoreThread(tstate)`.
     Released,
+    /// In the child of a fork: the frame's own thread state is gone with the thread that
+    /// owned it, so its change is not undone; `suspended`, if it survived, is re-attached
+    /// ([`forget_thread_states_except`]).
+    Forgotten,
 }
 
 impl Entry {
     /// Whether a frame of this entry can have suspended another thread state
-    /// ([`Frame::suspended`]). A released frame leaves the thread detached and never does;
-    /// a nested one can, when a fork child turned an attaching frame into a nested one
-    /// ([`forget_thread_states_except`]).
+    /// ([`Frame::suspended`]). A nested frame changes nothing, and a released one leaves
+    /// the thread detached: neither ever does.
     const fn may_suspend(self) -> bool {
-        !matches!(self, Entry::Released)
+        !matches!(self, Entry::Nested | Entry::Released)
     }
 }
 
@@ -145,7 +148,7 @@ impl Frame {
     #[inline]
     fn undo(self) {
         match self.entry {
-            Entry::Nested => {}
+            Entry::Nested | Entry::Forgotten => {}
             // SAFETY: this frame was the top of the stack, so the thread is still in the
             // state `PyGILState_Ensure` left it in: `tstate`, which that call created, bound
             // to the thread with a counter of 1, and attached, returning `UNLOCKED`. Releasing
@@ -281,15 +284,23 @@ pub(crate) fn top() -> Option<Frame> {
 }
 
 /// The nested fast path: if the top frame attached a thread state that `accept` approves
-/// of and that CPython confirms is still current (code outside this crate may have detached
-/// the thread meanwhile), pushes a [`Entry::Nested`] frame on it and returns its index.
-/// One thread-local access and one pointer load; `None` sends the caller to the slow path.
+/// of and that is `current`, the one CPython considers current (code outside this crate may
+/// have detached the thread meanwhile), pushes a [`Entry::Nested`] frame on it and returns
+/// its index. One thread-local access; `None` sends the caller to the slow path.
+///
+/// The caller asks CPython for `current` before the stack is read, so that nothing read
+/// from the stack has to be kept across that call (measured: docs/performance.md), and
+/// passes it on to its detached path when this one declines.
 #[inline]
-pub(crate) fn push_nested(accept: impl FnOnce(&Frame) -> bool, below_in_guard: u32) -> Option<u32> {
+pub(crate) fn push_nested(
+    current: *mut PyThreadState,
+    accept: impl FnOnce(&Frame) -> bool,
+    below_in_guard: u32,
+) -> Option<u32> {
     FRAMES.with(|stack| {
         let (len, top) = stack.inline_top()?;
         let tstate = top.attached();
-        if tstate.is_null() || !accept(&top) || crate::ffi::current_thread_state() != tstate {
+        if tstate.is_null() || !accept(&top) || current != tstate {
             return None;
         }
         let frame = Frame {
@@ -600,9 +611,10 @@ pub(crate) fn uses(tstate: *mut PyThreadState) -> bool {
     })
 }
 
-/// In the child of a fork, where `survivor` is the only thread state left: empties every
-/// frame that names another one, so that undoing it does nothing (the state it would
-/// re-attach or delete is gone). Returns how many live [`Entry::Kept`] frames remain.
+/// In the child of a fork, where `survivor` is the only thread state left: turns every
+/// frame that names another one into an [`Entry::Forgotten`] one, so that undoing it does
+/// nothing to the state it would re-attach or delete, which is gone. Returns how many live
+/// [`Entry::Kept`] frames remain.
 pub(crate) fn forget_thread_states_except(survivor: *mut PyThreadState) -> usize {
     FRAMES.with(|stack| {
         let mut kept = 0;
@@ -611,7 +623,7 @@ pub(crate) fn forget_thread_states_except(survivor: *mut PyThreadState) -> usize
                 continue;
             };
             if frame.tstate != survivor {
-                frame.entry = Entry::Nested;
+                frame.entry = Entry::Forgotten;
                 frame.tstate = ptr::null_mut();
                 frame.main = false;
             }
@@ -629,7 +641,8 @@ pub(crate) fn forget_thread_states_except(survivor: *mut PyThreadState) -> usize
 
 /// The main-interpreter thread state that the newest `Released` frame detached, if any:
 /// re-attaching it keeps the thread's Python identity (its `threading` thread, its
-/// thread-locals) instead of inventing another one.
+/// thread-locals) instead of inventing another one. None once the runtime is finalizing,
+/// which may free the thread states the frames name.
 #[inline]
 pub(crate) fn released_main_thread_state() -> *mut PyThreadState {
     if FRAMES.with(|stack| stack.len.get()) == 0 {
@@ -640,6 +653,9 @@ pub(crate) fn released_main_thread_state() -> *mut PyThreadState {
 
 #[inline(never)]
 fn released_main_thread_state_below() -> *mut PyThreadState {
+    if crate::runtime::check_not_finalizing().is_err() {
+        return ptr::null_mut();
+    }
     FRAMES.with(|stack| {
         (0..stack.len.get())
             .rev()
@@ -648,7 +664,8 @@ fn released_main_thread_state_below() -> *mut PyThreadState {
                 frame.entry == Entry::Released && frame.epoch == crate::runtime::epoch()
             })
             .map(|frame| frame.tstate)
-            // SAFETY: a thread state detached by a frame still on the stack is live.
+            // SAFETY: a thread state detached by a frame still on the stack is live until
+            // finalization (checked above) or a new runtime (the epoch, checked above).
             .find(|&tstate| unsafe { crate::ffi::is_main_interpreter_state(tstate) })
             .unwrap_or(ptr::null_mut())
     })

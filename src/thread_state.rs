@@ -282,20 +282,22 @@ impl<'i> ThreadStateHandle<'i> {
     #[inline]
     fn enter(&self, suspend: bool) -> Result<u32, GilError> {
         let tstate = self.tstate.as_ptr();
-        if let Some(index) = stack::push_nested(|top| top.attached() == tstate, NO_FRAME) {
+        let current = ffi::current_thread_state();
+        if let Some(index) = stack::push_nested(current, |top| top.attached() == tstate, NO_FRAME) {
             return Ok(index);
         }
-        match self.attach_fast() {
+        match self.attach_fast(current) {
             Some(index) => Ok(index),
             None => self.enter_slow(suspend),
         }
     }
 
-    /// The detached fast path: attaches this thread state when nothing is attached and
-    /// attaching is allowed. Returns `None`, having changed nothing, in every other case.
+    /// The detached fast path: attaches this thread state when nothing is attached
+    /// (`current`, what CPython just answered, is null) and attaching is allowed. Returns
+    /// `None`, having changed nothing, in every other case.
     #[inline(never)]
-    fn attach_fast(&self) -> Option<u32> {
-        if !ffi::current_thread_state().is_null() {
+    fn attach_fast(&self, current: *mut PyThreadState) -> Option<u32> {
+        if !current.is_null() {
             return None;
         }
         self.check_usable().ok()?;

@@ -209,23 +209,25 @@ pub fn try_with_gil<T>(f: impl FnOnce() -> T) -> Result<T, GilError> {
 /// sub-interpreter first, which only closure forms may do.
 #[inline]
 pub(crate) fn enter(suspend: bool, below_in_guard: u32) -> Result<u32, GilError> {
-    // The stack is a cache: `push_nested` confirms with CPython that the top frame's thread
-    // state is still the current one before trusting it.
-    if let Some(index) = stack::push_nested(|top| top.main, below_in_guard) {
+    // The stack is a cache: `push_nested` checks that the top frame's thread state is still
+    // the one CPython considers current before trusting it.
+    let current = ffi::current_thread_state();
+    if let Some(index) = stack::push_nested(current, |top| top.main, below_in_guard) {
         return Ok(index);
     }
-    match reattach_fast(below_in_guard) {
+    match reattach_fast(current, below_in_guard) {
         Some(index) => Ok(index),
         None => enter_slow(suspend, below_in_guard),
     }
 }
 
-/// The detached fast path: a detached thread that already has a main-interpreter thread
-/// state re-attaches it. Returns `None`, having changed nothing, in every other case: the
-/// slow path then finds out what to do (and what error to report) without hurry.
+/// The detached fast path: a detached thread (`current`, what CPython just answered, is
+/// null) that already has a main-interpreter thread state re-attaches it. Returns `None`,
+/// having changed nothing, in every other case: the slow path then finds out what to do
+/// (and what error to report) without hurry.
 #[inline(never)]
-fn reattach_fast(below_in_guard: u32) -> Option<u32> {
-    if !ffi::current_thread_state().is_null() {
+fn reattach_fast(current: *mut PyThreadState, below_in_guard: u32) -> Option<u32> {
+    if !current.is_null() {
         return None;
     }
     // SAFETY: detached, checked just above.
@@ -312,7 +314,6 @@ unsafe fn attach_detached() -> Result<(Entry, *mut PyThreadState), GilError> {
 /// This thread is detached.
 #[inline(always)]
 unsafe fn reattach_own() -> Option<(Entry, *mut PyThreadState)> {
-    runtime::check_not_finalizing().ok()?;
     let (entry, own) = match stack::released_main_thread_state() {
         released if !released.is_null() => (Entry::Restored, released),
         _ => (Entry::Kept, native_thread::kept_thread_state()),
@@ -320,6 +321,8 @@ unsafe fn reattach_own() -> Option<(Entry, *mut PyThreadState)> {
     if own.is_null() {
         return None;
     }
+    // Refused once finalization has begun: `released_main_thread_state` finds nothing then,
+    // and a kept state learns it as its guard is counted for the shutdown gate.
     if entry == Entry::Kept {
         native_thread::admit_guard().ok()?;
     }
