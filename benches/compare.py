@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Compares git revisions of this crate on one group of the `guards` bench, in turn.
+
+Nanosecond benches move with code layout and with the machine's state, so two revisions
+measured minutes apart, or in separate reports, cannot be compared to a few percent. This
+builds each revision in its own worktree (under target/compare/), then runs the group once
+per revision per round, alternating, and prints each bench's median time and its ratio to
+the group's raw C API case (median and spread over the rounds).
+
+Usage: python3 benches/compare.py GROUP ROUNDS REV [REV ...]
+  e.g. python3 benches/compare.py nested_acquire 3 HEAD~1 HEAD
+A REV of "." is the working tree as it is. PYO3_PYTHON picks the CPython, as for cargo;
+each CPython gets its own target directory inside each worktree.
+"""
+
+import json
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+WORKTREES = ROOT / "target" / "compare"
+RAW = {
+    "detached_acquire": "raw_gilstate_pair",
+    "nested_acquire": "raw_gilstate_pair",
+    "release_restore": "raw_save_restore",
+    "gil_guard_sequence": "single_guards",
+    "native_thread_callback": "raw_reused_thread_state",
+    "thread_state_handle": "raw_restore_save",
+}
+
+
+def checkout(rev):
+    """A directory holding `rev` (the working tree itself for ".")."""
+    if rev == ".":
+        return ROOT
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", rev], cwd=ROOT, check=True,
+        capture_output=True, text=True,
+    ).stdout.strip()
+    tree = WORKTREES / commit
+    if not tree.exists():
+        WORKTREES.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(tree), commit], cwd=ROOT,
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+    return tree
+
+
+def python_version():
+    python = os.environ.get("PYO3_PYTHON", "python3")
+    return subprocess.run(
+        [python, "-c", "import sys; print(sys.version.split()[0])"], check=True,
+        capture_output=True, text=True,
+    ).stdout.strip()
+
+
+def target_dir(tree):
+    return tree / "target" / f"compare-python-{python_version()}"
+
+
+def run_group(tree, group):
+    """Runs `group` once in `tree`; returns {bench: median ns}."""
+    env = dict(os.environ, CARGO_TARGET_DIR=str(target_dir(tree)))
+    subprocess.run(
+        ["cargo", "bench", "--bench", "guards", "--", f"^{group}/"], cwd=tree, env=env,
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    figures = {}
+    for estimates in (target_dir(tree) / "criterion" / group).glob("*/new/estimates.json"):
+        figures[estimates.parent.parent.name] = json.loads(estimates.read_text())[
+            "median"
+        ]["point_estimate"]
+    return figures
+
+
+def main():
+    if len(sys.argv) < 4 or sys.argv[1] not in RAW:
+        sys.exit(__doc__)
+    group, rounds, revs = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+    trees = {rev: checkout(rev) for rev in revs}
+    for rev, tree in trees.items():
+        print(f"building {rev}", file=sys.stderr)
+        env = dict(os.environ, CARGO_TARGET_DIR=str(target_dir(tree)))
+        subprocess.run(
+            ["cargo", "bench", "--bench", "guards", "--no-run"], cwd=tree, env=env,
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+    results = {rev: [] for rev in revs}
+    for round_ in range(rounds):
+        for rev, tree in trees.items():
+            print(f"round {round_ + 1} of {rounds}: {rev}", file=sys.stderr)
+            results[rev].append(run_group(tree, group))
+    raw = RAW[group]
+    print(f"{group}, {rounds} rounds; ratio cells: median (lowest-highest round)\n")
+    print("| revision | bench | ns/op | vs raw |")
+    print("|---|---|---|---|")
+    for rev in revs:
+        for bench in sorted(results[rev][0]):
+            times = [figures[bench] for figures in results[rev]]
+            ratios = [figures[bench] / figures[raw] for figures in results[rev]]
+            print(
+                f"| {rev} | {bench} | {statistics.median(times):.2f} "
+                f"| {statistics.median(ratios):.3f}x ({min(ratios):.3f}-{max(ratios):.3f}) |"
+            )
+
+
+if __name__ == "__main__":
+    main()
