@@ -20,16 +20,10 @@ import statistics
 import subprocess
 import sys
 
+from report import BASELINES  # the groups and their raw cases, as in the report
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 WORKTREES = ROOT / "target" / "compare"
-RAW = {
-    "detached_acquire": "raw_gilstate_pair",
-    "nested_acquire": "raw_gilstate_pair",
-    "release_restore": "raw_save_restore",
-    "gil_guard_sequence": "single_guards",
-    "native_thread_callback": "raw_reused_thread_state",
-    "thread_state_handle": "raw_restore_save",
-}
 
 
 def checkout(rev):
@@ -78,7 +72,7 @@ def run_group(tree, group):
 
 
 def main():
-    if len(sys.argv) < 4 or sys.argv[1] not in RAW:
+    if len(sys.argv) < 4 or sys.argv[1] not in BASELINES:
         sys.exit(__doc__)
     group, rounds, revs = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
     trees = {rev: checkout(rev) for rev in revs}
@@ -94,7 +88,7 @@ def main():
         for rev, tree in trees.items():
             print(f"round {round_ + 1} of {rounds}: {rev}", file=sys.stderr)
             results[rev].append(run_group(tree, group))
-    raw = RAW[group]
+    raw = BASELINES[group][0]
     print(f"{group}, {rounds} rounds; ratio cells: median (lowest-highest round)\n")
     print("| revision | bench | ns/op | vs raw |")
     print("|---|---|---|---|")
