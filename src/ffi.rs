@@ -49,6 +49,49 @@ pub(crate) fn current_thread_state() -> *mut PyThreadState {
     unsafe { pyo3_ffi::compat::PyThreadState_GetUnchecked() }
 }
 
+/// Detaches this thread (releasing its GIL, as `PyEval_SaveThread` does) if `expected` is
+/// the thread state CPython considers current, and returns whether it did; otherwise
+/// changes nothing. The release path's confirmation and release in one step where the C
+/// API allows it.
+///
+/// From 3.12 `PyThreadState_Swap(NULL)` detaches whatever is attached to this thread (the
+/// current thread state is a thread-local, and swapping releases the GIL), returns it, and
+/// does nothing when nothing is attached, where `PyEval_SaveThread` would abort: one call
+/// instead of a confirming read plus `PyEval_SaveThread`, each of which reads that
+/// thread-local through `__tls_get_addr`. Before 3.12 swapping never touches the GIL, and
+/// the current thread state may be another thread's: confirm, then save.
+///
+/// # Safety
+/// If it is current, `expected` is a thread state this thread may detach, and a `true`
+/// answer is paired with `PyEval_RestoreThread(expected)`.
+#[inline]
+pub(crate) unsafe fn detach_if_current(expected: *mut PyThreadState) -> bool {
+    #[cfg(Py_3_12)]
+    {
+        // SAFETY: detaches the thread state attached to this thread, if any (the caller
+        // pairs `expected` with a restore); a null argument attaches nothing.
+        let detached = unsafe { pyo3_ffi::PyThreadState_Swap(core::ptr::null_mut()) };
+        if detached == expected {
+            return true;
+        }
+        if !detached.is_null() {
+            // SAFETY: `detached` was attached to this thread just above: put it back.
+            unsafe { pyo3_ffi::PyEval_RestoreThread(detached) };
+        }
+        false
+    }
+    #[cfg(not(Py_3_12))]
+    {
+        if current_thread_state() != expected {
+            return false;
+        }
+        // SAFETY: `expected` holds the GIL, and it is this thread's (the caller's frame
+        // attached it here); the caller pairs this with `PyEval_RestoreThread(expected)`.
+        unsafe { pyo3_ffi::PyEval_SaveThread() };
+        true
+    }
+}
+
 /// `PyGILState_GetThisThreadState()`: the thread state the `PyGILState_*` API associates
 /// with this thread (it may belong to a sub-interpreter), or null.
 #[inline]

@@ -313,20 +313,20 @@ pub(crate) fn push_nested(
 }
 
 /// The release fast path: if the top frame attached a thread state that CPython confirms
-/// is current, detaches it (`PyEval_SaveThread`) and pushes the [`Entry::Released`] frame.
-/// `None` sends the caller to the slow path, with nothing changed.
+/// is current, detaches it ([`detach_if_current`](crate::ffi::detach_if_current)) and
+/// pushes the [`Entry::Released`] frame. `None` sends the caller to the slow path, with
+/// nothing changed.
 #[inline]
 pub(crate) fn push_released(below_in_guard: u32) -> Option<u32> {
     FRAMES.with(|stack| {
         let (len, top) = stack.inline_top()?;
         let tstate = top.attached();
-        if tstate.is_null() || crate::ffi::current_thread_state() != tstate {
+        // SAFETY: a thread state a frame of this thread attached is this thread's to
+        // detach; the frame pushed below pairs it with `PyEval_RestoreThread(tstate)`. No
+        // Python code runs, so nothing touches the stack meanwhile.
+        if tstate.is_null() || !unsafe { crate::ffi::detach_if_current(tstate) } {
             return None;
         }
-        // SAFETY: `tstate` is attached to this thread (confirmed just above); the frame
-        // pushed below pairs this with `PyEval_RestoreThread(tstate)`. No Python code runs,
-        // so nothing touches the stack meanwhile.
-        unsafe { pyo3_ffi::PyEval_SaveThread() };
         stack.push_inline(len, Frame::released(tstate, below_in_guard));
         Some(len)
     })

@@ -66,6 +66,69 @@ fn guard_inside_foreign_detach_really_acquires() {
     .unwrap();
 }
 
+/// Releasing inside someone else's detach is refused, although the frame stack's top says
+/// "attached": `PyEval_SaveThread` there would abort the process.
+#[test]
+fn releasing_inside_foreign_detach_is_refused() {
+    common::python();
+    std::thread::spawn(|| {
+        let _outer = WithGil::acquire();
+        // SAFETY: attached; restored below on this thread before `_outer` is dropped.
+        let saved = unsafe { pyo3_ffi::PyEval_SaveThread() };
+        // SAFETY: the guard is never created.
+        let refused = unsafe { WithoutGil::new() };
+        assert_eq!(refused.unwrap_err(), GilError::NotAttached);
+        assert_eq!(without_gil(|| 7), 7);
+        assert!(!is_attached());
+        // SAFETY: pairs with the save above.
+        unsafe { pyo3_ffi::PyEval_RestoreThread(saved) };
+        assert!(is_attached());
+    })
+    .join()
+    .unwrap();
+}
+
+/// A thread state that foreign code attached in place of the one the frame stack knows is
+/// the one released, and the one restored afterwards. (Before 3.12 CPython only knows which
+/// thread state holds the GIL, and this crate cannot tell such a state from another
+/// thread's: `is_attached` is false there, guide §2.5.)
+#[cfg(Py_3_12)]
+#[test]
+fn releasing_a_thread_state_foreign_code_swapped_in() {
+    common::python();
+    std::thread::spawn(|| {
+        let _outer = WithGil::acquire();
+        let ours = common::current_thread_state();
+        // SAFETY: attached to `ours`, which is detached here and re-attached at the end;
+        // `theirs` is a new thread state of the main interpreter, attached in its place
+        // and deleted again before that.
+        let theirs = unsafe {
+            pyo3_ffi::PyEval_SaveThread();
+            let theirs = pyo3_ffi::PyThreadState_New(pyo3_ffi::PyInterpreterState_Main());
+            pyo3_ffi::PyEval_RestoreThread(theirs);
+            theirs
+        };
+        assert!(!without_gil(is_attached));
+        assert_eq!(common::current_thread_state(), theirs);
+        {
+            // SAFETY: dropped at once, with nothing run meanwhile.
+            let released = unsafe { WithoutGil::new() }.unwrap();
+            assert!(!is_attached());
+            drop(released);
+        }
+        assert_eq!(common::current_thread_state(), theirs);
+        // SAFETY: `theirs` is attached to this thread and no frame uses it any more.
+        unsafe {
+            pyo3_ffi::PyThreadState_Clear(theirs);
+            pyo3_ffi::PyThreadState_DeleteCurrent();
+            pyo3_ffi::PyEval_RestoreThread(ours);
+        }
+        assert_eq!(common::current_thread_state(), ours);
+    })
+    .join()
+    .unwrap();
+}
+
 /// Foreign code that attached the thread (a C library's `PyGILState_Ensure` before calling
 /// back into Rust) is recognized: no second attach, and releasing works.
 #[test]
