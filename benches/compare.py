@@ -52,8 +52,12 @@ def python_version():
     ).stdout.strip()
 
 
+# Asked once: every build and run of this invocation uses the same CPython.
+PYTHON_VERSION = python_version()
+
+
 def target_dir(tree):
-    return tree / "target" / f"compare-python-{python_version()}"
+    return tree / "target" / f"compare-python-{PYTHON_VERSION}"
 
 
 def run_group(tree, group):
