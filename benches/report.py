@@ -6,8 +6,8 @@ Each run's figure for a bench is criterion's median; the table gives the median 
 and the spread (lowest and highest run) of each ratio. Ratios are taken within one run, so
 that drift of the machine between runs cancels out.
 
-A virtual machine's neighbours slow it down in bursts shorter than one bench, which moves
-criterion's median of a bench by up to 1.5x from one run to the next. The last column
+A virtual machine's neighbours slow it down in bursts shorter than one bench, which moved
+the ratio of two benches' medians by up to 1.7x from one run to the next on a 2-vCPU VM. The last column
 therefore also gives each ratio of the lower deciles of criterion's samples (the time per
 iteration that 10 of its 100 samples beat), which the bursts reach only when they cover
 nearly the whole bench.
