@@ -7,7 +7,12 @@ builds each revision in its own worktree (under target/compare/), then runs the 
 per revision per round, alternating, and prints each bench's median time and its ratio to
 the group's raw C API case (median and spread over the rounds).
 
-Usage: python3 benches/compare.py GROUP ROUNDS REV [REV ...]
+With --paired, each round runs one process of `benches/paired.rs` instead (1000 interleaved
+rounds of the group's cases, about 2 s), which gives ratios that repeat to about 1% on
+virtual machines where criterion's move by tens of percent (docs/performance.md); the
+ratio cells are then the paired bench's own, per process.
+
+Usage: python3 benches/compare.py [--paired] GROUP ROUNDS REV [REV ...]
   e.g. python3 benches/compare.py nested_acquire 3 HEAD~1 HEAD
 A REV of "." is the working tree as it is. PYO3_PYTHON picks the CPython, as for cargo;
 each CPython gets its own target directory inside each worktree.
@@ -60,6 +65,22 @@ def target_dir(tree):
     return tree / "target" / f"compare-python-{PYTHON_VERSION}"
 
 
+def run_paired(tree, group):
+    """Runs one process of the paired bench for `group` in `tree`; returns
+    {bench: (ns per step, ratio to the raw case)}."""
+    env = dict(os.environ, CARGO_TARGET_DIR=str(target_dir(tree)))
+    table = subprocess.run(
+        ["cargo", "bench", "--bench", "paired", "--", "--runs", "1", group], cwd=tree, env=env,
+        check=True, capture_output=True, text=True,
+    ).stdout
+    figures = {}
+    for line in table.splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) == 5 and cells[0] == group:
+            figures[cells[1]] = (float(cells[2]), float(cells[3].split("x")[0]))
+    return figures
+
+
 def run_group(tree, group):
     """Runs `group` once in `tree`; returns {bench: median ns}."""
     env = dict(os.environ, CARGO_TARGET_DIR=str(target_dir(tree)))
@@ -76,30 +97,41 @@ def run_group(tree, group):
 
 
 def main():
-    if len(sys.argv) < 4 or sys.argv[1] not in BASELINES:
+    args = sys.argv[1:]
+    paired = args[:1] == ["--paired"]
+    if paired:
+        args = args[1:]
+    if len(args) < 3 or args[0] not in BASELINES:
         sys.exit(__doc__)
-    group, rounds, revs = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+    group, rounds, revs = args[0], int(args[1]), args[2:]
+    bench = "paired" if paired else "guards"
     trees = {rev: checkout(rev) for rev in revs}
     for rev, tree in trees.items():
         print(f"building {rev}", file=sys.stderr)
         env = dict(os.environ, CARGO_TARGET_DIR=str(target_dir(tree)))
         subprocess.run(
-            ["cargo", "bench", "--bench", "guards", "--no-run"], cwd=tree, env=env,
+            ["cargo", "bench", "--bench", bench, "--no-run"], cwd=tree, env=env,
             check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
     results = {rev: [] for rev in revs}
     for round_ in range(rounds):
         for rev, tree in trees.items():
             print(f"round {round_ + 1} of {rounds}: {rev}", file=sys.stderr)
-            results[rev].append(run_group(tree, group))
-    raw = BASELINES[group][0]
+            if paired:
+                results[rev].append(run_paired(tree, group))
+            else:
+                raw = BASELINES[group][0]
+                medians = run_group(tree, group)
+                results[rev].append(
+                    {case: (ns, ns / medians[raw]) for case, ns in medians.items()}
+                )
     print(f"{group}, {rounds} rounds; ratio cells: median (lowest-highest round)\n")
     print("| revision | bench | ns/op | vs raw |")
     print("|---|---|---|---|")
     for rev in revs:
         for bench in sorted(results[rev][0]):
-            times = [figures[bench] for figures in results[rev]]
-            ratios = [figures[bench] / figures[raw] for figures in results[rev]]
+            times = [figures[bench][0] for figures in results[rev]]
+            ratios = [figures[bench][1] for figures in results[rev]]
             print(
                 f"| {rev} | {bench} | {statistics.median(times):.2f} "
                 f"| {statistics.median(ratios):.3f}x ({min(ratios):.3f}-{max(ratios):.3f}) |"
