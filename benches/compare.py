@@ -69,15 +69,15 @@ def run_paired(tree, group):
     """Runs one process of the paired bench for `group` in `tree`; returns
     {bench: (ns per step, ratio to the raw case)}."""
     env = dict(os.environ, CARGO_TARGET_DIR=str(target_dir(tree)))
-    table = subprocess.run(
-        ["cargo", "bench", "--bench", "paired", "--", "--runs", "1", group], cwd=tree, env=env,
+    lines = subprocess.run(
+        ["cargo", "bench", "--bench", "paired", "--", "--one-run", group], cwd=tree, env=env,
         check=True, capture_output=True, text=True,
-    ).stdout
+    ).stdout.splitlines()
     figures = {}
-    for line in table.splitlines():
-        cells = [cell.strip() for cell in line.strip("|").split("|")]
-        if len(cells) == 5 and cells[0] == group:
-            figures[cells[1]] = (float(cells[2]), float(cells[3].split("x")[0]))
+    for line in lines:  # "group case ns-per-step ratio-to-raw ratio-to-pyo3"
+        fields = line.split()
+        if len(fields) == 5 and fields[0] == group:
+            figures[fields[1]] = (float(fields[2]), float(fields[3]))
     return figures
 
 

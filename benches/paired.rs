@@ -27,7 +27,8 @@ use cases::{Group, Runner};
 const BLOCK: Duration = Duration::from_micros(100);
 /// Rounds run and discarded before the measured ones.
 const WARM_UP_ROUNDS: usize = 50;
-/// Marks a run started by the parent process, which prints raw figures.
+/// Makes the process one run that prints raw figures, a line per case: how the parent
+/// process starts its runs, and how `benches/compare.py --paired` reads one.
 const CHILD: &str = "--one-run";
 
 struct Options {
