@@ -113,6 +113,7 @@ def main():
             ["cargo", "bench", "--bench", bench, "--no-run"], cwd=tree, env=env,
             check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
+    raw = BASELINES[group][0]
     results = {rev: [] for rev in revs}
     for round_ in range(rounds):
         for rev, tree in trees.items():
@@ -120,7 +121,6 @@ def main():
             if paired:
                 results[rev].append(run_paired(tree, group))
             else:
-                raw = BASELINES[group][0]
                 medians = run_group(tree, group)
                 results[rev].append(
                     {case: (ns, ns / medians[raw]) for case, ns in medians.items()}
