@@ -181,6 +181,12 @@ impl Interpreter {
         self.interp.as_ptr()
     }
 
+    /// The [runtime epoch](runtime::epoch) it was named in.
+    #[inline(always)]
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
     /// Refuses an interpreter from a runtime that has been finalized since it was named.
     pub(crate) fn check_epoch(&self) -> Result<(), GilError> {
         if self.epoch == runtime::epoch() {

@@ -20,6 +20,7 @@ static EPOCH: AtomicU64 = AtomicU64::new(0);
 static WATCHED_EPOCH: Mutex<Option<u64>> = Mutex::new(None);
 
 extern "C" fn on_finalized() {
+    crate::shutdown::runtime_finalized();
     EPOCH.fetch_add(1, Ordering::AcqRel);
 }
 

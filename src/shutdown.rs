@@ -44,6 +44,10 @@ const NONE: u64 = u64::MAX;
 static HOOK: PythonHook = PythonHook::new();
 /// The runtime epoch whose shutdown has begun.
 static CLOSED: AtomicU64 = AtomicU64::new(NONE);
+/// The runtime epoch whose gate is installed and still open: [`closed`] answering
+/// `Some(false)` for the current runtime, in one word. `NONE` from the moment the gate
+/// closes, and from the end of finalization even if the `atexit` callback never ran.
+static OPEN: AtomicU64 = AtomicU64::new(NONE);
 /// How long shutdown waits for native threads, in milliseconds.
 static TIMEOUT_MS: AtomicU64 = AtomicU64::new(5_000);
 /// The guard counts of the native threads that ever attached (one record per thread,
@@ -94,6 +98,25 @@ pub(crate) fn closed() -> Option<bool> {
     // Sequentially consistent, for `admit` (see there); as cheap as an acquire load on x86
     // and ARMv8.
     Some(CLOSED.load(Ordering::SeqCst) == epoch)
+}
+
+/// Whether `epoch` is the current runtime's and its gate is installed and open: in one
+/// load, what [`ThreadStateHandle`](crate::ThreadStateHandle)'s fast path must know before
+/// it attaches. `false` tells nothing; the slow path asks again, and says why.
+///
+/// That `epoch` is current is only certain if the runtime is
+/// [watched](crate::runtime::ensure_watched) (every handle makes sure it is), since
+/// [`runtime_finalized`] is what withdraws the answer when the `atexit` callback did not.
+#[inline(always)]
+pub(crate) fn is_open_for(epoch: u64) -> bool {
+    OPEN.load(Ordering::SeqCst) == epoch
+}
+
+/// Called when the runtime has finished finalizing, before the epoch advances: the gate of
+/// a runtime that is gone is not open, even if its `atexit` callback was removed and
+/// never closed it.
+pub(crate) fn runtime_finalized() {
+    OPEN.store(NONE, Ordering::SeqCst);
 }
 
 /// A record for the guards of the calling native thread, for [`admit`] and [`dismiss`].
@@ -198,6 +221,12 @@ pub(crate) fn after_fork(epoch: u64, this_thread: Option<(&'static ThreadGuards,
         HOOK.inherited(epoch);
     }
     CLOSED.store(NONE, Ordering::Release);
+    let open = if HOOK.is_registered(epoch) {
+        epoch
+    } else {
+        NONE
+    };
+    OPEN.store(open, Ordering::SeqCst);
     asymmetric_fence::after_fork();
     let mut threads = THREADS.lock().unwrap_or_else(PoisonError::into_inner);
     let mut free = FREE.lock().unwrap_or_else(PoisonError::into_inner);
@@ -223,9 +252,14 @@ pub(crate) unsafe fn install() {
     // SAFETY: attached to the main interpreter (caller); `ON_EXIT` is a static. A failure
     // leaves the gate uninstalled: CPython's flag is then the only check.
     unsafe { HOOK.register(c"atexit", c"register", None, &raw mut ON_EXIT) };
+    // `on_exit` changes `OPEN` and `CLOSED` only while it holds the main GIL, as this
+    // thread does: it has either not started (and will reset `OPEN`) or closed the gate.
+    let epoch = epoch();
+    if HOOK.is_registered(epoch) && CLOSED.load(Ordering::SeqCst) != epoch {
+        OPEN.store(epoch, Ordering::SeqCst);
+    }
     #[cfg(Py_3_15)]
     {
-        let epoch = epoch();
         let mut main_view = MAIN_VIEW.lock().unwrap_or_else(PoisonError::into_inner);
         if main_view.0 != epoch {
             // SAFETY: needs no attached thread state; the view is kept for the runtime's
@@ -248,6 +282,7 @@ unsafe extern "C" fn on_exit(
     _module: *mut pyo3_ffi::PyObject,
     _args: *mut pyo3_ffi::PyObject,
 ) -> *mut pyo3_ffi::PyObject {
+    OPEN.store(NONE, Ordering::SeqCst);
     CLOSED.store(epoch(), Ordering::SeqCst);
     let counts_visible = asymmetric_fence::heavy();
     let timeout = Duration::from_millis(TIMEOUT_MS.load(Ordering::Relaxed));

@@ -131,6 +131,95 @@ fn child_during_finalization() {
     assert_eq!(outcome, Some(Err(GilError::Finalizing)));
 }
 
+/// The native thread that holds a thread state handle, waiting to be told to attach it:
+/// where to tell it, and where it answers.
+type HandleThread = (mpsc::Sender<()>, mpsc::Receiver<Result<(), GilError>>);
+static HANDLE_THREAD: Mutex<Option<HandleThread>> = Mutex::new(None);
+/// What that thread got when it tried to attach while the runtime finalized.
+static HANDLE_DURING_FINALIZATION: Mutex<Option<Result<(), GilError>>> = Mutex::new(None);
+
+/// Called by a `__del__` that runs while the runtime finalizes: asks the handle's thread to
+/// attach it, and waits for the answer.
+unsafe extern "C" fn attach_handle_on_its_thread(
+    _module: *mut pyo3_ffi::PyObject,
+    _args: *mut pyo3_ffi::PyObject,
+) -> *mut pyo3_ffi::PyObject {
+    let finalizing = gilguard::is_finalizing();
+    let (go, answer) = HANDLE_THREAD
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take()
+        .expect("the handle's thread is waiting");
+    go.send(()).unwrap();
+    let outcome = answer.recv().unwrap();
+    assert!(finalizing, "the __del__ ran before finalization started");
+    *HANDLE_DURING_FINALIZATION
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = Some(outcome);
+    common::none()
+}
+
+#[test]
+fn a_thread_state_handle_is_refused_during_finalization() {
+    common::run_child("child_handle_during_finalization");
+}
+
+#[test]
+#[ignore = "runs in a child process, started by a_thread_state_handle_is_refused_during_finalization"]
+fn child_handle_during_finalization() {
+    common::python();
+    let (go, wait_go) = mpsc::channel();
+    let (answer, answered) = mpsc::channel();
+    let (ready, wait_ready) = mpsc::channel();
+    std::thread::spawn(move || {
+        let main = Interpreter::main().unwrap();
+        // SAFETY: the main interpreter outlives the handle's use: the handle refuses once
+        // the runtime finalizes, which is what this test checks.
+        let handle = unsafe { main.thread_state() }.unwrap();
+        handle.run(|| ()).unwrap();
+        ready.send(()).unwrap();
+        wait_go.recv().unwrap();
+        // The fast path must not attach: the GIL is held by the finalizing thread, which
+        // waits for this answer. (From 3.12 only the closed gate stops it; before, CPython
+        // names the GIL holder's thread state as current, which sends it to the slow path.)
+        answer.send(handle.attach().map(drop)).unwrap();
+    });
+    wait_ready.recv().unwrap();
+    *HANDLE_THREAD.lock().unwrap() = Some((go, answered));
+    with_gil(|| {
+        common::define(c"attach_handle_on_its_thread", attach_handle_on_its_thread);
+        common::run(
+            "class Probe:\n    def __del__(self, probe=attach_handle_on_its_thread):\n        probe()\n\
+             probe_instance = Probe()\n",
+        );
+    });
+    finalize();
+    let outcome = HANDLE_DURING_FINALIZATION.lock().unwrap().take();
+    assert_eq!(outcome, Some(Err(GilError::Finalizing)));
+}
+
+#[test]
+fn a_thread_state_handle_is_refused_after_finalization_without_the_atexit_callback() {
+    common::run_child("child_handle_after_finalization_without_atexit");
+}
+
+#[test]
+#[ignore = "runs in a child process, started by a_thread_state_handle_is_refused_after_finalization_without_the_atexit_callback"]
+fn child_handle_after_finalization_without_atexit() {
+    common::python();
+    let main = Interpreter::main().unwrap();
+    // SAFETY: the main interpreter outlives the handle's use: the handle refuses once the
+    // runtime it was made in is gone, which is what this test checks.
+    let stale = unsafe { main.thread_state() }.unwrap();
+    stale.run(|| ()).unwrap();
+    // Clearing `atexit` removes this crate's shutdown callback too: finalization must still
+    // withdraw the handle's fast path, since its thread state is freed.
+    with_gil(|| common::run("import atexit\natexit._clear()"));
+    finalize();
+    assert_eq!(stale.attach().err(), Some(GilError::InterpreterEnded));
+    drop(stale); // must not touch the freed thread state
+}
+
 #[test]
 fn a_thread_released_across_finalization_and_reinitialization_is_parked() {
     let output = common::run_child("child_released_across_reinitialization");
