@@ -289,8 +289,9 @@ impl<'i> ThreadStateHandle<'i> {
         let current = ffi::current_thread_state();
         if current.is_null() {
             // What `check_usable` asks, in one load: the interpreter cannot have ended while
-            // the handle lives (it borrows a `SubInterpreter` owner, usable when the handle
-            // was made), so only its runtime can be gone or finalizing.
+            // the handle lives (a `SubInterpreter` owner is borrowed, and was usable when
+            // the handle was made; an `Interpreter`'s is the promise of its unsafe
+            // `thread_state`), so only its runtime can be gone or finalizing.
             if crate::shutdown::is_open_for(self.interpreter.epoch()) {
                 return Ok(self.attach_detached());
             }

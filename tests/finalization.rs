@@ -88,6 +88,18 @@ fn child_reinitialization() {
     drop(stale); // must not touch the freed thread state
 }
 
+/// Makes `function` run while the runtime finalizes: from the `__del__` of a module global,
+/// which finalization collects after the `atexit` phase, with CPython's flag set.
+fn call_while_finalizing(function: pyo3_ffi::PyCFunction) {
+    with_gil(|| {
+        common::define(c"call_while_finalizing", function);
+        common::run(
+            "class Probe:\n    def __del__(self, probe=call_while_finalizing):\n        probe()\n\
+             probe_instance = Probe()\n",
+        );
+    });
+}
+
 /// What a native thread got when it tried to attach from inside finalization.
 static DURING_FINALIZATION: Mutex<Option<Result<(), GilError>>> = Mutex::new(None);
 
@@ -119,13 +131,7 @@ fn native_thread_is_refused_during_finalization() {
 #[ignore = "runs in a child process, started by native_thread_is_refused_during_finalization"]
 fn child_during_finalization() {
     common::python();
-    with_gil(|| {
-        common::define(c"attach_from_native_thread", attach_from_native_thread);
-        common::run(
-            "class Probe:\n    def __del__(self, probe=attach_from_native_thread):\n        probe()\n\
-             probe_instance = Probe()\n",
-        );
-    });
+    call_while_finalizing(attach_from_native_thread);
     finalize();
     let outcome = DURING_FINALIZATION.lock().unwrap().take();
     assert_eq!(outcome, Some(Err(GilError::Finalizing)));
@@ -186,13 +192,7 @@ fn child_handle_during_finalization() {
     });
     wait_ready.recv().unwrap();
     *HANDLE_THREAD.lock().unwrap() = Some((go, answered));
-    with_gil(|| {
-        common::define(c"attach_handle_on_its_thread", attach_handle_on_its_thread);
-        common::run(
-            "class Probe:\n    def __del__(self, probe=attach_handle_on_its_thread):\n        probe()\n\
-             probe_instance = Probe()\n",
-        );
-    });
+    call_while_finalizing(attach_handle_on_its_thread);
     finalize();
     let outcome = HANDLE_DURING_FINALIZATION.lock().unwrap().take();
     assert_eq!(outcome, Some(Err(GilError::Finalizing)));
