@@ -312,8 +312,8 @@ impl<'i> ThreadStateHandle<'i> {
     fn attach_detached(&self) -> u32 {
         let tstate = self.tstate.as_ptr();
         // SAFETY: detached (caller); `tstate` is this thread's live state of a live
-        // interpreter (`check_usable`, by the caller). `Entry::Restored` undoes this with
-        // `PyEval_SaveThread`.
+        // interpreter (`check_usable` or `is_open_for`, by the caller). `Entry::Restored`
+        // undoes this with `PyEval_SaveThread`.
         unsafe { pyo3_ffi::PyEval_RestoreThread(tstate) };
         stack::push(Frame::new(Entry::Restored, tstate, false))
     }
