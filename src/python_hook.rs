@@ -3,7 +3,7 @@
 
 use core::ffi::CStr;
 use core::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use pyo3_ffi::{PyCFunction, PyMethodDef, PyMethodDefPointer, PyObject};
 
@@ -14,14 +14,16 @@ const NONE: u64 = u64::MAX;
 pub(crate) struct PythonHook {
     /// The epoch whose runtime has the hook registered.
     registered: AtomicU64,
-    registering: Mutex<()>,
+    /// The epoch in which a thread has taken on registering the hook (until it succeeds, or
+    /// gives up and sets it back to `NONE`).
+    claimed: AtomicU64,
 }
 
 impl PythonHook {
     pub(crate) const fn new() -> PythonHook {
         PythonHook {
             registered: AtomicU64::new(NONE),
-            registering: Mutex::new(()),
+            claimed: AtomicU64::new(NONE),
         }
     }
 
@@ -41,6 +43,10 @@ impl PythonHook {
     /// `module.function(callback)`, or `module.function(keyword=callback)`. A failure is
     /// reported as unraisable and leaves the hook unregistered.
     ///
+    /// One thread registers; another that comes meanwhile waits for it with the GIL
+    /// released, never holding it: the registration runs Python code, which may let other
+    /// threads take the GIL and then needs it back.
+    ///
     /// # Safety
     /// The thread is attached to the main interpreter; `definition` is a `static`.
     pub(crate) unsafe fn register(
@@ -51,15 +57,20 @@ impl PythonHook {
         definition: *mut PyMethodDef,
     ) {
         let epoch = crate::runtime::epoch();
-        if self.is_registered(epoch) {
-            return;
-        }
-        let _one_at_a_time = self
-            .registering
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if self.is_registered(epoch) {
-            return;
+        loop {
+            if self.is_registered(epoch) {
+                return;
+            }
+            if self.claimed.swap(epoch, Ordering::AcqRel) != epoch {
+                break; // this thread registers it
+            }
+            // SAFETY: attached (caller): detaches for the wait, and re-attaches the same
+            // thread state right after; nothing of this thread runs in between.
+            unsafe {
+                let tstate = pyo3_ffi::PyEval_SaveThread();
+                std::thread::sleep(Duration::from_millis(1));
+                pyo3_ffi::PyEval_RestoreThread(tstate);
+            }
         }
         // SAFETY: attached to the main interpreter (caller); `definition` outlives the
         // function object (static); every new reference is released; a failure's exception
@@ -108,6 +119,8 @@ impl PythonHook {
         };
         if registered {
             self.registered.store(epoch, Ordering::Release);
+        } else {
+            self.claimed.store(NONE, Ordering::Release); // another caller may try again
         }
     }
 }

@@ -58,6 +58,36 @@ fn child_thread_states_are_deleted() {
     assert_eq!(with_gil(common::thread_states_here), before);
 }
 
+#[test]
+fn native_threads_keep_their_thread_state_in_a_runtime_started_by_pyo3() {
+    common::run_child("child_runtime_started_by_pyo3");
+}
+
+#[test]
+#[ignore = "runs in a child process, started by native_threads_keep_their_thread_state_in_a_runtime_started_by_pyo3"]
+fn child_runtime_started_by_pyo3() {
+    // The host started Python, so this crate's `initialize` never ran: the first native
+    // thread that attaches registers what it needs to keep and later delete thread states.
+    pyo3::Python::initialize();
+    assert!(!is_attached());
+    assert_eq!(with_gil(|| common::eval_str("6 * 7")), "42");
+    let before = with_gil(common::thread_states_here);
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(|| {
+                let first = attached_thread_state();
+                for _ in 0..20 {
+                    assert_eq!(attached_thread_state(), first);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert_eq!(with_gil(common::thread_states_here), before);
+}
+
 unsafe extern "C" fn nested_in_python_thread(
     _module: *mut pyo3_ffi::PyObject,
     _args: *mut pyo3_ffi::PyObject,
