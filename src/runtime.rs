@@ -49,8 +49,11 @@ pub(crate) fn watch_finalization(epoch: u64) -> bool {
     true
 }
 
-/// [`watch_finalization`] for the current runtime, from any thread: attaches to the main
-/// interpreter for the call unless it is watched already.
+/// [`watch_finalization`] and [`install_hooks`] for the current runtime, from any thread:
+/// attaches to the main interpreter for the calls unless it is watched already (whatever
+/// watches a runtime also installs the hooks). In a runtime the host started, nothing else
+/// of this crate may have run yet, and a thread state that outlives this call must become
+/// inert both when the runtime is finalized and in the child of a fork, which deletes it.
 ///
 /// # Errors
 /// [`GilError::NotInitialized`] or [`GilError::Finalizing`] if the thread cannot attach,
@@ -60,7 +63,12 @@ pub(crate) fn ensure_watched() -> Result<(), GilError> {
     if *WATCHED_EPOCH.lock().unwrap_or_else(PoisonError::into_inner) == Some(epoch) {
         return Ok(());
     }
-    if crate::try_with_gil(|| watch_finalization(epoch))? {
+    let watched = crate::try_with_gil(|| {
+        // SAFETY: attached to the main interpreter (`try_with_gil`).
+        unsafe { install_hooks() };
+        watch_finalization(epoch)
+    })?;
+    if watched {
         Ok(())
     } else {
         Err(GilError::Unsupported(

@@ -137,6 +137,24 @@ fn child_during_finalization() {
     assert_eq!(outcome, Some(Err(GilError::Finalizing)));
 }
 
+#[test]
+fn native_thread_is_refused_during_finalization_of_a_runtime_started_by_pyo3() {
+    common::run_child("child_during_finalization_started_by_pyo3");
+}
+
+#[test]
+#[ignore = "runs in a child process, started by native_thread_is_refused_during_finalization_of_a_runtime_started_by_pyo3"]
+fn child_during_finalization_started_by_pyo3() {
+    // The host started Python, and no thread Python did not create has attached through this
+    // crate before finalization: the shutdown gate was never installed, so CPython's flag is
+    // all that tells the native thread to stay out.
+    pyo3::Python::initialize();
+    call_while_finalizing(attach_from_native_thread);
+    finalize();
+    let outcome = DURING_FINALIZATION.lock().unwrap().take();
+    assert_eq!(outcome, Some(Err(GilError::Finalizing)));
+}
+
 /// The native thread that holds a thread state handle, waiting to be told to attach it:
 /// where to tell it, and where it answers.
 type HandleThread = (mpsc::Sender<()>, mpsc::Receiver<Result<(), GilError>>);

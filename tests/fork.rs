@@ -100,6 +100,14 @@ fn child_os_fork() {
     common::python();
     let (finish, thread) = thread_holding_a_guard();
     make_stale_handle();
+    os_fork_and_check_child();
+    finish.send(()).unwrap();
+    thread.join().unwrap();
+}
+
+/// Calls `os.fork()` from Python; the child runs [`check_child`], the parent expects it to
+/// exit with 0.
+fn os_fork_and_check_child() {
     with_gil(|| {
         common::define(c"check_child", check_child_from_python);
         common::run(
@@ -111,8 +119,22 @@ fn child_os_fork() {
         );
         assert_eq!(common::eval_str("child_exit"), "0");
     });
-    finish.send(()).unwrap();
-    thread.join().unwrap();
+}
+
+#[test]
+fn os_fork_in_a_runtime_started_by_pyo3() {
+    common::run_child("child_os_fork_started_by_pyo3");
+}
+
+#[test]
+#[ignore = "runs in a child process, started by os_fork_in_a_runtime_started_by_pyo3"]
+fn child_os_fork_started_by_pyo3() {
+    // The host started Python, and the handle is the first thing of this crate the process
+    // uses: making it must register the after-fork callback that makes it inert in the
+    // child, where CPython has deleted its thread state.
+    pyo3::Python::initialize();
+    make_stale_handle();
+    os_fork_and_check_child();
 }
 
 #[test]

@@ -66,8 +66,9 @@ fn finalize() {
     }
 }
 
-fn finalize_while(body: fn() -> Result<(), GilError>) {
-    common::python();
+/// Starts Python with `start`, runs `body` in a loop on native threads, and finalizes.
+fn finalize_while(start: fn(), body: fn() -> Result<(), GilError>) {
+    start();
     let threads = start_threads(body);
     finalize();
     for thread in threads {
@@ -84,7 +85,7 @@ fn native_threads_acquiring_in_a_loop_while_the_main_thread_exits() {
 #[test]
 #[ignore = "runs in a child process, started by native_threads_acquiring_in_a_loop_while_the_main_thread_exits"]
 fn child_acquiring_in_a_loop() {
-    finalize_while(|| try_with_gil(|| common::run("x = 1")));
+    finalize_while(common::python, || try_with_gil(|| common::run("x = 1")));
 }
 
 #[test]
@@ -95,11 +96,26 @@ fn native_threads_holding_a_guard_across_the_exit() {
 #[test]
 #[ignore = "runs in a child process, started by native_threads_holding_a_guard_across_the_exit"]
 fn child_holding_a_guard_across_the_exit() {
-    finalize_while(|| {
-        try_with_gil(|| {
-            // Detached inside the guard: shutdown must wait for this to re-attach and end.
-            without_gil(|| std::thread::sleep(Duration::from_millis(1)));
-            common::run("y = 2");
-        })
-    });
+    finalize_while(common::python, hold_a_guard_detached_inside);
+}
+
+/// Holds a guard and detaches inside it: shutdown must wait for it to re-attach and end.
+fn hold_a_guard_detached_inside() -> Result<(), GilError> {
+    try_with_gil(|| {
+        without_gil(|| std::thread::sleep(Duration::from_millis(1)));
+        common::run("y = 2");
+    })
+}
+
+#[test]
+fn native_threads_holding_a_guard_across_the_exit_of_a_runtime_started_by_pyo3() {
+    every_run_exits_cleanly("child_holding_a_guard_started_by_pyo3");
+}
+
+#[test]
+#[ignore = "runs in a child process, started by native_threads_holding_a_guard_across_the_exit_of_a_runtime_started_by_pyo3"]
+fn child_holding_a_guard_started_by_pyo3() {
+    // This crate's `initialize` never runs: the shutdown gate is installed by the first
+    // native thread that attaches, and must be in place before shutdown begins.
+    finalize_while(pyo3::Python::initialize, hold_a_guard_detached_inside);
 }
