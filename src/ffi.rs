@@ -119,6 +119,54 @@ pub(crate) unsafe fn is_main_interpreter_state(tstate: *mut PyThreadState) -> bo
     unsafe { pyo3_ffi::PyThreadState_GetInterpreter(tstate) == main_interpreter() }
 }
 
+/// A thread's pending exception, taken out of its error indicator by [`take_error`].
+#[cfg(Py_3_12)]
+pub(crate) struct SavedError(*mut pyo3_ffi::PyObject);
+/// A thread's pending exception, taken out of its error indicator by [`take_error`].
+#[cfg(not(Py_3_12))]
+pub(crate) struct SavedError([*mut pyo3_ffi::PyObject; 3]);
+
+/// Takes the attached thread's pending exception, if any, out of its error indicator, so
+/// that Python code run before [`restore_error`] starts with none (CPython functions must
+/// not be called with one set) and cannot lose it. `PyErr_GetRaisedException` from 3.12,
+/// `PyErr_Fetch` before.
+///
+/// # Safety
+/// The thread is attached; the result is passed to [`restore_error`] on this thread.
+pub(crate) unsafe fn take_error() -> SavedError {
+    // SAFETY: attached (caller); takes over the references the indicator held.
+    unsafe {
+        #[cfg(Py_3_12)]
+        let saved = SavedError(pyo3_ffi::PyErr_GetRaisedException());
+        #[cfg(not(Py_3_12))]
+        let saved = {
+            let mut parts = [core::ptr::null_mut(); 3];
+            let [kind, value, traceback] = &mut parts;
+            pyo3_ffi::PyErr_Fetch(kind, value, traceback);
+            SavedError(parts)
+        };
+        saved
+    }
+}
+
+/// Puts back what [`take_error`] took, replacing whatever the indicator holds by then.
+///
+/// # Safety
+/// The thread is attached.
+pub(crate) unsafe fn restore_error(saved: SavedError) {
+    // SAFETY: attached (caller); hands the references back to the indicator (all null
+    // clears it).
+    unsafe {
+        #[cfg(Py_3_12)]
+        pyo3_ffi::PyErr_SetRaisedException(saved.0);
+        #[cfg(not(Py_3_12))]
+        {
+            let [kind, value, traceback] = saved.0;
+            pyo3_ffi::PyErr_Restore(kind, value, traceback);
+        }
+    }
+}
+
 /// CPython's message for a failed `PyStatus`.
 #[cfg(Py_3_12)]
 pub(crate) fn status_message(status: &pyo3_ffi::PyStatus) -> String {

@@ -72,6 +72,10 @@ impl PythonHook {
                 pyo3_ffi::PyEval_RestoreThread(tstate);
             }
         }
+        // The caller may have an exception pending (this can run inside any guard's
+        // creation): set aside for the calls below, which must start without one.
+        // SAFETY: attached (caller); put back below.
+        let caller_error = unsafe { crate::ffi::take_error() };
         // SAFETY: attached to the main interpreter (caller); `definition` outlives the
         // function object (static); every new reference is released; a failure's exception
         // is reported as unraisable (which clears it).
@@ -117,6 +121,8 @@ impl PythonHook {
             }
             ok
         };
+        // SAFETY: attached; what `take_error` took above.
+        unsafe { crate::ffi::restore_error(caller_error) };
         if registered {
             self.registered.store(epoch, Ordering::Release);
         } else {

@@ -63,6 +63,12 @@ impl<'i> ThreadStateHandle<'i> {
     /// Creates this thread's thread state for `interpreter` (`PyThreadState_New`); it is not
     /// attached yet.
     ///
+    /// The first handle of a runtime that neither [`initialize`](crate::initialize) nor a
+    /// thread Python did not create has prepared (a runtime the host started) attaches to
+    /// the main interpreter to register the crate's `atexit`, after-fork and
+    /// end-of-finalization callbacks. That runs Python code, which may let other threads
+    /// take the GIL for a moment; an exception the caller has pending is kept.
+    ///
     /// # Errors
     ///
     /// [`GilError::ThreadStateExists`] if this thread already has a handle for the
