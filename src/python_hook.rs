@@ -72,8 +72,9 @@ impl PythonHook {
                 pyo3_ffi::PyEval_RestoreThread(tstate);
             }
         }
-        // The caller may have an exception pending (this can run inside any guard's
-        // creation): set aside for the calls below, which must start without one.
+        // The caller may have an exception pending (the first `ThreadStateHandle` of a
+        // runtime can be made anywhere): set aside for the calls below, which must start
+        // without one.
         // SAFETY: attached (caller); put back below.
         let caller_error = unsafe { crate::ffi::take_error() };
         // SAFETY: attached to the main interpreter (caller); `definition` outlives the
