@@ -181,15 +181,12 @@ fn child_before_initialization() {
 /// rather than letting the caller run without the GIL.
 #[test]
 fn leaking_a_guard_inside_a_closure_aborts_with_a_message() {
-    let child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "--nocapture",
-            "child_leaking_inside_a_closure",
-        ])
-        .output()
-        .unwrap();
+    // With a time limit, like every child: a regression that hangs instead of aborting
+    // fails here.
+    let child = common::child_output_within(
+        "child_leaking_inside_a_closure",
+        std::time::Duration::from_secs(60),
+    );
     assert!(!child.status.success(), "the child should have aborted");
     let stderr = String::from_utf8_lossy(&child.stderr);
     assert!(
