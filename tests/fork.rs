@@ -281,3 +281,64 @@ fn child_fork_with_frames_naming_a_lost_state() {
     );
     assert_eq!(libc::WEXITSTATUS(status), 0);
 }
+
+/// The child of a fork from Rust, while a native thread of the parent holds a guard,
+/// finalizes at once, before anything of the crate runs in it: whatever that thread held
+/// (on CPython 3.15 a PEP 788 interpreter guard, which the child's interpreter still counts)
+/// must not keep the child's finalization waiting.
+#[test]
+fn fork_from_rust_then_finalize_at_once() {
+    common::run_child("child_fork_then_finalize");
+}
+
+#[test]
+#[ignore = "runs in a child process, started by fork_from_rust_then_finalize_at_once"]
+fn child_fork_then_finalize() {
+    common::python();
+    let (finish, thread) = thread_holding_a_guard();
+    let pid = with_gil(|| {
+        // SAFETY: attached to the main interpreter, as CPython's fork protocol requires;
+        // the child calls `PyOS_AfterFork_Child`, the parent `PyOS_AfterFork_Parent`.
+        unsafe {
+            pyo3_ffi::PyOS_BeforeFork();
+            let pid = libc::fork();
+            if pid == 0 {
+                pyo3_ffi::PyOS_AfterFork_Child();
+            } else {
+                pyo3_ffi::PyOS_AfterFork_Parent();
+            }
+            pid
+        }
+    });
+    if pid == 0 {
+        // SAFETY: initialized, detached; this thread attaches and finalizes the runtime,
+        // then ends the forked child at once, without running the parent's destructors.
+        unsafe {
+            pyo3_ffi::PyGILState_Ensure();
+            let code = if pyo3_ffi::Py_FinalizeEx() == 0 {
+                0
+            } else {
+                40
+            };
+            libc::_exit(code);
+        }
+    }
+    let mut status = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // SAFETY: waits for our own child.
+    while unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == 0 {
+        if Instant::now() >= deadline {
+            // SAFETY: ends our own child, which would otherwise outlive the test.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("the forked child hung");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        libc::WIFEXITED(status),
+        "the forked child crashed: {status:#x}"
+    );
+    assert_eq!(libc::WEXITSTATUS(status), 0);
+    finish.send(()).unwrap();
+    thread.join().unwrap();
+}
