@@ -72,6 +72,7 @@ mod fork;
 mod gil_guard;
 mod interpreter;
 mod interpreter_config;
+mod interpreter_end;
 mod interpreter_ref;
 mod marker;
 mod native_thread;

@@ -221,6 +221,10 @@ pub(crate) fn enter(suspend: bool, below_in_guard: u32) -> Result<u32, GilError>
     }
 }
 
+/// How a main-interpreter thread state was attached, which one, and whether the crate owns
+/// it (see [`Frame::owned`]).
+type Attached = (Entry, *mut PyThreadState, bool);
+
 /// The detached fast path: a detached thread (`current`, what CPython just answered, is
 /// null) that already has a main-interpreter thread state re-attaches it. Returns `None`,
 /// having changed nothing, in every other case: the slow path then finds out what to do
@@ -231,8 +235,9 @@ fn reattach_fast(current: *mut PyThreadState, below_in_guard: u32) -> Option<u32
         return None;
     }
     // SAFETY: detached, checked just above.
-    let (entry, tstate) = unsafe { reattach_own() }?;
-    Some(push(entry, tstate, ptr::null_mut(), below_in_guard))
+    let attached = unsafe { reattach_own() }?;
+    // SAFETY: attached just now.
+    Some(unsafe { push(attached, ptr::null_mut(), below_in_guard) })
 }
 
 /// [`enter`] when the fast paths do not apply.
@@ -252,12 +257,15 @@ fn enter_slow(suspend: bool, below_in_guard: u32) -> Result<u32, GilError> {
     }
     // SAFETY: a thread state attached to this thread is live.
     if unsafe { ffi::is_main_interpreter_state(current) } {
-        return Ok(push(
-            Entry::Nested,
-            current,
-            ptr::null_mut(),
-            below_in_guard,
-        ));
+        let owned = current == native_thread::kept_thread_state();
+        // SAFETY: `current` is attached to this thread.
+        return Ok(unsafe {
+            push(
+                (Entry::Nested, current, owned),
+                ptr::null_mut(),
+                below_in_guard,
+            )
+        });
     }
     if !suspend {
         return Err(GilError::AttachedElsewhere);
@@ -268,9 +276,9 @@ fn enter_slow(suspend: bool, below_in_guard: u32) -> Result<u32, GilError> {
     // of `Frame::suspended` when the frame is undone.
     let suspended = unsafe { pyo3_ffi::PyEval_SaveThread() };
     // SAFETY: detached just now.
-    let attached = unsafe { attach_detached() };
-    match attached {
-        Ok((entry, tstate)) => Ok(push(entry, tstate, suspended, below_in_guard)),
+    match unsafe { attach_detached() } {
+        // SAFETY: attached just now.
+        Ok(attached) => Ok(unsafe { push(attached, suspended, below_in_guard) }),
         Err(error) => {
             // SAFETY: still detached; puts back what was suspended above.
             unsafe { pyo3_ffi::PyEval_RestoreThread(suspended) };
@@ -284,9 +292,10 @@ fn enter_slow(suspend: bool, below_in_guard: u32) -> Result<u32, GilError> {
 /// # Safety
 /// This thread is detached.
 unsafe fn enter_detached(below_in_guard: u32) -> Result<u32, GilError> {
-    // SAFETY: forwarded.
-    let (entry, tstate) = unsafe { attach_detached() }?;
-    Ok(push(entry, tstate, ptr::null_mut(), below_in_guard))
+    // SAFETY: requirements upheld by the caller.
+    let attached = unsafe { attach_detached() }?;
+    // SAFETY: attached just now.
+    Ok(unsafe { push(attached, ptr::null_mut(), below_in_guard) })
 }
 
 /// Attaches this detached thread to a main-interpreter thread state: its own one if it has
@@ -295,28 +304,28 @@ unsafe fn enter_detached(below_in_guard: u32) -> Result<u32, GilError> {
 ///
 /// # Safety
 /// This thread is detached.
-unsafe fn attach_detached() -> Result<(Entry, *mut PyThreadState), GilError> {
-    // SAFETY: forwarded.
+unsafe fn attach_detached() -> Result<Attached, GilError> {
+    // SAFETY: requirements upheld by the caller.
     if let Some(attached) = unsafe { reattach_own() } {
         return Ok(attached);
     }
     // Either the thread has no own state, or attaching was refused: then the runtime is
     // finalizing, and `attach_other` says so before it tries anything.
-    // SAFETY: forwarded.
+    // SAFETY: requirements upheld by the caller.
     unsafe { attach_other() }
 }
 
 /// Re-attaches the thread's Python identity, if it has one in the main interpreter: the
-/// state the newest `Released` frame detached, or else the one kept for this thread.
+/// state the newest live release frame detached, or else the one kept for this thread.
 /// Returns `None`, having changed nothing, if there is none or attaching is refused.
 ///
 /// # Safety
 /// This thread is detached.
 #[inline(always)]
-unsafe fn reattach_own() -> Option<(Entry, *mut PyThreadState)> {
-    let (entry, own) = match stack::released_main_thread_state() {
-        released if !released.is_null() => (Entry::Restored, released),
-        _ => (Entry::Kept, native_thread::kept_thread_state()),
+unsafe fn reattach_own() -> Option<Attached> {
+    let (entry, own, owned) = match stack::released_main_thread_state() {
+        Some((released, owned)) => (Entry::Restored, released, owned),
+        None => (Entry::Kept, native_thread::kept_thread_state(), true),
     };
     if own.is_null() {
         return None;
@@ -326,11 +335,12 @@ unsafe fn reattach_own() -> Option<(Entry, *mut PyThreadState)> {
     if entry == Entry::Kept {
         native_thread::admit_guard().ok()?;
     }
-    // SAFETY: `own` is a live, detached main-interpreter state of this thread (one a frame
-    // of ours released, or the one kept for this thread in the current runtime), and the
-    // thread is detached. Both entries undo this with `PyEval_SaveThread`.
+    // SAFETY: `own` is a live, detached main-interpreter state of this thread (one that a
+    // live frame of ours released, whose scope keeps it alive, or the one kept for this
+    // thread in the current runtime), and the thread is detached. Both entries undo this
+    // by detaching it.
     unsafe { pyo3_ffi::PyEval_RestoreThread(own) };
-    Some((entry, own))
+    Some((entry, own, owned))
 }
 
 /// [`attach_detached`] when the crate knows no thread state of this thread: use the
@@ -339,31 +349,35 @@ unsafe fn reattach_own() -> Option<(Entry, *mut PyThreadState)> {
 ///
 /// # Safety
 /// This thread is detached.
-unsafe fn attach_other() -> Result<(Entry, *mut PyThreadState), GilError> {
+unsafe fn attach_other() -> Result<Attached, GilError> {
     runtime::check_can_attach()?;
     let gilstate = ffi::gilstate_thread_state();
     // SAFETY: the thread state `PyGILState` binds to this thread is live.
     if !gilstate.is_null() && unsafe { ffi::is_main_interpreter_state(gilstate) } {
         // Re-attaching it directly is what `PyGILState_Ensure` would do, minus its counter.
         // SAFETY: this thread's own, detached main-interpreter state; the thread is
-        // detached. `Entry::Restored` undoes this with `PyEval_SaveThread`.
+        // detached. `Entry::Restored` undoes this by detaching it.
         unsafe { pyo3_ffi::PyEval_RestoreThread(gilstate) };
-        return Ok((Entry::Restored, gilstate));
+        return Ok((Entry::Restored, gilstate, false));
     }
     // SAFETY: initialized, not finalizing, detached; `gilstate` is null or a
     // sub-interpreter's (`PyGILState_Ensure` would attach *that* interpreter).
-    unsafe { native_thread::attach_new(gilstate) }
+    let (entry, tstate) = unsafe { native_thread::attach_new(gilstate) }?;
+    Ok((entry, tstate, true))
 }
 
-/// Pushes a main-interpreter frame.
+/// Pushes a main-interpreter frame for `attached`.
+///
+/// # Safety
+/// The thread state of `attached` is attached to this thread (so it is live).
 #[inline]
-fn push(
-    entry: Entry,
-    tstate: *mut PyThreadState,
+unsafe fn push(
+    (entry, tstate, owned): Attached,
     suspended: *mut PyThreadState,
     below_in_guard: u32,
 ) -> u32 {
-    let mut frame = Frame::new(entry, tstate, true);
+    // SAFETY: attached (caller), so live.
+    let mut frame = unsafe { Frame::new(entry, tstate, true, owned).stamped() };
     frame.suspended = suspended;
     frame.below_in_guard = below_in_guard;
     stack::push(frame)

@@ -223,8 +223,9 @@ fn leave_slow(below_in_guard: u32) -> Result<u32, GilError> {
     if attached.is_null() {
         return Err(GilError::NotAttached);
     }
+    let owned = runtime::owns(attached);
     // SAFETY: `attached` is attached to this thread. `Entry::Released` pairs this with
     // `PyEval_RestoreThread` of the returned state.
     let tstate = unsafe { pyo3_ffi::PyEval_SaveThread() };
-    Ok(stack::push(Frame::released(tstate, below_in_guard)))
+    Ok(stack::push(Frame::released(tstate, owned, below_in_guard)))
 }
