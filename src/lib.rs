@@ -82,6 +82,8 @@ mod shutdown;
 mod stack;
 mod thread_state;
 mod with_gil;
+#[cfg(feature = "pyo3")]
+mod with_pyo3;
 mod without_gil;
 
 pub use error::GilError;
@@ -93,6 +95,8 @@ pub use runtime::{initialize, is_attached, is_finalizing, is_initialized};
 pub use shutdown::set_shutdown_timeout;
 pub use thread_state::{AttachGuard, ThreadStateHandle};
 pub use with_gil::{WithGil, try_with_gil, with_gil};
+#[cfg(feature = "pyo3")]
+pub use with_pyo3::{try_with_python, with_python};
 pub use without_gil::{WithoutGil, try_without_gil, without_gil};
 
 /// The examples of `README.md`, compiled and run with the doctests.

@@ -55,7 +55,7 @@ use crate::{ffi, native_thread, runtime};
 #[must_use = "the GIL is released as soon as the guard is dropped"]
 #[derive(Debug)]
 pub struct WithGil {
-    frame: u32,
+    pub(crate) frame: u32,
     _thread: ThreadBound,
 }
 

@@ -152,17 +152,10 @@ where
     F: FnOnce() -> T + Send,
     T: Send,
 {
-    let Ok(index) = leave(NO_FRAME) else {
-        return f(); // not attached: nothing to release
-    };
-    // The frame is finished on return and on unwind, never leaked, and checked against
-    // guards leaked inside `f`. `f` is `Send`, so it captures nothing bound to this
-    // thread's attachment, and cannot return anything like that (`T: Send`).
-    let _released = stack::Scope {
-        index,
-        likely: Entry::Released,
-    };
-    f()
+    match detach(f) {
+        Ok(value) => value,
+        Err(f) => f(), // not attached: nothing to release
+    }
 }
 
 /// Runs `f` with this thread detached, like [`without_gil`], or returns
@@ -200,12 +193,36 @@ where
     F: FnOnce() -> T + Send,
     T: Send,
 {
-    // As in `without_gil`.
-    let _released = stack::Scope {
-        index: leave(NO_FRAME)?,
-        likely: Entry::Released,
-    };
-    Ok(f())
+    detach(f).map_err(|_| GilError::NotAttached)
+}
+
+/// Runs `f` with this thread detached, if it is attached; gives `f` back otherwise.
+///
+/// The frame is finished on return and on unwind, never leaked, and anything guards made
+/// inside `f` left behind is ended then ([`stack::Scope`]). `f` is `Send`, so it captures
+/// nothing bound to this thread's attachment, and cannot return anything like that
+/// (`T: Send`).
+#[inline]
+fn detach<F, T>(f: F) -> Result<T, F>
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    // With `pyo3` on the thread, through its own `Python::detach`, so that a
+    // `Python::attach` inside `f` really attaches.
+    #[cfg(feature = "pyo3")]
+    return crate::with_pyo3::detach(f);
+    #[cfg(not(feature = "pyo3"))]
+    {
+        let Ok(index) = leave(NO_FRAME) else {
+            return Err(f);
+        };
+        let _released = stack::Scope {
+            index,
+            likely: Entry::Released,
+        };
+        Ok(f())
+    }
 }
 
 /// Detaches this thread and pushes the frame that records it, linked to `below_in_guard`.
