@@ -347,11 +347,11 @@ impl<'i> ThreadStateHandle<'i> {
     /// [`GilError::Finalizing`], [`GilError::InterpreterEnded`], [`GilError::NotInitialized`]
     /// (after the runtime was finalized); `f` is not called then.
     ///
-    /// # Aborts
+    /// # Guards that outlive the closure
     ///
-    /// If a guard created inside `f` outlives it (leaked, or stored in a thread-local) and would
-    /// leave this function's caller detached or in another interpreter, the process is aborted
-    /// with a message: continuing would run the caller's Python code without its GIL.
+    /// A guard created inside `f` that outlives it (leaked, stored in a thread-local, or
+    /// returned) is ended when `f` returns: the caller gets back exactly the state it had, and
+    /// the guard's own drop, if it comes, does nothing (see the guide, "Other owners").
     ///
     /// # Examples
     ///

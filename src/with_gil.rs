@@ -32,6 +32,23 @@ use crate::{ffi, native_thread, runtime};
 ///
 /// Guards may be dropped in any order: see the crate documentation on the frame stack.
 ///
+/// # What a live guard promises
+///
+/// While the guard lives, this crate does not detach the thread from the thread state the
+/// guard attached (or found attached). Code outside the crate can: a C library's
+/// `PyGILState_Release`, the end of the `pyo3::Python::attach` or of the Python thread the
+/// guard was created in. A guard that outlives the foreign scope it nested in, or the
+/// closure form it was created in (which ends it), no longer proves anything: ask
+/// [`is_attached`](crate::is_attached), or, with the `pyo3` feature,
+/// `WithGil::try_python`, which confirm with CPython.
+///
+/// Created inside a region where foreign code released the GIL (`Py_BEGIN_ALLOW_THREADS`,
+/// `pyo3`'s `Python::detach`), a guard must be dropped before that region ends: the
+/// foreign code re-attaches its own thread state then, which CPython refuses while this
+/// thread is attached (a deadlock up to 3.12, `Fatal Python error` from 3.13). The crate
+/// cannot see such a region end; its own [`without_gil`](crate::without_gil) ends guards
+/// left inside it.
+///
 /// # Examples
 ///
 /// ```
@@ -138,11 +155,11 @@ impl Drop for WithGil {
 /// [`try_with_gil`] to get a [`GilError`] instead). Panics of `f` propagate after the thread
 /// state is restored.
 ///
-/// # Aborts
+/// # Guards that outlive the closure
 ///
-/// If a guard created inside `f` outlives it (leaked, or stored in a thread-local) and would
-/// leave this function's caller detached or in another interpreter, the process is aborted
-/// with a message: continuing would run the caller's Python code without its GIL.
+/// A guard created inside `f` that outlives it (leaked, stored in a thread-local, or
+/// returned) is ended when `f` returns: the caller gets back exactly the state it had, and
+/// the guard's own drop, if it comes, does nothing (see the guide, "Other owners").
 ///
 /// # Examples
 ///
@@ -181,11 +198,11 @@ pub(crate) fn refused(what: &str, instead: &str, error: GilError) -> ! {
 /// [`GilError::NotInitialized`] or [`GilError::Finalizing`], as for
 /// [`WithGil::try_acquire`]; `f` is not called then.
 ///
-/// # Aborts
+/// # Guards that outlive the closure
 ///
-/// If a guard created inside `f` outlives it (leaked, or stored in a thread-local) and would
-/// leave this function's caller detached or in another interpreter, the process is aborted
-/// with a message: continuing would run the caller's Python code without its GIL.
+/// A guard created inside `f` that outlives it (leaked, stored in a thread-local, or
+/// returned) is ended when `f` returns: the caller gets back exactly the state it had, and
+/// the guard's own drop, if it comes, does nothing (see the guide, "Other owners").
 ///
 /// # Examples
 ///
@@ -257,7 +274,7 @@ fn enter_slow(suspend: bool, below_in_guard: u32) -> Result<u32, GilError> {
     }
     // SAFETY: a thread state attached to this thread is live.
     if unsafe { ffi::is_main_interpreter_state(current) } {
-        let owned = current == native_thread::kept_thread_state();
+        let owned = runtime::owns(current);
         // SAFETY: `current` is attached to this thread.
         return Ok(unsafe {
             push(

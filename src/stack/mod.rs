@@ -410,7 +410,9 @@ pub(crate) fn names(tstate: *mut PyThreadState) -> bool {
 }
 
 /// Whether a live frame on this thread's stack vouches that `tstate` exists and is this
-/// thread's ([`Frame::vouches_for`]).
+/// thread's ([`Frame::vouches_for`]): what tells this thread's thread states apart before
+/// 3.12, where the current one may be another thread's.
+#[cfg(not(Py_3_12))]
 pub(crate) fn vouches_for(tstate: *mut PyThreadState) -> bool {
     FRAMES.with(|stack| {
         (0..stack.len.get())
