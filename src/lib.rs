@@ -75,6 +75,15 @@
 //! The guide in the repository (`docs/guide.md`) explains each rule and the reasons behind
 //! it in more depth; its chapter "Other owners of a thread's state" lists what was checked
 //! against each owner, and the few rules that remain the user's.
+//!
+//! # Supported Pythons
+//!
+//! CPython 3.9 to 3.15. The repository's CI runs the whole test suite (with the doctests
+//! and examples) and an extension module's tests on each of 3.9, 3.10, 3.11, 3.12, 3.13,
+//! 3.14 and 3.15, the last with the PEP 788 code (`PyInterpreterGuard`,
+//! `PyInterpreterView`) this crate declares for it. The free-threaded builds (3.14t, 3.15t)
+//! are only type-checked: no free-threaded interpreter was available to run the tests on,
+//! and what the guards mean there is argued in the guide, not tested.
 #![warn(rustdoc::broken_intra_doc_links)]
 
 mod asymmetric_fence;

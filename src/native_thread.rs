@@ -71,6 +71,14 @@ pub(crate) fn kept_thread_state() -> *mut PyThreadState {
     })
 }
 
+/// Whether `tstate` is the state this thread kept in a runtime that has since been
+/// finalized, which freed it. Compares addresses only.
+pub(crate) fn is_stale(tstate: *mut PyThreadState) -> bool {
+    KEPT.with(|kept| {
+        !tstate.is_null() && kept.tstate.get() == tstate && kept.epoch.get() != epoch()
+    })
+}
+
 /// Counts a guard about to attach the kept state (see [`shutdown::admit`]); threads without
 /// a count (the initializing thread, which keeps a borrowed state) are not counted, and only
 /// checked.
@@ -133,7 +141,8 @@ pub(crate) fn thread_guards_or_register() -> &'static shutdown::ThreadGuards {
 ///
 /// # Safety
 /// The runtime is initialized and not finalizing, this thread is detached, and `gilstate`
-/// is `PyGILState_GetThisThreadState()`, null or not of the main interpreter.
+/// is `PyGILState_GetThisThreadState()`: null, not of the main interpreter, or
+/// [stale](is_stale) (it is never dereferenced).
 pub(crate) unsafe fn attach_new(
     gilstate: *mut PyThreadState,
 ) -> Result<(Entry, *mut PyThreadState), GilError> {

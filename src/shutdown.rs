@@ -24,8 +24,12 @@
 //! (`ThreadStateHandle`s, foreign code) are not waited for. They end with the thread parked
 //! (3.9–3.13) or blocked (3.14), never in undefined behaviour: CPython checks its flag
 //! before it touches the thread state of a late thread. From 3.15 a native thread also holds
-//! a PEP 788 interpreter guard while it holds guards of this crate, and CPython waits for
-//! those without a time limit.
+//! a PEP 788 interpreter guard while it holds guards of this crate: CPython does not set its
+//! flag while one is open, so a thread that drops its guards in time never meets it, and a
+//! thread that starts attaching once the flag is set is refused by CPython's own answer,
+//! even where the gate is not installed or never closes. CPython waits for these guards
+//! without a time limit; the `atexit` callback closes those still open when its timeout
+//! passes, so that the exit stays bounded.
 
 #[cfg(Py_3_15)]
 use core::sync::atomic::AtomicPtr;
@@ -74,8 +78,9 @@ static MAIN_VIEW: Mutex<(u64, usize)> = Mutex::new((NONE, 0));
 /// Sets how long interpreter shutdown waits for threads Python did not create to drop the
 /// guards they hold (default: 5 seconds). On CPython 3.9–3.14 shutdown continues when the
 /// time is up, and a thread that still holds a guard then stays parked when it tries to
-/// re-attach. From 3.15 those guards also hold PEP 788 interpreter guards, and CPython
-/// itself waits for them without a time limit.
+/// re-attach. From 3.15 those guards also hold PEP 788 interpreter guards, which keep
+/// CPython from starting to finalize until they are dropped or, at the latest, until this
+/// timeout has passed.
 ///
 /// # Examples
 ///
@@ -136,6 +141,11 @@ pub(crate) fn register_thread() -> &'static ThreadGuards {
 /// Returns the record of an exiting thread.
 pub(crate) fn unregister_thread(guards: &'static ThreadGuards) {
     guards.count.store(0, Ordering::Release);
+    // 3.15+: the last guard counted on the exiting thread (the one that deleted its kept
+    // thread state) is never dismissed; left open, its PEP 788 guard would keep the
+    // interpreter from ever finalizing.
+    #[cfg(Py_3_15)]
+    close_interpreter_guard(guards);
     THREADS
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -205,13 +215,23 @@ pub(crate) fn dismiss(guards: &ThreadGuards) {
     guards.count.store(count, Ordering::Release);
     #[cfg(Py_3_15)]
     if count == 0 {
-        let guard = guards
-            .interpreter_guard
-            .swap(core::ptr::null_mut(), Ordering::AcqRel);
-        if !guard.is_null() {
-            // SAFETY: opened by `open_interpreter_guard` and not closed since (swapped out).
-            unsafe { crate::ffi::pep788::PyInterpreterGuard_Close(guard) };
-        }
+        close_interpreter_guard(guards);
+    }
+}
+
+/// 3.15+: closes the PEP 788 guard `guards` holds, if any. Whoever swaps it out closes it:
+/// its thread when its last guard is dropped, or, for a thread that cannot drop it any
+/// more, [`on_exit`] after the timeout and [`after_fork`] in the child.
+#[cfg(Py_3_15)]
+fn close_interpreter_guard(guards: &ThreadGuards) {
+    let guard = guards
+        .interpreter_guard
+        .swap(core::ptr::null_mut(), Ordering::AcqRel);
+    if !guard.is_null() {
+        // SAFETY: opened by `open_interpreter_guard` and not closed since (swapped out
+        // just now, by this call only). Closing needs no attached thread state and may
+        // happen on any thread.
+        unsafe { crate::ffi::pep788::PyInterpreterGuard_Close(guard) };
     }
 }
 
@@ -253,6 +273,17 @@ pub(crate) fn after_fork(epoch: u64, this_thread: Option<(&'static ThreadGuards,
     let mut free = FREE.lock().unwrap_or_else(PoisonError::into_inner);
     for guards in threads.drain(..) {
         guards.count.store(0, Ordering::Release);
+        // 3.15+: the child's interpreter still counts the PEP 788 guards of the parent's
+        // threads, which do not exist here, and its finalization would wait for them
+        // forever (measured: the child of `tests/fork.rs::fork_from_rust` hung in
+        // `Py_FinalizeEx`). The forking thread's own is closed too unless it still holds
+        // guards.
+        #[cfg(Py_3_15)]
+        if !this_thread
+            .is_some_and(|(this, kept_frames)| core::ptr::eq(this, guards) && kept_frames > 0)
+        {
+            close_interpreter_guard(guards);
+        }
         free.push(guards);
     }
     if let Some((guards, kept_frames)) = this_thread {
@@ -316,6 +347,19 @@ unsafe extern "C" fn on_exit(
             // No count can be trusted to be up to date: wait as long as allowed.
             std::thread::sleep(timeout);
             false
+        }
+        // 3.15+: CPython waits, after this callback and without a time limit, until every
+        // PEP 788 guard is closed. The guards of the threads that did not finish in time
+        // are closed here, so that the exit stays bounded by the timeout as on 3.9-3.14
+        // (such a thread then blocks when it re-attaches, or is parked); and so is the
+        // shutting-down thread's own, since it cannot wait for itself.
+        #[cfg(Py_3_15)]
+        for guards in THREADS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            close_interpreter_guard(guards);
         }
     });
     // Before CPython's finalization, which aborts on a sub-interpreter still alive.

@@ -369,16 +369,20 @@ unsafe fn reattach_own() -> Option<Attached> {
 unsafe fn attach_other() -> Result<Attached, GilError> {
     runtime::check_can_attach()?;
     let gilstate = ffi::gilstate_thread_state();
-    // SAFETY: the thread state `PyGILState` binds to this thread is live.
-    if !gilstate.is_null() && unsafe { ffi::is_main_interpreter_state(gilstate) } {
+    // CPython 3.15 leaves this binding on the thread state that finalization freed, into
+    // the next runtime (3.9-3.14 answer null there): that one is never dereferenced, and a
+    // new state is made below, which attaching binds in its place.
+    let stale = native_thread::is_stale(gilstate);
+    // SAFETY: a thread state `PyGILState` binds to this thread is live unless it is stale.
+    if !gilstate.is_null() && !stale && unsafe { ffi::is_main_interpreter_state(gilstate) } {
         // Re-attaching it directly is what `PyGILState_Ensure` would do, minus its counter.
         // SAFETY: this thread's own, detached main-interpreter state; the thread is
         // detached. `Entry::Restored` undoes this by detaching it.
         unsafe { pyo3_ffi::PyEval_RestoreThread(gilstate) };
         return Ok((Entry::Restored, gilstate, false));
     }
-    // SAFETY: initialized, not finalizing, detached; `gilstate` is null or a
-    // sub-interpreter's (`PyGILState_Ensure` would attach *that* interpreter).
+    // SAFETY: initialized, not finalizing, detached; `gilstate` is null, a
+    // sub-interpreter's (`PyGILState_Ensure` would attach *that* interpreter) or stale.
     let (entry, tstate) = unsafe { native_thread::attach_new(gilstate) }?;
     Ok((entry, tstate, true))
 }

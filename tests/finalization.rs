@@ -238,6 +238,9 @@ fn child_handle_after_finalization_without_atexit() {
     drop(stale); // must not touch the freed thread state
 }
 
+/// Also: the exit does not wait for such a thread longer than the shutdown timeout. On
+/// CPython 3.15 the thread holds a PEP 788 guard, which the crate closes when the timeout
+/// passes; left open, CPython would wait for it forever, and this child would hang.
 #[test]
 fn a_thread_released_across_finalization_and_reinitialization_is_parked() {
     let output = common::run_child("child_released_across_reinitialization");
@@ -277,4 +280,150 @@ fn child_released_across_reinitialization() {
     assert!(!returned.load(Ordering::SeqCst));
     // The new runtime is unaffected.
     with_gil(|| common::run("x = 1"));
+}
+
+#[test]
+fn finalization_does_not_wait_for_native_threads_that_have_exited() {
+    common::run_child("child_native_thread_exited_before_finalization");
+}
+
+#[test]
+#[ignore = "runs in a child process, started by finalization_does_not_wait_for_native_threads_that_have_exited"]
+fn child_native_thread_exited_before_finalization() {
+    use std::time::{Duration, Instant};
+
+    common::python();
+    // The thread deletes its kept thread state as it exits (counted as a guard for the
+    // shutdown gate, and on 3.15 under a PEP 788 guard): nothing of it may be left for
+    // finalization to wait for.
+    std::thread::spawn(|| with_gil(|| common::run("x = 1")))
+        .join()
+        .unwrap();
+    let started = Instant::now();
+    finalize();
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "finalization waited {:?} for a thread that had exited",
+        started.elapsed()
+    );
+}
+
+/// The native thread that keeps a thread state, waiting to be told to attach again: where to
+/// tell it, and where it answers.
+#[cfg(Py_3_15)]
+static KEPT_STATE_THREAD: Mutex<Option<HandleThread>> = Mutex::new(None);
+
+/// Called by a `__del__` that runs while the runtime finalizes: asks the native thread that
+/// keeps a thread state to attach it again, and waits for the answer.
+#[cfg(Py_3_15)]
+unsafe extern "C" fn attach_kept_state_on_its_thread(
+    _module: *mut pyo3_ffi::PyObject,
+    _args: *mut pyo3_ffi::PyObject,
+) -> *mut pyo3_ffi::PyObject {
+    // SAFETY: reads a flag of the runtime.
+    let finalizing = unsafe { pyo3_ffi::Py_IsFinalizing() } != 0;
+    let (go, answer) = KEPT_STATE_THREAD
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take()
+        .expect("the native thread is waiting");
+    go.send(()).unwrap();
+    let outcome = answer.recv().unwrap();
+    assert!(finalizing, "the __del__ ran before finalization started");
+    *DURING_FINALIZATION
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = Some(outcome);
+    common::none()
+}
+
+/// CPython 3.15 (PEP 788): with the `atexit` callbacks cleared, the crate's gate is
+/// installed but never closes, so the fast path of a native thread that re-attaches the
+/// thread state kept for it asks nothing else of the crate; on 3.9-3.14 it then attaches
+/// while the runtime finalizes and blocks forever (docs/reliability.md). From 3.15 it first
+/// opens an interpreter guard, which CPython refuses once finalization has begun, and so the
+/// attach is refused cleanly, with a `GilError`. With the guard calls stubbed out,
+/// the thread blocks and this child is killed after 60 s.
+#[cfg(Py_3_15)]
+#[test]
+fn native_thread_is_refused_during_finalization_by_pep_788_without_the_atexit_callback() {
+    common::run_child("child_during_finalization_without_atexit");
+}
+
+#[cfg(Py_3_15)]
+#[test]
+#[ignore = "runs in a child process, started by native_thread_is_refused_during_finalization_by_pep_788_without_the_atexit_callback"]
+fn child_during_finalization_without_atexit() {
+    common::python();
+    let (go, wait_go) = mpsc::channel();
+    let (answer, answered) = mpsc::channel();
+    let (ready, wait_ready) = mpsc::channel();
+    std::thread::spawn(move || {
+        // Creates and keeps this thread's thread state (and installs the gate).
+        with_gil(|| ());
+        ready.send(()).unwrap();
+        wait_go.recv().unwrap();
+        answer.send(WithGil::try_acquire().map(drop)).unwrap();
+    });
+    wait_ready.recv().unwrap();
+    *KEPT_STATE_THREAD.lock().unwrap() = Some((go, answered));
+    call_while_finalizing(attach_kept_state_on_its_thread);
+    with_gil(|| common::run("import atexit\natexit._clear()"));
+    finalize();
+    // Refused by the interpreter guard; the slow path then names the reason from CPython's
+    // flags, and `Py_IsInitialized` is already 0 while modules are finalized.
+    let outcome = DURING_FINALIZATION.lock().unwrap().take();
+    assert!(
+        matches!(
+            outcome,
+            Some(Err(GilError::Finalizing | GilError::NotInitialized))
+        ),
+        "{outcome:?}"
+    );
+}
+
+/// CPython 3.15 (PEP 788): with the `atexit` callbacks cleared, nothing of the crate waits
+/// for a native thread that holds a guard across the exit, but the PEP 788 guard it holds
+/// does: CPython starts finalizing only once the thread dropped it, so the thread
+/// re-attaches and finishes its Python work normally (on 3.9-3.14 it would block forever
+/// when it re-attaches). With the guard stubbed out, the thread never finishes.
+#[cfg(Py_3_15)]
+#[test]
+fn finalization_waits_for_a_pep_788_guard_without_the_atexit_callback() {
+    common::run_child("child_guard_across_exit_without_atexit");
+}
+
+#[cfg(Py_3_15)]
+#[test]
+#[ignore = "runs in a child process, started by finalization_waits_for_a_pep_788_guard_without_the_atexit_callback"]
+fn child_guard_across_exit_without_atexit() {
+    use std::time::{Duration, Instant};
+
+    common::python();
+    let (released, wait_released) = mpsc::channel();
+    let (finished, wait_finished) = mpsc::channel();
+    std::thread::spawn(move || {
+        with_gil(|| {
+            gilguard::without_gil(move || {
+                released.send(()).unwrap();
+                std::thread::sleep(Duration::from_millis(500));
+            });
+            // Attached again: Python still works, the runtime has not started finalizing.
+            common::run("after = 'the exit'");
+            assert_eq!(common::eval_str("after"), "the exit");
+        });
+        finished.send(()).unwrap();
+    });
+    wait_released.recv().unwrap();
+    with_gil(|| common::run("import atexit\natexit._clear()"));
+    let started = Instant::now();
+    finalize();
+    let waited = started.elapsed();
+    assert!(
+        wait_finished.recv_timeout(Duration::from_secs(5)).is_ok(),
+        "the native thread did not finish: it re-attached after finalization began"
+    );
+    assert!(
+        waited >= Duration::from_millis(300),
+        "finalization did not wait for the guard ({waited:?})"
+    );
 }

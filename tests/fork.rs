@@ -185,7 +185,153 @@ fn child_fork_from_rust() {
     let deadline = Instant::now() + Duration::from_secs(45);
     // SAFETY: waits for our own child.
     while unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == 0 {
-        assert!(Instant::now() < deadline, "the forked child hung");
+        if Instant::now() >= deadline {
+            // SAFETY: ends our own child, which would otherwise outlive the test.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("the forked child hung");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        libc::WIFEXITED(status),
+        "the forked child crashed: {status:#x}"
+    );
+    assert_eq!(libc::WEXITSTATUS(status), 0);
+    finish.send(()).unwrap();
+    thread.join().unwrap();
+}
+
+/// The forking thread's frames may name a thread state other than the one attached at the
+/// fork, which the child loses: here its main thread state, released by `without_gil`,
+/// while a `ThreadStateHandle` of the main interpreter is attached. In the child, undoing
+/// those frames must touch nothing (re-attaching the lost state would use freed memory),
+/// and the thread must end up detached with guards that work again.
+#[test]
+fn fork_from_rust_while_frames_name_a_thread_state_the_child_loses() {
+    common::run_child("child_fork_with_frames_naming_a_lost_state");
+}
+
+#[test]
+#[ignore = "runs in a child process, started by fork_from_rust_while_frames_name_a_thread_state_the_child_loses"]
+fn child_fork_with_frames_naming_a_lost_state() {
+    common::python();
+    let main = Interpreter::main().unwrap();
+    let (pid, attached_after_release) = with_gil(|| {
+        let pid = without_gil(move || {
+            // SAFETY: the main interpreter outlives the handle.
+            let handle = unsafe { main.thread_state() }.unwrap();
+            let attached = handle.attach().unwrap();
+            // SAFETY: attached to the main interpreter (through the handle), as CPython's
+            // fork protocol requires; the child calls `PyOS_AfterFork_Child`, the parent
+            // `PyOS_AfterFork_Parent`.
+            let pid = unsafe {
+                pyo3_ffi::PyOS_BeforeFork();
+                let pid = libc::fork();
+                if pid == 0 {
+                    pyo3_ffi::PyOS_AfterFork_Child();
+                } else {
+                    pyo3_ffi::PyOS_AfterFork_Parent();
+                }
+                pid
+            };
+            drop(attached);
+            if pid == 0 {
+                // Stale in the child: refuses, and dropping it touches nothing.
+                assert_eq!(handle.attach().err(), Some(GilError::InterpreterEnded));
+            }
+            drop(handle);
+            pid
+        });
+        // In the child, the released frame named the lost main thread state: nothing may
+        // have been re-attached. (In the parent it was, as always.)
+        (pid, pid == 0 && !common::current_thread_state().is_null())
+    });
+    if pid == 0 {
+        let code = if attached_after_release || is_attached() {
+            30
+        } else {
+            // New guards work, from this thread and from a new one.
+            let here = with_gil(|| common::eval_str("6 * 7"));
+            let there = std::thread::spawn(|| with_gil(|| common::eval_str("7 * 6")))
+                .join()
+                .unwrap_or_default();
+            if here == "42" && there == "42" && !is_attached() {
+                0
+            } else {
+                31
+            }
+        };
+        // SAFETY: ends the forked child at once, without running the parent's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    let deadline = Instant::now() + Duration::from_secs(45);
+    // SAFETY: waits for our own child.
+    while unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == 0 {
+        if Instant::now() >= deadline {
+            // SAFETY: ends our own child, which would otherwise outlive the test.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("the forked child hung");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        libc::WIFEXITED(status),
+        "the forked child crashed: {status:#x}"
+    );
+    assert_eq!(libc::WEXITSTATUS(status), 0);
+}
+
+/// The child of a fork from Rust, while a native thread of the parent holds a guard,
+/// finalizes at once, before anything of the crate runs in it: whatever that thread held
+/// (on CPython 3.15 a PEP 788 interpreter guard, which the child's interpreter still counts)
+/// must not keep the child's finalization waiting.
+#[test]
+fn fork_from_rust_then_finalize_at_once() {
+    common::run_child("child_fork_then_finalize");
+}
+
+#[test]
+#[ignore = "runs in a child process, started by fork_from_rust_then_finalize_at_once"]
+fn child_fork_then_finalize() {
+    common::python();
+    let (finish, thread) = thread_holding_a_guard();
+    let pid = with_gil(|| {
+        // SAFETY: attached to the main interpreter, as CPython's fork protocol requires;
+        // the child calls `PyOS_AfterFork_Child`, the parent `PyOS_AfterFork_Parent`.
+        unsafe {
+            pyo3_ffi::PyOS_BeforeFork();
+            let pid = libc::fork();
+            if pid == 0 {
+                pyo3_ffi::PyOS_AfterFork_Child();
+            } else {
+                pyo3_ffi::PyOS_AfterFork_Parent();
+            }
+            pid
+        }
+    });
+    if pid == 0 {
+        // SAFETY: initialized, detached; this thread attaches and finalizes the runtime,
+        // then ends the forked child at once, without running the parent's destructors.
+        unsafe {
+            pyo3_ffi::PyGILState_Ensure();
+            let code = if pyo3_ffi::Py_FinalizeEx() == 0 {
+                0
+            } else {
+                40
+            };
+            libc::_exit(code);
+        }
+    }
+    let mut status = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // SAFETY: waits for our own child.
+    while unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == 0 {
+        if Instant::now() >= deadline {
+            // SAFETY: ends our own child, which would otherwise outlive the test.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("the forked child hung");
+        }
         std::thread::sleep(Duration::from_millis(5));
     }
     assert!(

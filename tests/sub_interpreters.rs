@@ -633,3 +633,41 @@ mod own_gil {
         });
     }
 }
+
+/// Set by the `atexit` callback of the interpreter below.
+static EXIT_CALLBACK_RAN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+unsafe extern "C" fn mark_exit_callback(
+    _module: *mut pyo3_ffi::PyObject,
+    _args: *mut pyo3_ffi::PyObject,
+) -> *mut pyo3_ffi::PyObject {
+    EXIT_CALLBACK_RAN.store(true, std::sync::atomic::Ordering::SeqCst);
+    common::none()
+}
+
+/// A handle of the `SubInterpreter` leaked on another thread is counted: `end` refuses at
+/// once, before it runs anything in the interpreter. (CPython's list of thread states would
+/// also show the leaked one, but only after the interpreter's threads were joined and its
+/// `atexit` callbacks run, which cannot be undone.)
+#[test]
+fn ending_with_a_leaked_handle_is_refused_before_the_interpreter_winds_down() {
+    common::python();
+    let mut interpreter = SubInterpreter::new().unwrap();
+    let handle = interpreter.thread_state().unwrap();
+    handle
+        .run(|| {
+            common::define(c"mark_exit_callback", mark_exit_callback);
+            common::run("import atexit\natexit.register(mark_exit_callback)");
+        })
+        .unwrap();
+    drop(handle);
+    std::thread::scope(|scope| {
+        scope.spawn(|| std::mem::forget(interpreter.thread_state().unwrap()));
+    });
+    assert_eq!(interpreter.end(), Err(GilError::InterpreterInUse));
+    assert!(
+        !EXIT_CALLBACK_RAN.load(std::sync::atomic::Ordering::SeqCst),
+        "the interpreter's atexit callbacks ran although its end was refused"
+    );
+    std::mem::forget(interpreter); // it can never be ended: the leaked handle is in it
+}

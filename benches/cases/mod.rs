@@ -39,16 +39,24 @@ pub struct Group {
     pub cases: Vec<(&'static str, Work)>,
 }
 
-/// Every group, in the order of issue 5's targets.
+#[cfg(Py_3_15)]
+mod pep788;
+
+/// Every group, in the order of issue 5's targets; then, on CPython 3.15, PEP 788's ways of
+/// attaching a native thread (issue 20).
 pub fn groups() -> Vec<Group> {
-    vec![
+    #[allow(unused_mut)] // pushed to on 3.15 only
+    let mut groups = vec![
         detached_acquire(),
         nested_acquire(),
         release_restore(),
         gil_guard_sequence(),
         native_thread_callback(),
         thread_state_handle(),
-    ]
+    ];
+    #[cfg(Py_3_15)]
+    groups.push(pep788::group());
+    groups
 }
 
 /// Starts Python, which every case needs, leaving this thread detached.

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Builds gilguard_demo with maturin and runs its pytest suite under every CPython >= 3.9 that
-# pyenv knows. Each version gets a fresh venv and its own cargo target dir under
-# target/demo-ext/ (so versions do not rebuild each other's artifacts). Each step prints what
-# it runs; the first failure stops the script with a non-zero status.
+# Builds gilguard_demo with maturin and runs its pytest suite under each CPython given on the
+# command line, or, with none given, under every CPython >= 3.9 that pyenv knows. Each
+# version gets a fresh venv and its own cargo target dir under target/demo-ext/ (so versions
+# do not rebuild each other's artifacts). Each step prints what it runs; the first failure
+# stops the script with a non-zero status.
 #
-# Usage, from anywhere: bash examples/demo-ext/run-tests.sh
+# Usage, from anywhere: bash examples/demo-ext/run-tests.sh [PYTHON ...]
+#
+# An interpreter without `ensurepip` (Debian's CPython unpacked by
+# ../shared/tools/sid-python.sh) gets a venv without pip, into which pip is run from its
+# wheel, fetched by the `python3` on PATH.
 set -euo pipefail
 
 demo=$(cd "$(dirname "$0")" && pwd)
@@ -30,22 +35,53 @@ check_no_libpython() {
 # Shared across versions: pip's download cache only.
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-pyenv_root=$(pyenv root)
+# Makes the venv `$2` for the interpreter `$1`, with maturin and pytest in it.
+make_venv() {
+    local python=$1 venv=$2
+    if "$python" -m ensurepip --version >/dev/null 2>&1; then
+        step "$python" -m venv "$venv"
+        step "$venv/bin/python" -m pip install --quiet "maturin>=1.9.4,<2" pytest
+        return
+    fi
+    step "$python" -m venv --without-pip "$venv"
+    local wheels="$work/pip-wheel"
+    if ! ls "$wheels"/pip-*.whl >/dev/null 2>&1; then
+        step python3 -m pip download --quiet --no-deps --dest "$wheels" pip
+    fi
+    local wheel
+    wheel=$(ls "$wheels"/pip-*.whl | head -n 1)
+    # A wheel is a zip archive, and pip runs from its own (`python pip.whl/pip`): it
+    # installs itself into the venv too, for the steps below.
+    step "$venv/bin/python" "$wheel/pip" install --quiet pip "maturin>=1.9.4,<2" pytest
+}
+
+pythons=("$@")
+if [ ${#pythons[@]} -eq 0 ]; then
+    pyenv_root=$(pyenv root)
+    installed=$(pyenv versions --bare)
+    for version in $installed; do
+        case "$version" in
+            3.9.* | 3.[1-9][0-9].*) ;;
+            *) continue ;;
+        esac
+        python="$pyenv_root/versions/$version/bin/python3"
+        [ -x "$python" ] && pythons+=("$python")
+    done
+fi
+if [ ${#pythons[@]} -eq 0 ]; then
+    echo "error: no CPython >= 3.9 to test (none given, and pyenv knows none)" >&2
+    exit 1
+fi
+
 tested=()
-for version in $(pyenv versions --bare); do
-    case "$version" in
-        3.9.* | 3.[1-9][0-9].*) ;;
-        *) continue ;;
-    esac
-    python="$pyenv_root/versions/$version/bin/python3"
-    [ -x "$python" ] || continue
+for python in "${pythons[@]}"; do
+    version=$("$python" -c 'import platform; print(platform.python_version())')
     echo
     echo "==> CPython $version"
     dir="$work/$version"
     venv="$dir/venv"
     step rm -rf "$venv" "$dir/wheels"
-    step "$python" -m venv "$venv"
-    step "$venv/bin/python" -m pip install --quiet "maturin>=1.9.4,<2" pytest
+    make_venv "$python" "$venv"
     # maturin sets PYO3_BUILD_EXTENSION_MODULE, so pyo3-ffi does not link libpython; the
     # ldd check below verifies it.
     step env CARGO_TARGET_DIR="$dir/cargo" "$venv/bin/maturin" build --release \
@@ -64,9 +100,5 @@ print(sys.modules.get("gilguard_demo.gilguard_demo", gilguard_demo).__file__)')
     tested+=("$version")
 done
 
-if [ ${#tested[@]} -eq 0 ]; then
-    echo "error: pyenv knows no CPython >= 3.9" >&2
-    exit 1
-fi
 echo
 echo "==> gilguard_demo passed on CPython ${tested[*]}"

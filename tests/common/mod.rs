@@ -3,6 +3,7 @@
 #![allow(dead_code, unused_imports)]
 
 use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 #[path = "../../examples/support/mod.rs"]
@@ -37,42 +38,7 @@ pub fn run_child(name: &str) -> Output {
 
 /// [`run_child`], failing if the child takes longer than `limit` (a hang).
 pub fn run_child_within(name: &str, limit: Duration) -> Output {
-    let mut child = Command::new(std::env::current_exe().expect("test binary path"))
-        .args([
-            "--ignored",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-            name,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("child test process starts");
-    // Read while the child runs: a full pipe would block it, and look like a hang.
-    let stdout = read_all(child.stdout.take().expect("piped"));
-    let stderr = read_all(child.stderr.take().expect("piped"));
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("the child can be waited for") {
-            break status;
-        }
-        if started.elapsed() > limit {
-            child.kill().expect("the hung child can be killed");
-            child.wait().expect("the killed child can be waited for");
-            panic!(
-                "child test {name} hung (killed after {limit:?})\n{}{}",
-                String::from_utf8_lossy(&stdout.join().expect("stdout read")),
-                String::from_utf8_lossy(&stderr.join().expect("stderr read"))
-            );
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    };
-    let output = Output {
-        status,
-        stdout: stdout.join().expect("stdout read"),
-        stderr: stderr.join().expect("stderr read"),
-    };
+    let output = child_output_within(name, limit);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -85,6 +51,86 @@ pub fn run_child_within(name: &str, limit: Duration) -> Output {
         "child test {name} hit a fatal error\n{stderr}"
     );
     output
+}
+
+/// Runs the `#[ignore]`d test `name` of this test binary alone, in a child process, and
+/// returns its output whatever its outcome (for a child that is expected to fail or
+/// abort), as [`output_within`] does.
+///
+/// # Panics
+/// If the child runs longer than `limit`.
+pub fn child_output_within(name: &str, limit: Duration) -> Output {
+    let mut command = Command::new(std::env::current_exe().expect("test binary path"));
+    command.args([
+        "--ignored",
+        "--exact",
+        "--nocapture",
+        "--test-threads=1",
+        name,
+    ]);
+    output_within(&mut command, limit)
+}
+
+/// Runs `command` in a process group of its own and returns its output.
+///
+/// A process the command leaves behind (a forked grandchild that hung) would keep the
+/// output pipes open, and reading them to their end would then block the test forever,
+/// past any limit on the command itself. So when the command exits, or is killed for
+/// running longer than `limit`, its whole process group is killed, and the output is read
+/// for at most a few more seconds.
+///
+/// # Panics
+/// If the command cannot be started, or runs longer than `limit` (a hang).
+pub fn output_within(command: &mut Command, limit: Duration) -> Output {
+    use std::os::unix::process::CommandExt;
+
+    let mut child = command
+        .process_group(0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("child process starts");
+    let group = i32::try_from(child.id()).expect("a pid fits in pid_t");
+    // Read while the child runs: a full pipe would block it, and look like a hang.
+    let stdout = read_all(child.stdout.take().expect("piped"));
+    let stderr = read_all(child.stderr.take().expect("piped"));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("the child can be waited for") {
+            break Some(status);
+        }
+        if started.elapsed() > limit {
+            kill_group(group);
+            child.wait().expect("the killed child can be waited for");
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    // Whatever the child left running in its group goes too, so that the pipes close.
+    kill_group(group);
+    let grace = Duration::from_secs(5);
+    let stdout = stdout.recv_timeout(grace).unwrap_or_default();
+    let stderr = stderr.recv_timeout(grace).unwrap_or_default();
+    let Some(status) = status else {
+        panic!(
+            "child process {command:?} hung (killed after {limit:?})\n--- stdout\n{}\n--- stderr\n{}",
+            String::from_utf8_lossy(&stdout),
+            String::from_utf8_lossy(&stderr)
+        );
+    };
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+/// Sends `SIGKILL` to every process of the process group `group`; a group that is already
+/// empty is fine.
+fn kill_group(group: i32) {
+    // SAFETY: a plain system call; `-group` names the process group this helper created
+    // for its child, and nothing else.
+    unsafe { libc::kill(-group, libc::SIGKILL) };
 }
 
 /// Every order of `0..n`.
@@ -103,13 +149,16 @@ pub fn permutations(n: usize) -> Vec<Vec<usize>> {
     all
 }
 
-/// Reads `pipe` to its end on a thread of its own.
-fn read_all(mut pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+/// Reads `pipe` to its end on a thread of its own; the bytes arrive on the receiver.
+fn read_all(mut pipe: impl std::io::Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
+    let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
         let mut bytes = Vec::new();
-        pipe.read_to_end(&mut bytes).expect("the child's output");
-        bytes
-    })
+        // A read error ends the output early; what was read is still reported.
+        let _ = pipe.read_to_end(&mut bytes);
+        let _ = sender.send(bytes);
+    });
+    receiver
 }
 
 /// What this thread is attached to, as CPython sees it.
