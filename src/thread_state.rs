@@ -202,7 +202,7 @@ impl<'i> ThreadStateHandle<'i> {
         let guards = native_thread::thread_guards_or_register();
         // Counted while the thread state is made: the shutdown, which may end the
         // interpreter, either refuses this or waits for it.
-        shutdown::admit(guards).map_err(|()| GilError::Finalizing)?;
+        shutdown::admit_handle(guards).map_err(|()| GilError::Finalizing)?;
         let _counted = scopeguard::guard((), |()| shutdown::dismiss(guards));
         if let Some(owner) = owner {
             owner.check_usable()?;
@@ -392,7 +392,7 @@ impl<'i> ThreadStateHandle<'i> {
             // is borrowed, so only the shutdown can end it, and the gate keeps the attach
             // out of that; an `Interpreter`'s is the promise of its unsafe `thread_state`),
             // so only its runtime can be gone or finalizing.
-            if shutdown::admit_if_open(self.guards, self.interpreter.epoch()) {
+            if shutdown::admit_handle_if_open(self.guards, self.interpreter.epoch()) {
                 return Ok(self.attach_detached());
             }
         } else if let Some(index) =
@@ -408,12 +408,12 @@ impl<'i> ThreadStateHandle<'i> {
     /// Callers have checked that the thread is detached (before 3.12: that no thread holds
     /// the GIL), counted the attach for the shutdown gate and checked
     /// [`check_usable`](Self::check_usable), or done both with
-    /// [`admit_if_open`](crate::shutdown::admit_if_open).
+    /// [`admit_handle_if_open`](crate::shutdown::admit_handle_if_open).
     #[inline(always)]
     fn attach_detached(&self) -> u32 {
         let tstate = self.tstate.as_ptr();
         // SAFETY: detached (caller); `tstate` is this thread's live state of a live
-        // interpreter (`check_usable` or `admit_if_open`, by the caller). `Entry::Kept`
+        // interpreter (`check_usable` or `admit_handle_if_open`, by the caller). `Entry::Kept`
         // undoes this by detaching it and uncounting the attach.
         unsafe { pyo3_ffi::PyEval_RestoreThread(tstate) };
         stack::push(Frame::new(Entry::Kept, tstate, false, true))
@@ -453,7 +453,7 @@ impl<'i> ThreadStateHandle<'i> {
 
     /// Counts an attach for the shutdown gate, unless shutdown has begun.
     fn admit(&self) -> Result<(), GilError> {
-        shutdown::admit(self.guards).map_err(|()| GilError::Finalizing)
+        shutdown::admit_handle(self.guards).map_err(|()| GilError::Finalizing)
     }
 
     /// Refuses attaching when the interpreter is gone or the runtime cannot be attached to.
@@ -481,7 +481,7 @@ impl Drop for ThreadStateHandle<'_> {
         unclaim(self.interpreter.as_ptr() as usize);
         // Counted like an attach: the shutdown, which may end the interpreter, either
         // refuses this or waits for it.
-        if self.check_usable().is_err() || shutdown::admit(self.guards).is_err() {
+        if self.check_usable().is_err() || shutdown::admit_handle(self.guards).is_err() {
             // The interpreter was ended (and the thread state with it), or the runtime is
             // finalizing, which frees it: nothing to touch.
             return;
