@@ -79,18 +79,21 @@ pub(crate) fn is_stale(tstate: *mut PyThreadState) -> bool {
     })
 }
 
-/// Counts a guard about to attach the kept state (see [`shutdown::admit`]); threads without
-/// a count (the initializing thread, which keeps a borrowed state) are not counted, and only
-/// checked.
+/// Counts a guard about to attach the kept state (see [`shutdown::admit`]), and returns
+/// whether it did: threads without a count (the initializing thread, which keeps a borrowed
+/// state, until it makes a handle) are only checked, and their frame must not be uncounted
+/// ([`Entry::Kept`] is the counted entry).
 ///
 /// # Errors
 /// [`GilError::Finalizing`] (or [`GilError::NotInitialized`] for a thread without a count,
 /// after finalization) once shutdown has begun.
 #[inline]
-pub(crate) fn admit_guard() -> Result<(), GilError> {
+pub(crate) fn admit_guard() -> Result<bool, GilError> {
     match thread_guards() {
-        Some(guards) => shutdown::admit(guards).map_err(|()| GilError::Finalizing),
-        None => runtime::check_not_finalizing(),
+        Some(guards) => shutdown::admit(guards)
+            .map(|()| true)
+            .map_err(|()| GilError::Finalizing),
+        None => runtime::check_not_finalizing().map(|()| false),
     }
 }
 

@@ -340,7 +340,7 @@ unsafe fn attach_detached() -> Result<Attached, GilError> {
 /// This thread is detached.
 #[inline(always)]
 unsafe fn reattach_own() -> Option<Attached> {
-    let (entry, own, owned) = match stack::released_main_thread_state() {
+    let (mut entry, own, owned) = match stack::released_main_thread_state() {
         Some((released, owned)) => (Entry::Restored, released, owned),
         None => (Entry::Kept, native_thread::kept_thread_state(), true),
     };
@@ -348,9 +348,10 @@ unsafe fn reattach_own() -> Option<Attached> {
         return None;
     }
     // Refused once finalization has begun: `released_main_thread_state` finds nothing then,
-    // and a kept state learns it as its guard is counted for the shutdown gate.
-    if entry == Entry::Kept {
-        native_thread::admit_guard().ok()?;
+    // and a kept state learns it as its guard is counted for the shutdown gate (if this
+    // thread has a count; if not, its frame is not a counted one).
+    if entry == Entry::Kept && !native_thread::admit_guard().ok()? {
+        entry = Entry::Restored;
     }
     // SAFETY: `own` is a live, detached main-interpreter state of this thread (one that a
     // live frame of ours released, whose scope keeps it alive, or the one kept for this
