@@ -64,7 +64,8 @@ for file in tests/*.rs tests/*/main.rs; do
         *) name=$(basename "$file" .rs) ;;
     esac
     case "$name" in
-        compile_fail | stress) continue ;;
+        # pyo3: needs the `pyo3` feature; run on its own below.
+        compile_fail | stress | pyo3) continue ;;
     esac
     tests+=(--test "$name")
 done
@@ -95,6 +96,10 @@ if [ "${#stress[@]}" -gt 0 ]; then
         cargo test --target "$target" "${stress[@]}" || failed+=("tests/stress.rs")
 fi
 step cargo test --target "$target" --doc || failed+=("doctests")
+# `pyo3` and this crate on the same threads, through the `pyo3` feature.
+if [ -e tests/pyo3.rs ]; then
+    step cargo test --target "$target" --features pyo3 --test pyo3 || failed+=("tests/pyo3.rs")
+fi
 
 # Every report written by any process, children included.
 echo

@@ -50,9 +50,9 @@ pub(crate) fn current_thread_state() -> *mut PyThreadState {
 }
 
 /// Detaches this thread (releasing its GIL, as `PyEval_SaveThread` does) if `expected` is
-/// the thread state CPython considers current, and returns whether it did; otherwise
-/// changes nothing. The release path's confirmation and release in one step where the C
-/// API allows it.
+/// the thread state CPython considers current and `confirm` accepts it, and returns whether
+/// it did; otherwise changes nothing. The release path's confirmation and release in one
+/// step where the C API allows it.
 ///
 /// From 3.12 `PyThreadState_Swap(NULL)` detaches whatever is attached to this thread (the
 /// current thread state is a thread-local, and swapping releases the GIL), returns it, and
@@ -61,17 +61,27 @@ pub(crate) fn current_thread_state() -> *mut PyThreadState {
 /// thread-local through `__tls_get_addr`. Before 3.12 swapping never touches the GIL, and
 /// the current thread state may be another thread's: confirm, then save.
 ///
+/// `confirm` is asked only when the pointers match, with the thread state still attached;
+/// it tells a thread state from a later one at the same address ([`Frame`]'s stamp).
+///
 /// # Safety
-/// If it is current, `expected` is a thread state this thread may detach, and a `true`
-/// answer is paired with `PyEval_RestoreThread(expected)`.
+/// If it is current and confirmed, `expected` is a thread state this thread may detach, and
+/// a `true` answer is paired with `PyEval_RestoreThread(expected)` or left detached for good.
+/// Before 3.12, `confirm` must also establish that `expected` belongs to this thread (the
+/// current thread state is then process-wide) unless the caller knows it does.
+///
+/// [`Frame`]: crate::stack::Frame
 #[inline]
-pub(crate) unsafe fn detach_if_current(expected: *mut PyThreadState) -> bool {
+pub(crate) unsafe fn detach_if_current(
+    expected: *mut PyThreadState,
+    confirm: impl FnOnce(*mut PyThreadState) -> bool,
+) -> bool {
     #[cfg(Py_3_12)]
     {
         // SAFETY: detaches the thread state attached to this thread, if any (the caller
         // pairs `expected` with a restore); a null argument attaches nothing.
         let detached = unsafe { pyo3_ffi::PyThreadState_Swap(core::ptr::null_mut()) };
-        if detached == expected {
+        if detached == expected && confirm(detached) {
             return true;
         }
         if !detached.is_null() {
@@ -82,14 +92,38 @@ pub(crate) unsafe fn detach_if_current(expected: *mut PyThreadState) -> bool {
     }
     #[cfg(not(Py_3_12))]
     {
-        if current_thread_state() != expected {
+        if current_thread_state() != expected || !confirm(expected) {
             return false;
         }
-        // SAFETY: `expected` holds the GIL, and it is this thread's (the caller's frame
-        // attached it here); the caller pairs this with `PyEval_RestoreThread(expected)`.
+        // SAFETY: `expected` holds the GIL and is this thread's (the caller's knowledge or
+        // `confirm`); the caller pairs this with `PyEval_RestoreThread(expected)`.
         unsafe { pyo3_ffi::PyEval_SaveThread() };
         true
     }
+}
+
+/// `PyThreadState_GetID(tstate)`: a number unique among the thread states its interpreter
+/// ever had, so that a thread state can be told from a later one at the same address.
+///
+/// # Safety
+/// `tstate` is live (current on this thread, or known to exist).
+#[inline]
+pub(crate) unsafe fn thread_state_id(tstate: *mut PyThreadState) -> u64 {
+    // SAFETY: live (caller); reads an immutable field, no GIL needed.
+    unsafe { pyo3_ffi::PyThreadState_GetID(tstate) as u64 }
+}
+
+/// Whether `current`, CPython's current thread state, is attached to *this* thread. From
+/// 3.12 the current thread state is a thread-local, so any non-null one is; before, it
+/// names whichever thread holds the single GIL, and it is this thread's only when it is
+/// the thread state `PyGILState` binds to this thread (one gilguard owns is recognized by
+/// the caller).
+#[inline]
+pub(crate) fn is_this_threads(current: *mut PyThreadState) -> bool {
+    #[cfg(Py_3_12)]
+    return !current.is_null();
+    #[cfg(not(Py_3_12))]
+    return !current.is_null() && current == gilstate_thread_state();
 }
 
 /// `PyGILState_GetThisThreadState()`: the thread state the `PyGILState_*` API associates

@@ -1,14 +1,15 @@
 //! [`SubInterpreter`]: create, share between threads, and end a sub-interpreter.
 
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::Ordering;
+use std::sync::Arc;
 
-use pyo3_ffi::{PyInterpreterState, PyThreadState};
+use pyo3_ffi::PyThreadState;
 
 use crate::error::GilError;
 use crate::interpreter_config::InterpreterConfig;
+use crate::interpreter_end::Record;
 use crate::interpreter_ref::Interpreter;
-use crate::stack::{self, Entry, Frame};
 use crate::thread_state::ThreadStateHandle;
 use crate::{ffi, runtime, with_gil};
 
@@ -48,33 +49,13 @@ use crate::{ffi, runtime, with_gil};
 #[must_use = "the interpreter is ended as soon as it is dropped"]
 #[derive(Debug)]
 pub struct SubInterpreter {
-    interp: NonNull<PyInterpreterState>,
-    /// The interpreter's first thread state, kept detached until the end: CPython 3.11 and
-    /// 3.12 reuse a statically allocated thread state when an interpreter has none left,
-    /// and abort (`init_threadstate: thread state already initialized`) when that one was
-    /// used before. Keeping it alive means the interpreter always has one. It is also the
-    /// thread `threading` considers the interpreter's main thread (see `import_threading`).
-    first: NonNull<PyThreadState>,
-    /// `PyThread_get_thread_ident()` of the creating thread, which `threading` records as
-    /// the interpreter's main thread.
-    main_thread_ident: core::ffi::c_ulong,
+    /// What ending it needs, shared with the shutdown, which ends it if it is still alive
+    /// then (see `interpreter_end`).
+    record: Arc<Record>,
     /// `PyInterpreterState_GetID`, read at creation: valid after the interpreter is gone.
     id: i64,
-    /// Live `ThreadStateHandle`s; a leaked one keeps this above zero for good.
-    thread_states: AtomicUsize,
-    /// The runtime epoch it was created in: finalization destroys it with the runtime.
-    epoch: u64,
     own_gil: bool,
-    ended: bool,
 }
-
-// SAFETY: a `SubInterpreter` is the address of an interpreter plus counters. Every use of
-// the interpreter goes through a thread state created on, and attached by, the thread that
-// uses it; the address itself may be read from any thread. Ending needs `&mut self`, so it
-// never races with `thread_state` or with live handles.
-unsafe impl Send for SubInterpreter {}
-// SAFETY: as above; shared access only creates handles (an atomic counter) or reads fields.
-unsafe impl Sync for SubInterpreter {}
 
 static_assertions::assert_impl_all!(SubInterpreter: Send, Sync);
 
@@ -194,7 +175,7 @@ impl SubInterpreter {
     /// # Ok::<(), gilguard::GilError>(())
     /// ```
     pub fn interpreter(&self) -> Interpreter {
-        Interpreter::named(self.interp, self.epoch, self.id)
+        Interpreter::named(self.record.interp, self.record.epoch, self.id)
     }
 
     /// Whether the interpreter has its own GIL.
@@ -251,125 +232,31 @@ impl SubInterpreter {
     pub fn end(&mut self) -> Result<(), GilError> {
         self.check_usable()?;
         runtime::check_can_attach()?;
-        if self.thread_states.load(Ordering::Acquire) != 0 {
+        if self.record.thread_states.load(Ordering::Acquire) != 0 {
             return Err(GilError::InterpreterInUse);
         }
         // Attached to the main interpreter around the end: before 3.12 `Py_EndInterpreter`
         // returns holding the GIL with no thread state, and swapping the main thread state
         // back in is the only way to hand that GIL on. The closure form puts back whatever
         // this thread was attached to.
-        with_gil::try_with_gil(|| self.end_from_main())??;
-        self.ended = true;
-        Ok(())
-    }
-
-    /// Ends the interpreter; the thread is attached to the main interpreter, and is again
-    /// on return.
-    ///
-    /// `Py_EndInterpreter` needs a current thread state of the interpreter on this thread.
-    /// On the thread `threading` considers the interpreter's main thread, that must be the
-    /// first thread state: `threading`'s shutdown expects its lock still held. On any other
-    /// thread, a new thread state is made, and the first one deleted just before the end.
-    fn end_from_main(&self) -> Result<(), GilError> {
-        let main_tstate = ffi::current_thread_state();
-        let first = self.first.as_ptr();
-        // SAFETY: reads the calling thread's identifier.
-        let on_main_thread =
-            unsafe { pyo3_ffi::PyThread_get_thread_ident() } == self.main_thread_ident;
-        // SAFETY: the interpreter and `first` are alive, and `first` is detached; creating
-        // a thread state needs no GIL. The main thread state is detached here and
-        // re-attached below, on every path.
-        let tstate = unsafe {
-            let tstate = if on_main_thread {
-                first
-            } else {
-                pyo3_ffi::PyThreadState_New(self.interp.as_ptr())
-            };
-            pyo3_ffi::PyEval_SaveThread();
-            pyo3_ffi::PyEval_RestoreThread(tstate);
-            tstate
-        };
-        let ended = {
-            // Recorded so that Python code run by the shutdown (atexit handlers,
-            // finalizers) that calls back into Rust sees where the thread is.
-            let _ending = stack::Scope {
-                index: stack::push(Frame::new(Entry::Nested, tstate, false)),
-                likely: Entry::Nested,
-            };
-            wind_down();
-            if self.only_thread_states(tstate) {
-                // SAFETY: the interpreter's GIL is held. Unless it is `tstate`, `first` is
-                // detached, of this interpreter and unused: it may be cleared and deleted
-                // from here. Clearing a thread state other than the current one is what
-                // CPython itself does when it ends an interpreter (`zapthreads`); with the
-                // GIL held nothing else touches it. Then `tstate` is current, frameless and
-                // the only thread state: `Py_EndInterpreter`'s preconditions.
-                unsafe {
-                    if tstate != first {
-                        pyo3_ffi::PyThreadState_Clear(first);
-                        pyo3_ffi::PyThreadState_Delete(first);
-                    }
-                    pyo3_ffi::Py_EndInterpreter(tstate);
-                }
-                true
-            } else if tstate == first {
-                // SAFETY: attached above; detaching releases the interpreter's GIL.
-                unsafe { pyo3_ffi::PyEval_SaveThread() };
-                false
-            } else {
-                // SAFETY: `tstate` is attached and was created above; clearing and deleting
-                // it detaches the thread and releases the interpreter's GIL.
-                unsafe {
-                    pyo3_ffi::PyThreadState_Clear(tstate);
-                    pyo3_ffi::PyThreadState_DeleteCurrent();
-                }
-                false
-            }
-        };
-        // SAFETY: no thread state is current now, and `main_tstate` was detached above.
-        unsafe { reattach(main_tstate, ended) };
-        if ended {
-            Ok(())
-        } else {
-            Err(GilError::InterpreterInUse)
-        }
+        with_gil::try_with_gil(|| self.record.end(&[]))?
     }
 
     /// Refuses use of an interpreter that was ended, or destroyed with its runtime.
     pub(crate) fn check_usable(&self) -> Result<(), GilError> {
-        if self.ended || self.epoch != runtime::epoch() {
-            Err(GilError::InterpreterEnded)
-        } else {
+        if self.record.is_usable() {
             Ok(())
+        } else {
+            Err(GilError::InterpreterEnded)
         }
     }
 
     pub(crate) fn thread_state_created(&self) {
-        self.thread_states.fetch_add(1, Ordering::AcqRel);
+        self.record.thread_states.fetch_add(1, Ordering::AcqRel);
     }
 
     pub(crate) fn thread_state_deleted(&self) {
-        self.thread_states.fetch_sub(1, Ordering::AcqRel);
-    }
-
-    /// Whether the interpreter's thread states are `tstate` and `first` and nothing else.
-    /// The caller holds the interpreter's GIL.
-    fn only_thread_states(&self, tstate: *mut PyThreadState) -> bool {
-        let expected = if tstate == self.first.as_ptr() { 1 } else { 2 };
-        // SAFETY: the interpreter is alive and its GIL is held; reading the list of its
-        // thread states is what `Py_EndInterpreter` does for the same check.
-        unsafe {
-            let mut count = 0;
-            let mut next = pyo3_ffi::PyInterpreterState_ThreadHead(self.interp.as_ptr());
-            while !next.is_null() {
-                if next != tstate && next != self.first.as_ptr() {
-                    return false;
-                }
-                count += 1;
-                next = pyo3_ffi::PyThreadState_Next(next);
-            }
-            count == expected
-        }
+        self.record.thread_states.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -383,12 +270,22 @@ impl Drop for SubInterpreter {
 /// Creates the interpreter. The thread is attached to the main interpreter, and is again
 /// on return.
 fn create(config: &InterpreterConfig) -> Result<SubInterpreter, GilError> {
+    // Checked here, attached, and not only by `try_with_gil`, which does not check a thread
+    // that is attached already: Python code that runs while the runtime finalizes (a
+    // `__del__`, an `atexit` callback after the crate's) must not create an interpreter that
+    // no shutdown will end (3.11 aborts with `new_interpreter: Py_Initialize must be called
+    // first`; 3.12+ fail with a less helpful message).
+    runtime::check_can_attach()?;
     let epoch = runtime::epoch();
     if !runtime::watch_finalization(epoch) {
         return Err(GilError::Unsupported(
             "no Py_AtExit slot left to watch finalization",
         ));
     }
+    // In a runtime the host started, the shutdown callback that ends this interpreter may not
+    // be registered yet.
+    // SAFETY: attached to the main interpreter (the caller).
+    unsafe { runtime::install_hooks() };
     let main_tstate = ffi::current_thread_state();
     let first = new_interpreter(config)?;
     import_threading();
@@ -404,16 +301,17 @@ fn create(config: &InterpreterConfig) -> Result<SubInterpreter, GilError> {
         pyo3_ffi::PyEval_RestoreThread(main_tstate);
         (interp, id)
     };
-    Ok(SubInterpreter {
-        interp: NonNull::new(interp).expect("a new interpreter"),
-        id,
-        first: NonNull::new(first).expect("checked by new_interpreter"),
+    let record = Record::register(
+        NonNull::new(interp).expect("a new interpreter"),
+        NonNull::new(first).expect("checked by new_interpreter"),
         // SAFETY: reads the calling thread's identifier.
-        main_thread_ident: unsafe { pyo3_ffi::PyThread_get_thread_ident() },
-        thread_states: AtomicUsize::new(0),
+        unsafe { pyo3_ffi::PyThread_get_thread_ident() },
         epoch,
+    );
+    Ok(SubInterpreter {
+        record,
+        id,
         own_gil: config.own_gil,
-        ended: false,
     })
 }
 
@@ -461,78 +359,4 @@ fn import_threading() {
             pyo3_ffi::Py_DECREF(threading);
         }
     }
-}
-
-/// Joins the interpreter's non-daemon `threading` threads and runs its `atexit` callbacks,
-/// which is what `Py_EndInterpreter` does before it checks that no other thread state is
-/// left: extension modules stop their own native threads from `atexit` callbacks, so the
-/// check is only meaningful after them.
-///
-/// `threading._shutdown` cannot be called for the join: `Py_EndInterpreter` calls it
-/// again, and on 3.12 a second call in a sub-interpreter fails (`assert tlock is not
-/// None`). `atexit._run_exitfuncs` clears the callbacks it runs, so they run once.
-fn wind_down() {
-    const JOIN: &core::ffi::CStr = c"
-import sys
-threading = sys.modules.get('threading')
-while threading is not None:
-    pending = [
-        thread for thread in threading.enumerate()
-        if not thread.daemon
-        and thread is not threading.main_thread()
-        and thread.ident != threading.get_ident()
-    ]
-    if not pending:
-        break
-    for thread in pending:
-        thread.join()
-import atexit
-atexit._run_exitfuncs()
-";
-    // SAFETY: attached to the interpreter being ended; the code runs in a fresh namespace,
-    // every new reference is released, and a failure is reported as unraisable.
-    unsafe {
-        let namespace = pyo3_ffi::PyDict_New();
-        if namespace.is_null()
-            || pyo3_ffi::PyDict_SetItemString(
-                namespace,
-                c"__builtins__".as_ptr(),
-                pyo3_ffi::PyEval_GetBuiltins(),
-            ) != 0
-        {
-            pyo3_ffi::PyErr_WriteUnraisable(core::ptr::null_mut());
-            pyo3_ffi::Py_XDECREF(namespace);
-            return;
-        }
-        let result =
-            pyo3_ffi::PyRun_String(JOIN.as_ptr(), pyo3_ffi::Py_file_input, namespace, namespace);
-        if result.is_null() {
-            pyo3_ffi::PyErr_WriteUnraisable(core::ptr::null_mut());
-        } else {
-            pyo3_ffi::Py_DECREF(result);
-        }
-        pyo3_ffi::Py_DECREF(namespace);
-    }
-}
-
-/// Re-attaches the main thread state after the thread state attached in its place was
-/// deleted (`PyThreadState_DeleteCurrent`, which releases the interpreter's GIL) or, if
-/// `ended`, consumed by `Py_EndInterpreter`.
-///
-/// # Safety
-/// No thread state is current; `main_tstate` is a detached thread state of this thread.
-unsafe fn reattach(main_tstate: *mut PyThreadState, ended: bool) {
-    // Before 3.12 `Py_EndInterpreter` returns with the (single) GIL still held: swapping
-    // only sets the current pointer, so the GIL is held on behalf of `main_tstate`, as if
-    // `PyEval_RestoreThread(main_tstate)` had run.
-    #[cfg(not(Py_3_12))]
-    if ended {
-        // SAFETY: the GIL is held with nothing current, and `main_tstate` is detached.
-        unsafe { pyo3_ffi::PyThreadState_Swap(main_tstate) };
-        return;
-    }
-    #[cfg(Py_3_12)]
-    let _ = ended;
-    // SAFETY: detached with the GIL released (caller); `main_tstate` is this thread's.
-    unsafe { pyo3_ffi::PyEval_RestoreThread(main_tstate) };
 }

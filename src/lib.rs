@@ -54,15 +54,27 @@
 //!   are `unsafe`, and the safe way to release is [`without_gil`], a closure whose captures
 //!   and result must be `Send`.
 //! * **Any drop order.** Each guard pushes a frame on a per-thread stack; CPython is only
-//!   ever asked to undo the top frame. A guard dropped while newer ones are alive is undone
-//!   when they are gone. The thread is always in the state the newest live guard asked for,
-//!   and no drop order reachable from safe code makes CPython abort.
+//!   ever asked to undo the newest change. A guard dropped while newer ones are alive is
+//!   undone when they are gone. The thread is always in the state the newest live guard
+//!   asked for, and no drop order reachable from safe code makes CPython abort.
+//! * **Closure forms are scopes.** A guard created inside [`with_gil`], [`without_gil`] or
+//!   [`ThreadStateHandle::run`] that outlives the closure (leaked, stored, returned) is
+//!   ended when the closure returns: the caller always gets back the state it had.
+//! * **Other owners.** CPython's `threading`, C libraries' `PyGILState_Ensure` /
+//!   `PyGILState_Release` pairs and `pyo3` attach, detach and delete thread states on the
+//!   same threads. The frame stack is only a record of what this crate did: a thread state
+//!   it does not own is passed back to CPython only once CPython confirms it is current and
+//!   the same object, or while the closure form that detached it is still running. With
+//!   `pyo3` on the same threads, enable the `pyo3` feature (tokens from guards, and a
+//!   `without_gil` that `pyo3` sees).
 //! * **Errors, not aborts.** What CPython would answer with `Fatal Python error`, a hang or
-//!   `pthread_exit` (not initialized, finalizing, releasing while detached, ...) is checked
-//!   first and returned as a [`GilError`].
+//!   `pthread_exit` (not initialized, finalizing, releasing while detached, a
+//!   sub-interpreter still alive at exit, ...) is checked first and returned as a
+//!   [`GilError`], or handled.
 //!
 //! The guide in the repository (`docs/guide.md`) explains each rule and the reasons behind
-//! it in more depth.
+//! it in more depth; its chapter "Other owners of a thread's state" lists what was checked
+//! against each owner, and the few rules that remain the user's.
 //!
 //! # Supported Pythons
 //!
@@ -81,6 +93,7 @@ mod fork;
 mod gil_guard;
 mod interpreter;
 mod interpreter_config;
+mod interpreter_end;
 mod interpreter_ref;
 mod marker;
 mod native_thread;
@@ -90,6 +103,8 @@ mod shutdown;
 mod stack;
 mod thread_state;
 mod with_gil;
+#[cfg(feature = "pyo3")]
+mod with_pyo3;
 mod without_gil;
 
 pub use error::GilError;
@@ -101,6 +116,8 @@ pub use runtime::{initialize, is_attached, is_finalizing, is_initialized};
 pub use shutdown::set_shutdown_timeout;
 pub use thread_state::{AttachGuard, ThreadStateHandle};
 pub use with_gil::{WithGil, try_with_gil, with_gil};
+#[cfg(feature = "pyo3")]
+pub use with_pyo3::{try_with_python, with_python};
 pub use without_gil::{WithoutGil, try_without_gil, without_gil};
 
 /// The examples of `README.md`, compiled and run with the doctests.

@@ -79,18 +79,21 @@ pub(crate) fn is_stale(tstate: *mut PyThreadState) -> bool {
     })
 }
 
-/// Counts a guard about to attach the kept state (see [`shutdown::admit`]); threads without
-/// a count (the initializing thread, which keeps a borrowed state) are not counted, and only
-/// checked.
+/// Counts a guard about to attach the kept state (see [`shutdown::admit`]), and returns
+/// whether it did: threads without a count (the initializing thread, which keeps a borrowed
+/// state, until it makes a handle) are only checked, and their frame must not be uncounted
+/// ([`Entry::Kept`] is the counted entry).
 ///
 /// # Errors
 /// [`GilError::Finalizing`] (or [`GilError::NotInitialized`] for a thread without a count,
 /// after finalization) once shutdown has begun.
 #[inline]
-pub(crate) fn admit_guard() -> Result<(), GilError> {
+pub(crate) fn admit_guard() -> Result<bool, GilError> {
     match thread_guards() {
-        Some(guards) => shutdown::admit(guards).map_err(|()| GilError::Finalizing),
-        None => runtime::check_not_finalizing(),
+        Some(guards) => shutdown::admit(guards)
+            .map(|()| true)
+            .map_err(|()| GilError::Finalizing),
+        None => runtime::check_not_finalizing().map(|()| false),
     }
 }
 
@@ -118,6 +121,20 @@ pub(crate) fn thread_guards() -> Option<&'static shutdown::ThreadGuards> {
     KEPT.with(|kept| kept.guards.get())
 }
 
+/// This thread's count of guards for the shutdown gate, registered on first use; the
+/// record is returned when the thread exits (or, if the thread is already tearing down its
+/// thread-locals, stays registered with no guard counted).
+pub(crate) fn thread_guards_or_register() -> &'static shutdown::ThreadGuards {
+    if let Some(guards) = thread_guards() {
+        return guards;
+    }
+    let guards = shutdown::register_thread();
+    KEPT.with(|kept| kept.guards.set(Some(guards)));
+    // Touching `DELETE_ON_EXIT` registers the destructor that returns the record.
+    let _ = DELETE_ON_EXIT.try_with(|_| ());
+    guards
+}
+
 /// Attaches this thread to a new main-interpreter thread state and keeps that state for
 /// later acquisitions. `gilstate` is this thread's `PyGILState` thread state: null, or one
 /// of a sub-interpreter.
@@ -134,11 +151,7 @@ pub(crate) unsafe fn attach_new(
 ) -> Result<(Entry, *mut PyThreadState), GilError> {
     // Counted before attaching, like every attach of a kept state: once shutdown has begun
     // it refuses here, or it waits for this guard.
-    let guards = thread_guards().unwrap_or_else(|| {
-        let guards = shutdown::register_thread();
-        KEPT.with(|kept| kept.guards.set(Some(guards)));
-        guards
-    });
+    let guards = thread_guards_or_register();
     shutdown::admit(guards).map_err(|()| GilError::Finalizing)?;
     // SAFETY: initialized and detached (caller). With no thread state bound to this thread,
     // `PyGILState_Ensure` creates one in the main interpreter, binds it and attaches it.
@@ -210,7 +223,7 @@ impl Drop for DeleteOnExit {
             && KEPT.with(|kept| kept.owned.get())
             && ffi::is_initialized()
             && runtime::check_not_finalizing().is_ok()
-            && crate::stack::top().is_none()
+            && !crate::stack::holds_any_change()
             && runtime::attached_thread_state().is_null();
         // Attaching to delete counts as a guard: shutdown refuses it or waits for it.
         if deletable && guards.is_none_or(|guards| shutdown::admit(guards).is_ok()) {

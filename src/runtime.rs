@@ -228,8 +228,9 @@ pub(crate) fn attached_thread_state() -> *mut PyThreadState {
         // `current` holds the GIL, but may be another thread's: accept it only when it is
         // provably this thread's.
         if current.is_null()
-            || current == ffi::gilstate_thread_state()
-            || crate::stack::uses(current)
+            || ffi::is_this_threads(current)
+            || owns(current)
+            || crate::stack::vouches_for(current)
         {
             current
         } else {
@@ -238,6 +239,14 @@ pub(crate) fn attached_thread_state() -> *mut PyThreadState {
     }
     #[cfg(Py_3_12)]
     current
+}
+
+/// Whether `tstate` is a thread state the crate keeps alive for this thread: the one kept
+/// for it, or one of its [`ThreadStateHandle`](crate::ThreadStateHandle)s'.
+pub(crate) fn owns(tstate: *mut PyThreadState) -> bool {
+    !tstate.is_null()
+        && (tstate == crate::native_thread::kept_thread_state()
+            || crate::thread_state::is_handle_state(tstate))
 }
 
 /// Refuses attaching once finalization has begun: attaching then hangs the thread or, up

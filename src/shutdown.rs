@@ -166,10 +166,53 @@ pub(crate) fn unregister_thread(guards: &'static ThreadGuards) {
 /// the closing and the reads of the counts.
 #[inline]
 pub(crate) fn admit(guards: &ThreadGuards) -> Result<(), ()> {
-    #[cfg(Py_3_15)]
-    if guards.count.load(Ordering::Relaxed) == 0 && !open_interpreter_guard(guards) {
-        return Err(());
+    let closed = || closed().unwrap_or_else(crate::ffi::is_finalizing);
+    if admit_unless(guards, closed, true) {
+        Ok(())
+    } else {
+        Err(())
     }
+}
+
+/// [`admit`] for an attach of a [`ThreadStateHandle`](crate::ThreadStateHandle), counted so
+/// that the shutdown knows no thread is attaching to an interpreter it ends, but holding no
+/// PEP 788 interpreter guard (3.15): opening one costs more than the attach, and handles
+/// never had one.
+pub(crate) fn admit_handle(guards: &ThreadGuards) -> Result<(), ()> {
+    let closed = || closed().unwrap_or_else(crate::ffi::is_finalizing);
+    if admit_unless(guards, closed, false) {
+        Ok(())
+    } else {
+        Err(())
+    }
+}
+
+/// [`admit_handle`] in one load of the gate, for a runtime known to be watched: counts the
+/// attach unless the gate of the runtime of `epoch` is not [open](is_open_for). `false`
+/// tells nothing about why; the caller's slow path asks again.
+#[inline(always)]
+pub(crate) fn admit_handle_if_open(guards: &ThreadGuards, epoch: u64) -> bool {
+    admit_unless(guards, || !is_open_for(epoch), false)
+}
+
+/// Counts a guard, then reads the gate with `closed`; uncounts it and returns false if
+/// closed. From 3.15, the first guard of a thread also opens a PEP 788 interpreter guard
+/// if `interpreter_guard` (which its last one closes, see [`dismiss`]).
+#[inline(always)]
+fn admit_unless(
+    guards: &ThreadGuards,
+    closed: impl FnOnce() -> bool,
+    interpreter_guard: bool,
+) -> bool {
+    #[cfg(Py_3_15)]
+    if interpreter_guard
+        && guards.count.load(Ordering::Relaxed) == 0
+        && !open_interpreter_guard(guards)
+    {
+        return false;
+    }
+    #[cfg(not(Py_3_15))]
+    let _ = interpreter_guard;
     if asymmetric_fence::is_enabled() {
         // Only this thread writes its count.
         let count = guards.count.load(Ordering::Relaxed);
@@ -178,11 +221,11 @@ pub(crate) fn admit(guards: &ThreadGuards) -> Result<(), ()> {
     } else {
         guards.count.fetch_add(1, Ordering::SeqCst);
     }
-    if closed().unwrap_or_else(crate::ffi::is_finalizing) {
+    if closed() {
         dismiss(guards);
-        return Err(());
+        return false;
     }
-    Ok(())
+    true
 }
 
 /// Uncounts a guard counted by [`admit`].
@@ -319,13 +362,14 @@ unsafe extern "C" fn on_exit(
     let timeout = Duration::from_millis(TIMEOUT_MS.load(Ordering::Relaxed));
     // The guards of the thread that runs the shutdown are its caller's business.
     let own = crate::native_thread::thread_guards();
-    crate::without_gil(move || {
-        if counts_visible {
-            wait_for_native_threads(timeout, own);
+    let drained = crate::without_gil(move || {
+        let drained = if counts_visible {
+            wait_for_native_threads(timeout, own)
         } else {
             // No count can be trusted to be up to date: wait as long as allowed.
             std::thread::sleep(timeout);
-        }
+            false
+        };
         // 3.15+: CPython waits, after this callback and without a time limit, until every
         // PEP 788 guard is closed. The guards of the threads that did not finish in time
         // are closed here, so that the exit stays bounded by the timeout as on 3.9-3.14
@@ -339,17 +383,20 @@ unsafe extern "C" fn on_exit(
         {
             close_interpreter_guard(guards);
         }
+        drained
     });
+    // Before CPython's finalization, which aborts on a sub-interpreter still alive.
+    crate::interpreter_end::end_all_at_shutdown(drained);
     // SAFETY: attached again (after `without_gil`).
     unsafe { python_hook::none() }
 }
 
 /// Returns once no native thread (other than `own`, the one running the shutdown) holds a
-/// guard, or when `timeout` has passed. A guard admitted before the gate closed is seen
-/// here (see [`admit`]); one admitted later does not exist.
-fn wait_for_native_threads(timeout: Duration, own: Option<&'static ThreadGuards>) {
+/// guard, or when `timeout` has passed; true in the first case. A guard admitted before
+/// the gate closed is seen here (see [`admit`]); one admitted later does not exist.
+fn wait_for_native_threads(timeout: Duration, own: Option<&'static ThreadGuards>) -> bool {
     let started = Instant::now();
-    while started.elapsed() < timeout {
+    loop {
         let busy = THREADS
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -357,7 +404,10 @@ fn wait_for_native_threads(timeout: Duration, own: Option<&'static ThreadGuards>
             .filter(|guards| !own.is_some_and(|own| core::ptr::eq(own, **guards)))
             .any(|guards| guards.count.load(Ordering::SeqCst) != 0);
         if !busy {
-            return;
+            return true;
+        }
+        if started.elapsed() >= timeout {
+            return false;
         }
         std::thread::sleep(Duration::from_millis(1));
     }

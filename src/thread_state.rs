@@ -3,20 +3,107 @@
 
 use core::cell::RefCell;
 use core::marker::PhantomData;
+use core::mem::ManuallyDrop;
 use core::ptr::NonNull;
 
 use pyo3_ffi::PyThreadState;
 
+use std::sync::Arc;
+
 use crate::error::GilError;
 use crate::interpreter::SubInterpreter;
+use crate::interpreter_end::Record;
 use crate::interpreter_ref::Interpreter;
 use crate::marker::ThreadBound;
+use crate::shutdown::{self, ThreadGuards};
 use crate::stack::{self, Entry, Frame, NO_FRAME};
-use crate::{ffi, runtime};
+use crate::{ffi, native_thread, runtime};
 
 thread_local! {
-    /// The interpreters this thread has a live handle for.
-    static HANDLES: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+    /// The handles of this thread. `ManuallyDrop`, so that it has no destructor and works
+    /// in the destructors of other thread-locals, however late they run; the buffer is freed
+    /// when it empties.
+    static HANDLES: RefCell<ManuallyDrop<Vec<Claim>>> =
+        const { RefCell::new(ManuallyDrop::new(Vec::new())) };
+}
+
+/// This thread's claim on an interpreter: at most one handle per (thread, interpreter).
+struct Claim {
+    interpreter: usize,
+    /// The handle's thread state, null until it is created.
+    tstate: *mut PyThreadState,
+    /// The interpreter's record if this crate created it (the shutdown may then end it and
+    /// delete the thread state).
+    record: Option<Arc<Record>>,
+    /// The runtime epoch the handle was made in.
+    epoch: u64,
+}
+
+impl Claim {
+    /// Whether the handle's thread state still exists, as far as the crate knows.
+    fn is_current(&self) -> bool {
+        match &self.record {
+            Some(record) => record.is_usable(),
+            None => self.epoch == runtime::epoch(),
+        }
+    }
+}
+
+/// Claims `interpreter` for a new handle of this thread; false if it already has one.
+fn claim(interpreter: &Interpreter) -> bool {
+    let key = interpreter.as_ptr() as usize;
+    HANDLES.with(|handles| {
+        let mut handles = handles.borrow_mut();
+        if let Some(index) = handles.iter().position(|claim| claim.interpreter == key) {
+            if handles[index].is_current() {
+                return false;
+            }
+            // The handle of an interpreter that was ended (at shutdown, or with its
+            // runtime), whose address a new one was given.
+            handles.swap_remove(index);
+        }
+        handles.push(Claim {
+            interpreter: key,
+            tstate: core::ptr::null_mut(),
+            record: crate::interpreter_end::record_of(interpreter.as_ptr()),
+            epoch: interpreter.epoch(),
+        });
+        true
+    })
+}
+
+/// Records the thread state of this thread's handle for `interpreter`.
+fn record_thread_state(interpreter: usize, tstate: *mut PyThreadState) {
+    HANDLES.with(|handles| {
+        let mut handles = handles.borrow_mut();
+        if let Some(claim) = handles
+            .iter_mut()
+            .find(|claim| claim.interpreter == interpreter)
+        {
+            claim.tstate = tstate;
+        }
+    });
+}
+
+/// Gives up this thread's claim on `interpreter`.
+fn unclaim(interpreter: usize) {
+    HANDLES.with(|handles| {
+        let mut handles = handles.borrow_mut();
+        handles.retain(|claim| claim.interpreter != interpreter);
+        if handles.is_empty() {
+            handles.shrink_to_fit(); // frees the buffer
+        }
+    });
+}
+
+/// Whether `tstate` is the thread state of one of this thread's handles, still alive.
+pub(crate) fn is_handle_state(tstate: *mut PyThreadState) -> bool {
+    HANDLES.with(|handles| {
+        handles
+            .borrow()
+            .iter()
+            .any(|claim| claim.tstate == tstate && claim.is_current())
+    })
 }
 
 /// The thread state of one (thread, interpreter) pair: created on the current thread for a
@@ -54,6 +141,9 @@ pub struct ThreadStateHandle<'i> {
     /// The owner whose count of live handles this one is in, if the crate owns it.
     owner: Option<&'i SubInterpreter>,
     tstate: NonNull<PyThreadState>,
+    /// This thread's count of guards for the shutdown gate, which counts the handle's
+    /// attaches: the shutdown may end the interpreter, and must know no thread is attaching.
+    guards: &'static ThreadGuards,
     _thread: ThreadBound,
 }
 
@@ -109,25 +199,27 @@ impl<'i> ThreadStateHandle<'i> {
         // Handles must learn when the runtime is finalized, even in a process where nothing
         // else of this crate attached yet.
         runtime::ensure_watched()?;
-        let key = interpreter.as_ptr() as usize;
-        let registered = HANDLES.with(|handles| {
-            let mut handles = handles.borrow_mut();
-            if handles.contains(&key) {
-                return false;
-            }
-            handles.push(key);
-            true
-        });
-        if !registered {
+        let guards = native_thread::thread_guards_or_register();
+        // Counted while the thread state is made: the shutdown, which may end the
+        // interpreter, either refuses this or waits for it.
+        shutdown::admit_handle(guards).map_err(|()| GilError::Finalizing)?;
+        let _counted = scopeguard::guard((), |()| shutdown::dismiss(guards));
+        if let Some(owner) = owner {
+            owner.check_usable()?;
+        }
+        if !claim(&interpreter) {
             return Err(GilError::ThreadStateExists);
         }
-        // SAFETY: the interpreter is alive (caller); creating a thread state needs no GIL and
-        // binds it to this thread.
+        let key = interpreter.as_ptr() as usize;
+        // SAFETY: the interpreter is alive (caller, and not ended at shutdown: the count
+        // above); creating a thread state needs no GIL and binds it to this thread.
         let tstate = unsafe { pyo3_ffi::PyThreadState_New(interpreter.as_ptr()) };
         let Some(tstate) = NonNull::new(tstate) else {
-            HANDLES.with(|handles| handles.borrow_mut().retain(|&other| other != key));
+            unclaim(key);
             panic!("PyThreadState_New could not allocate a thread state");
         };
+        record_thread_state(key, tstate.as_ptr());
+        crate::interpreter_end::handle_state_created(interpreter.as_ptr(), tstate.as_ptr());
         if let Some(owner) = owner {
             owner.thread_state_created();
         }
@@ -135,6 +227,7 @@ impl<'i> ThreadStateHandle<'i> {
             interpreter,
             owner,
             tstate,
+            guards,
             _thread: PhantomData,
         })
     }
@@ -254,11 +347,11 @@ impl<'i> ThreadStateHandle<'i> {
     /// [`GilError::Finalizing`], [`GilError::InterpreterEnded`], [`GilError::NotInitialized`]
     /// (after the runtime was finalized); `f` is not called then.
     ///
-    /// # Aborts
+    /// # Guards that outlive the closure
     ///
-    /// If a guard created inside `f` outlives it (leaked, or stored in a thread-local) and would
-    /// leave this function's caller detached or in another interpreter, the process is aborted
-    /// with a message: continuing would run the caller's Python code without its GIL.
+    /// A guard created inside `f` that outlives it (leaked, stored in a thread-local, or
+    /// returned) is ended when `f` returns: the caller gets back exactly the state it had, and
+    /// the guard's own drop, if it comes, does nothing (see the guide, "Other owners").
     ///
     /// # Examples
     ///
@@ -278,7 +371,7 @@ impl<'i> ThreadStateHandle<'i> {
     pub fn run<T>(&self, f: impl FnOnce() -> T) -> Result<T, GilError> {
         let _attached = stack::Scope {
             index: self.enter(true)?,
-            likely: Entry::Restored,
+            likely: Entry::Kept,
         };
         Ok(f())
     }
@@ -294,11 +387,12 @@ impl<'i> ThreadStateHandle<'i> {
         let tstate = self.tstate.as_ptr();
         let current = ffi::current_thread_state();
         if current.is_null() {
-            // What `check_usable` asks, in one load: the interpreter cannot have ended while
-            // the handle lives (a `SubInterpreter` owner is borrowed, and was usable when
-            // the handle was made; an `Interpreter`'s is the promise of its unsafe
-            // `thread_state`), so only its runtime can be gone or finalizing.
-            if crate::shutdown::is_open_for(self.interpreter.epoch()) {
+            // What `check_usable` asks, in one load, once the attach is counted: the
+            // interpreter cannot have ended while the handle lives (a `SubInterpreter` owner
+            // is borrowed, so only the shutdown can end it, and the gate keeps the attach
+            // out of that; an `Interpreter`'s is the promise of its unsafe `thread_state`),
+            // so only its runtime can be gone or finalizing.
+            if shutdown::admit_handle_if_open(self.guards, self.interpreter.epoch()) {
                 return Ok(self.attach_detached());
             }
         } else if let Some(index) =
@@ -312,16 +406,17 @@ impl<'i> ThreadStateHandle<'i> {
     /// Attaches this thread state on a detached thread and pushes its frame.
     ///
     /// Callers have checked that the thread is detached (before 3.12: that no thread holds
-    /// the GIL) and [`check_usable`](Self::check_usable), or the equivalent
-    /// [`is_open_for`](crate::shutdown::is_open_for).
+    /// the GIL), counted the attach for the shutdown gate and checked
+    /// [`check_usable`](Self::check_usable), or done both with
+    /// [`admit_handle_if_open`](crate::shutdown::admit_handle_if_open).
     #[inline(always)]
     fn attach_detached(&self) -> u32 {
         let tstate = self.tstate.as_ptr();
         // SAFETY: detached (caller); `tstate` is this thread's live state of a live
-        // interpreter (`check_usable` or `is_open_for`, by the caller). `Entry::Restored`
-        // undoes this with `PyEval_SaveThread`.
+        // interpreter (`check_usable` or `admit_handle_if_open`, by the caller). `Entry::Kept`
+        // undoes this by detaching it and uncounting the attach.
         unsafe { pyo3_ffi::PyEval_RestoreThread(tstate) };
-        stack::push(Frame::new(Entry::Restored, tstate, false))
+        stack::push(Frame::new(Entry::Kept, tstate, false, true))
     }
 
     /// [`enter`](Self::enter) when the fast paths do not apply.
@@ -332,26 +427,33 @@ impl<'i> ThreadStateHandle<'i> {
         if ffi::current_thread_state().is_null() {
             // Nothing attached (before 3.12: no thread holds the GIL at all).
             self.check_usable()?;
+            self.admit()?;
             return Ok(self.attach_detached());
         }
         let current = runtime::attached_thread_state();
         if current == tstate {
-            return Ok(stack::push(Frame::new(Entry::Nested, tstate, false)));
+            return Ok(stack::push(Frame::new(Entry::Nested, tstate, false, true)));
         }
         self.check_usable()?;
-        let mut frame = Frame::new(Entry::Restored, tstate, false);
+        if !current.is_null() && !suspend {
+            return Err(GilError::AttachedElsewhere);
+        }
+        self.admit()?;
+        let mut frame = Frame::new(Entry::Kept, tstate, false, true);
         if !current.is_null() {
-            if !suspend {
-                return Err(GilError::AttachedElsewhere);
-            }
             // SAFETY: `current` is attached to this thread; re-attached when the frame is
             // undone (`Frame::suspended`).
             frame.suspended = unsafe { pyo3_ffi::PyEval_SaveThread() };
         }
         // SAFETY: detached now; `tstate` is this thread's live state of a live interpreter.
-        // `Entry::Restored` undoes this with `PyEval_SaveThread`.
+        // `Entry::Kept` undoes this by detaching it and uncounting the attach.
         unsafe { pyo3_ffi::PyEval_RestoreThread(tstate) };
         Ok(stack::push(frame))
+    }
+
+    /// Counts an attach for the shutdown gate, unless shutdown has begun.
+    fn admit(&self) -> Result<(), GilError> {
+        shutdown::admit_handle(self.guards).map_err(|()| GilError::Finalizing)
     }
 
     /// Refuses attaching when the interpreter is gone or the runtime cannot be attached to.
@@ -368,21 +470,24 @@ impl<'i> ThreadStateHandle<'i> {
 impl Drop for ThreadStateHandle<'_> {
     fn drop(&mut self) {
         let tstate = self.tstate.as_ptr();
-        if ffi::current_thread_state() == tstate
-            || stack::uses(tstate)
-            || self.check_usable().is_err()
-        {
+        if ffi::current_thread_state() == tstate || stack::names(tstate) {
             // Still in use (attached right now by code outside this crate, such as a
-            // `PyGILState_Ensure` that found it, or used by a leaked guard), or the runtime is
-            // finalizing, which frees it. It is left alone; the interpreter keeps counting it
-            // as alive (ending it would abort), and this thread keeps its claim on the
-            // interpreter, so no second handle is made beside it.
+            // `PyGILState_Ensure` that found it, or used by a leaked guard). It is left
+            // alone; the interpreter keeps counting it as alive (ending it would abort), and
+            // this thread keeps its claim on the interpreter, so no second handle is made
+            // beside it.
             return;
         }
-        let key = self.interpreter.as_ptr() as usize;
-        let _ = HANDLES.try_with(|handles| handles.borrow_mut().retain(|&other| other != key));
+        unclaim(self.interpreter.as_ptr() as usize);
+        // Counted like an attach: the shutdown, which may end the interpreter, either
+        // refuses this or waits for it.
+        if self.check_usable().is_err() || shutdown::admit_handle(self.guards).is_err() {
+            // The interpreter was ended (and the thread state with it), or the runtime is
+            // finalizing, which frees it: nothing to touch.
+            return;
+        }
         let previous = runtime::attached_thread_state();
-        let mut frame = Frame::new(Entry::Deleting, tstate, false);
+        let mut frame = Frame::new(Entry::Deleting, tstate, false, true);
         // SAFETY: `tstate` is this thread's, detached (no frame uses it), and its interpreter
         // is alive. Whatever is attached is suspended and re-attached after the deletion.
         unsafe {
@@ -391,12 +496,11 @@ impl Drop for ThreadStateHandle<'_> {
             }
             pyo3_ffi::PyEval_RestoreThread(tstate);
         }
-        // Undone at once: cleared (finalizers may run, and see it attached), then deleted,
-        // unless a finalizer leaked a guard on it.
+        // Undone at once: cleared (finalizers may run, and see it attached), the guards its
+        // finalizers left on it ended, then deleted.
         stack::finish(stack::push(frame));
-        if stack::uses(tstate) {
-            return;
-        }
+        shutdown::dismiss(self.guards);
+        crate::interpreter_end::handle_state_deleted(tstate);
         if let Some(owner) = self.owner {
             owner.thread_state_deleted();
         }
@@ -431,6 +535,6 @@ static_assertions::assert_not_impl_any!(AttachGuard<'static>: Send, Sync);
 impl Drop for AttachGuard<'_> {
     #[inline(always)]
     fn drop(&mut self) {
-        stack::finish_likely(self.frame, Entry::Restored);
+        stack::finish_likely(self.frame, Entry::Kept);
     }
 }

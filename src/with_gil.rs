@@ -32,6 +32,23 @@ use crate::{ffi, native_thread, runtime};
 ///
 /// Guards may be dropped in any order: see the crate documentation on the frame stack.
 ///
+/// # What a live guard promises
+///
+/// While the guard lives, this crate does not detach the thread from the thread state the
+/// guard attached (or found attached). Code outside the crate can: a C library's
+/// `PyGILState_Release`, the end of the `pyo3::Python::attach` or of the Python thread the
+/// guard was created in. A guard that outlives the foreign scope it nested in, or the
+/// closure form it was created in (which ends it), no longer proves anything: ask
+/// [`is_attached`](crate::is_attached), or, with the `pyo3` feature,
+/// `WithGil::try_python`, which confirm with CPython.
+///
+/// Created inside a region where foreign code released the GIL (`Py_BEGIN_ALLOW_THREADS`,
+/// `pyo3`'s `Python::detach`), a guard must be dropped before that region ends: the
+/// foreign code re-attaches its own thread state then, which CPython refuses while this
+/// thread is attached (a deadlock up to 3.12, `Fatal Python error` from 3.13). The crate
+/// cannot see such a region end; its own [`without_gil`](crate::without_gil) ends guards
+/// left inside it.
+///
 /// # Examples
 ///
 /// ```
@@ -55,7 +72,7 @@ use crate::{ffi, native_thread, runtime};
 #[must_use = "the GIL is released as soon as the guard is dropped"]
 #[derive(Debug)]
 pub struct WithGil {
-    frame: u32,
+    pub(crate) frame: u32,
     _thread: ThreadBound,
 }
 
@@ -138,11 +155,11 @@ impl Drop for WithGil {
 /// [`try_with_gil`] to get a [`GilError`] instead). Panics of `f` propagate after the thread
 /// state is restored.
 ///
-/// # Aborts
+/// # Guards that outlive the closure
 ///
-/// If a guard created inside `f` outlives it (leaked, or stored in a thread-local) and would
-/// leave this function's caller detached or in another interpreter, the process is aborted
-/// with a message: continuing would run the caller's Python code without its GIL.
+/// A guard created inside `f` that outlives it (leaked, stored in a thread-local, or
+/// returned) is ended when `f` returns: the caller gets back exactly the state it had, and
+/// the guard's own drop, if it comes, does nothing (see the guide, "Other owners").
 ///
 /// # Examples
 ///
@@ -181,11 +198,11 @@ pub(crate) fn refused(what: &str, instead: &str, error: GilError) -> ! {
 /// [`GilError::NotInitialized`] or [`GilError::Finalizing`], as for
 /// [`WithGil::try_acquire`]; `f` is not called then.
 ///
-/// # Aborts
+/// # Guards that outlive the closure
 ///
-/// If a guard created inside `f` outlives it (leaked, or stored in a thread-local) and would
-/// leave this function's caller detached or in another interpreter, the process is aborted
-/// with a message: continuing would run the caller's Python code without its GIL.
+/// A guard created inside `f` that outlives it (leaked, stored in a thread-local, or
+/// returned) is ended when `f` returns: the caller gets back exactly the state it had, and
+/// the guard's own drop, if it comes, does nothing (see the guide, "Other owners").
 ///
 /// # Examples
 ///
@@ -221,6 +238,10 @@ pub(crate) fn enter(suspend: bool, below_in_guard: u32) -> Result<u32, GilError>
     }
 }
 
+/// How a main-interpreter thread state was attached, which one, and whether the crate owns
+/// it (see [`Frame::owned`]).
+type Attached = (Entry, *mut PyThreadState, bool);
+
 /// The detached fast path: a detached thread (`current`, what CPython just answered, is
 /// null) that already has a main-interpreter thread state re-attaches it. Returns `None`,
 /// having changed nothing, in every other case: the slow path then finds out what to do
@@ -231,8 +252,9 @@ fn reattach_fast(current: *mut PyThreadState, below_in_guard: u32) -> Option<u32
         return None;
     }
     // SAFETY: detached, checked just above.
-    let (entry, tstate) = unsafe { reattach_own() }?;
-    Some(push(entry, tstate, ptr::null_mut(), below_in_guard))
+    let attached = unsafe { reattach_own() }?;
+    // SAFETY: attached just now.
+    Some(unsafe { push(attached, ptr::null_mut(), below_in_guard) })
 }
 
 /// [`enter`] when the fast paths do not apply.
@@ -252,12 +274,15 @@ fn enter_slow(suspend: bool, below_in_guard: u32) -> Result<u32, GilError> {
     }
     // SAFETY: a thread state attached to this thread is live.
     if unsafe { ffi::is_main_interpreter_state(current) } {
-        return Ok(push(
-            Entry::Nested,
-            current,
-            ptr::null_mut(),
-            below_in_guard,
-        ));
+        let owned = runtime::owns(current);
+        // SAFETY: `current` is attached to this thread.
+        return Ok(unsafe {
+            push(
+                (Entry::Nested, current, owned),
+                ptr::null_mut(),
+                below_in_guard,
+            )
+        });
     }
     if !suspend {
         return Err(GilError::AttachedElsewhere);
@@ -268,9 +293,9 @@ fn enter_slow(suspend: bool, below_in_guard: u32) -> Result<u32, GilError> {
     // of `Frame::suspended` when the frame is undone.
     let suspended = unsafe { pyo3_ffi::PyEval_SaveThread() };
     // SAFETY: detached just now.
-    let attached = unsafe { attach_detached() };
-    match attached {
-        Ok((entry, tstate)) => Ok(push(entry, tstate, suspended, below_in_guard)),
+    match unsafe { attach_detached() } {
+        // SAFETY: attached just now.
+        Ok(attached) => Ok(unsafe { push(attached, suspended, below_in_guard) }),
         Err(error) => {
             // SAFETY: still detached; puts back what was suspended above.
             unsafe { pyo3_ffi::PyEval_RestoreThread(suspended) };
@@ -284,9 +309,10 @@ fn enter_slow(suspend: bool, below_in_guard: u32) -> Result<u32, GilError> {
 /// # Safety
 /// This thread is detached.
 unsafe fn enter_detached(below_in_guard: u32) -> Result<u32, GilError> {
-    // SAFETY: forwarded.
-    let (entry, tstate) = unsafe { attach_detached() }?;
-    Ok(push(entry, tstate, ptr::null_mut(), below_in_guard))
+    // SAFETY: requirements upheld by the caller.
+    let attached = unsafe { attach_detached() }?;
+    // SAFETY: attached just now.
+    Ok(unsafe { push(attached, ptr::null_mut(), below_in_guard) })
 }
 
 /// Attaches this detached thread to a main-interpreter thread state: its own one if it has
@@ -295,42 +321,44 @@ unsafe fn enter_detached(below_in_guard: u32) -> Result<u32, GilError> {
 ///
 /// # Safety
 /// This thread is detached.
-unsafe fn attach_detached() -> Result<(Entry, *mut PyThreadState), GilError> {
-    // SAFETY: forwarded.
+unsafe fn attach_detached() -> Result<Attached, GilError> {
+    // SAFETY: requirements upheld by the caller.
     if let Some(attached) = unsafe { reattach_own() } {
         return Ok(attached);
     }
     // Either the thread has no own state, or attaching was refused: then the runtime is
     // finalizing, and `attach_other` says so before it tries anything.
-    // SAFETY: forwarded.
+    // SAFETY: requirements upheld by the caller.
     unsafe { attach_other() }
 }
 
 /// Re-attaches the thread's Python identity, if it has one in the main interpreter: the
-/// state the newest `Released` frame detached, or else the one kept for this thread.
+/// state the newest live release frame detached, or else the one kept for this thread.
 /// Returns `None`, having changed nothing, if there is none or attaching is refused.
 ///
 /// # Safety
 /// This thread is detached.
 #[inline(always)]
-unsafe fn reattach_own() -> Option<(Entry, *mut PyThreadState)> {
-    let (entry, own) = match stack::released_main_thread_state() {
-        released if !released.is_null() => (Entry::Restored, released),
-        _ => (Entry::Kept, native_thread::kept_thread_state()),
+unsafe fn reattach_own() -> Option<Attached> {
+    let (mut entry, own, owned) = match stack::released_main_thread_state() {
+        Some((released, owned)) => (Entry::Restored, released, owned),
+        None => (Entry::Kept, native_thread::kept_thread_state(), true),
     };
     if own.is_null() {
         return None;
     }
     // Refused once finalization has begun: `released_main_thread_state` finds nothing then,
-    // and a kept state learns it as its guard is counted for the shutdown gate.
-    if entry == Entry::Kept {
-        native_thread::admit_guard().ok()?;
+    // and a kept state learns it as its guard is counted for the shutdown gate (if this
+    // thread has a count; if not, its frame is not a counted one).
+    if entry == Entry::Kept && !native_thread::admit_guard().ok()? {
+        entry = Entry::Restored;
     }
-    // SAFETY: `own` is a live, detached main-interpreter state of this thread (one a frame
-    // of ours released, or the one kept for this thread in the current runtime), and the
-    // thread is detached. Both entries undo this with `PyEval_SaveThread`.
+    // SAFETY: `own` is a live, detached main-interpreter state of this thread (one that a
+    // live frame of ours released, whose scope keeps it alive, or the one kept for this
+    // thread in the current runtime), and the thread is detached. Both entries undo this
+    // by detaching it.
     unsafe { pyo3_ffi::PyEval_RestoreThread(own) };
-    Some((entry, own))
+    Some((entry, own, owned))
 }
 
 /// [`attach_detached`] when the crate knows no thread state of this thread: use the
@@ -339,7 +367,7 @@ unsafe fn reattach_own() -> Option<(Entry, *mut PyThreadState)> {
 ///
 /// # Safety
 /// This thread is detached.
-unsafe fn attach_other() -> Result<(Entry, *mut PyThreadState), GilError> {
+unsafe fn attach_other() -> Result<Attached, GilError> {
     runtime::check_can_attach()?;
     let gilstate = ffi::gilstate_thread_state();
     // CPython 3.15 leaves this binding on the thread state that finalization freed, into
@@ -350,24 +378,28 @@ unsafe fn attach_other() -> Result<(Entry, *mut PyThreadState), GilError> {
     if !gilstate.is_null() && !stale && unsafe { ffi::is_main_interpreter_state(gilstate) } {
         // Re-attaching it directly is what `PyGILState_Ensure` would do, minus its counter.
         // SAFETY: this thread's own, detached main-interpreter state; the thread is
-        // detached. `Entry::Restored` undoes this with `PyEval_SaveThread`.
+        // detached. `Entry::Restored` undoes this by detaching it.
         unsafe { pyo3_ffi::PyEval_RestoreThread(gilstate) };
-        return Ok((Entry::Restored, gilstate));
+        return Ok((Entry::Restored, gilstate, false));
     }
     // SAFETY: initialized, not finalizing, detached; `gilstate` is null, a
     // sub-interpreter's (`PyGILState_Ensure` would attach *that* interpreter) or stale.
-    unsafe { native_thread::attach_new(gilstate) }
+    let (entry, tstate) = unsafe { native_thread::attach_new(gilstate) }?;
+    Ok((entry, tstate, true))
 }
 
-/// Pushes a main-interpreter frame.
+/// Pushes a main-interpreter frame for `attached`.
+///
+/// # Safety
+/// The thread state of `attached` is attached to this thread (so it is live).
 #[inline]
-fn push(
-    entry: Entry,
-    tstate: *mut PyThreadState,
+unsafe fn push(
+    (entry, tstate, owned): Attached,
     suspended: *mut PyThreadState,
     below_in_guard: u32,
 ) -> u32 {
-    let mut frame = Frame::new(entry, tstate, true);
+    // SAFETY: attached (caller), so live.
+    let mut frame = unsafe { Frame::new(entry, tstate, true, owned).stamped() };
     frame.suspended = suspended;
     frame.below_in_guard = below_in_guard;
     stack::push(frame)

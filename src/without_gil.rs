@@ -56,8 +56,14 @@ impl WithoutGil {
     /// a `pyo3::Python` token, or C-API calls. Acquiring it again inside (a [`WithGil`],
     /// another library's `PyGILState_Ensure`) is fine.
     ///
-    /// The guard must be dropped, not leaked: if it is forgotten, the thread stays detached
-    /// for the code that called into yours, which expects to hold the GIL.
+    /// The guard must be dropped, not leaked, and dropped before the code that attached the
+    /// thread state continues (in the scope it was created in): if it is forgotten, the
+    /// thread stays detached for the code that called into yours, which expects to hold the
+    /// GIL, and the thread state it re-attaches must still exist when the guard (or a newer
+    /// guard it waits for) is dropped.
+    ///
+    /// `pyo3` does not see this release: no `pyo3::Python::attach` may run until the guard
+    /// is dropped ([`without_gil`] with the `pyo3` feature has no such rule).
     ///
     /// [`WithGil`]: crate::WithGil
     ///
@@ -106,21 +112,23 @@ impl Drop for WithoutGil {
 ///
 /// If the thread is not attached, `f` simply runs: there is nothing to release.
 ///
-/// **Not sound inside `pyo3::Python::attach`.** pyo3 tracks attachment in a private
-/// thread-local counter that this crate cannot see or change: after `without_gil` it still
-/// says "attached", and a `Python::attach` inside `f` would hand out a token without
-/// acquiring the GIL, in safe code. In code that uses pyo3, release the GIL with pyo3's
-/// `py.detach`.
+/// **With `pyo3` on the same thread, enable this crate's `pyo3` feature.** `pyo3` tracks
+/// attachment in a thread-local count of its own and trusts it: inside
+/// `pyo3::Python::attach`, a nested `Python::attach` hands out a token without asking
+/// CPython. With the feature, `without_gil` releases through `pyo3`'s own
+/// `Python::detach`, so a `Python::attach` inside `f` really attaches; without it, a
+/// `Python::attach` inside `f` that is itself inside a `Python::attach` gets a token for a
+/// detached thread.
 ///
 /// # Panics
 ///
 /// Panics of `f` propagate, after the thread has been re-attached.
 ///
-/// # Aborts
+/// # Guards that outlive the closure
 ///
-/// If a guard created inside `f` outlives it (leaked, or stored in a thread-local) and would
-/// leave this function's caller detached or in another interpreter, the process is aborted
-/// with a message: continuing would run the caller's Python code without its GIL.
+/// A guard created inside `f` that outlives it (leaked, stored in a thread-local, or
+/// returned) is ended when `f` returns: the caller gets back exactly the state it had, and
+/// the guard's own drop, if it comes, does nothing (see the guide, "Other owners").
 ///
 /// # Examples
 ///
@@ -152,17 +160,10 @@ where
     F: FnOnce() -> T + Send,
     T: Send,
 {
-    let Ok(index) = leave(NO_FRAME) else {
-        return f(); // not attached: nothing to release
-    };
-    // The frame is finished on return and on unwind, never leaked, and checked against
-    // guards leaked inside `f`. `f` is `Send`, so it captures nothing bound to this
-    // thread's attachment, and cannot return anything like that (`T: Send`).
-    let _released = stack::Scope {
-        index,
-        likely: Entry::Released,
-    };
-    f()
+    match detach(f) {
+        Ok(value) => value,
+        Err(f) => f(), // not attached: nothing to release
+    }
 }
 
 /// Runs `f` with this thread detached, like [`without_gil`], or returns
@@ -178,11 +179,11 @@ where
 ///
 /// [`GilError::NotAttached`], and `f` is not called.
 ///
-/// # Aborts
+/// # Guards that outlive the closure
 ///
-/// If a guard created inside `f` outlives it (leaked, or stored in a thread-local) and would
-/// leave this function's caller detached or in another interpreter, the process is aborted
-/// with a message: continuing would run the caller's Python code without its GIL.
+/// A guard created inside `f` that outlives it (leaked, stored in a thread-local, or
+/// returned) is ended when `f` returns: the caller gets back exactly the state it had, and
+/// the guard's own drop, if it comes, does nothing (see the guide, "Other owners").
 ///
 /// # Examples
 ///
@@ -200,12 +201,36 @@ where
     F: FnOnce() -> T + Send,
     T: Send,
 {
-    // As in `without_gil`.
-    let _released = stack::Scope {
-        index: leave(NO_FRAME)?,
-        likely: Entry::Released,
-    };
-    Ok(f())
+    detach(f).map_err(|_| GilError::NotAttached)
+}
+
+/// Runs `f` with this thread detached, if it is attached; gives `f` back otherwise.
+///
+/// The frame is finished on return and on unwind, never leaked, and anything guards made
+/// inside `f` left behind is ended then ([`stack::Scope`]). `f` is `Send`, so it captures
+/// nothing bound to this thread's attachment, and cannot return anything like that
+/// (`T: Send`).
+#[inline]
+fn detach<F, T>(f: F) -> Result<T, F>
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    // With `pyo3` on the thread, through its own `Python::detach`, so that a
+    // `Python::attach` inside `f` really attaches.
+    #[cfg(feature = "pyo3")]
+    return crate::with_pyo3::detach(f);
+    #[cfg(not(feature = "pyo3"))]
+    {
+        let Ok(index) = leave(NO_FRAME) else {
+            return Err(f);
+        };
+        let _released = stack::Scope {
+            index,
+            likely: Entry::Released,
+        };
+        Ok(f())
+    }
 }
 
 /// Detaches this thread and pushes the frame that records it, linked to `below_in_guard`.
@@ -223,8 +248,9 @@ fn leave_slow(below_in_guard: u32) -> Result<u32, GilError> {
     if attached.is_null() {
         return Err(GilError::NotAttached);
     }
+    let owned = runtime::owns(attached);
     // SAFETY: `attached` is attached to this thread. `Entry::Released` pairs this with
     // `PyEval_RestoreThread` of the returned state.
     let tstate = unsafe { pyo3_ffi::PyEval_SaveThread() };
-    Ok(stack::push(Frame::released(tstate, below_in_guard)))
+    Ok(stack::push(Frame::released(tstate, owned, below_in_guard)))
 }

@@ -139,6 +139,22 @@ fn nested_acquire() -> Group {
             }),
             ("with_gil_guard", |n| with_gil(|| with_gil_guard(n))),
             ("with_gil_closure", |n| with_gil(|| with_gil_closure(n))),
+            // Nested on a thread state this crate does not own (a C library's
+            // `PyGILState_Ensure` on a thread of its own): the fast path also compares the
+            // thread state's id, since its owner may have deleted it and a new one may
+            // have its address.
+            ("with_gil_guard_foreign", |n| {
+                std::thread::spawn(move || {
+                    // SAFETY: initialized (`setup`); balanced below, on this thread.
+                    let state = unsafe { ffi::PyGILState_Ensure() };
+                    let elapsed = with_gil(|| with_gil_guard(n));
+                    // SAFETY: pairs with the ensure above; no guard is left.
+                    unsafe { ffi::PyGILState_Release(state) };
+                    elapsed
+                })
+                .join()
+                .expect("the bench thread")
+            }),
             ("pyo3_attach", |n| Python::attach(|_| pyo3_attach(n))),
         ],
     }

@@ -1,0 +1,385 @@
+//! Ending a sub-interpreter: when its owner asks ([`SubInterpreter::end`]), and at
+//! shutdown for every one still alive.
+//!
+//! CPython aborts the process when the runtime finalizes while a sub-interpreter exists
+//! (`PyInterpreterState_Delete: remaining subinterpreters` up to 3.12; from 3.13 it ends
+//! them itself, and aborts with `Py_EndInterpreter: not the last thread` if one has more
+//! than one thread state). A `SubInterpreter` can outlive the runtime by safe means: leaked
+//! with `mem::forget`, kept in a `static`, held by a thread that is never joined, or simply
+//! alive when a host calls `Py_FinalizeEx`. So every sub-interpreter this crate creates is
+//! registered here, and the crate's `atexit` callback ends the ones still alive
+//! ([`end_all_at_shutdown`]), together with the thread states of their handles.
+//!
+//! [`SubInterpreter::end`]: crate::SubInterpreter::end
+
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use pyo3_ffi::{PyInterpreterState, PyThreadState};
+
+use crate::error::GilError;
+use crate::stack::{self, Entry, Frame};
+use crate::{ffi, runtime};
+
+const LIVE: u8 = 0;
+const ENDING: u8 = 1;
+const ENDED: u8 = 2;
+
+/// What ending a sub-interpreter needs, shared by its [`SubInterpreter`] and the registry
+/// of live interpreters that the shutdown ends.
+///
+/// [`SubInterpreter`]: crate::SubInterpreter
+#[derive(Debug)]
+pub(crate) struct Record {
+    pub(crate) interp: NonNull<PyInterpreterState>,
+    /// The interpreter's first thread state, kept detached until the end: CPython 3.11 and
+    /// 3.12 reuse a statically allocated thread state when an interpreter has none left,
+    /// and abort (`init_threadstate: thread state already initialized`) when that one was
+    /// used before. Keeping it alive means the interpreter always has one. It is also the
+    /// thread `threading` considers the interpreter's main thread (see `import_threading`).
+    pub(crate) first: NonNull<PyThreadState>,
+    /// `PyThread_get_thread_ident()` of the creating thread, which `threading` records as
+    /// the interpreter's main thread.
+    pub(crate) main_thread_ident: core::ffi::c_ulong,
+    /// The runtime epoch it was created in: finalization destroys it with the runtime.
+    pub(crate) epoch: u64,
+    /// Live `ThreadStateHandle`s made from the `SubInterpreter`; a leaked one keeps this
+    /// above zero for good.
+    pub(crate) thread_states: AtomicUsize,
+    /// `LIVE`, `ENDING` (by its owner or by the shutdown, whoever came first) or `ENDED`.
+    state: AtomicU8,
+}
+
+// SAFETY: an interpreter's address and its first thread state's, plus atomics. The pointers
+// are used only by the thread that ends the interpreter, holding its GIL, after winning the
+// `state` transition to `ENDING`.
+unsafe impl Send for Record {}
+// SAFETY: as above; shared access reads the plain fields and the atomics.
+unsafe impl Sync for Record {}
+
+/// The sub-interpreters this crate created and did not end yet.
+static LIVE_INTERPRETERS: Mutex<Vec<Arc<Record>>> = Mutex::new(Vec::new());
+
+/// The thread states of every live [`ThreadStateHandle`](crate::ThreadStateHandle), with
+/// their interpreters' addresses: the shutdown deletes those of the interpreters it ends.
+static HANDLE_STATES: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
+
+impl Record {
+    /// Registers a new interpreter, created in the runtime of `epoch`, as live.
+    pub(crate) fn register(
+        interp: NonNull<PyInterpreterState>,
+        first: NonNull<PyThreadState>,
+        main_thread_ident: core::ffi::c_ulong,
+        epoch: u64,
+    ) -> Arc<Record> {
+        let record = Arc::new(Record {
+            interp,
+            first,
+            main_thread_ident,
+            epoch,
+            thread_states: AtomicUsize::new(0),
+            state: AtomicU8::new(LIVE),
+        });
+        LIVE_INTERPRETERS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Arc::clone(&record));
+        record
+    }
+
+    /// Whether the interpreter is alive and may be used: not ended (or being ended), and its
+    /// runtime not finalized.
+    pub(crate) fn is_usable(&self) -> bool {
+        self.state.load(Ordering::Acquire) == LIVE && self.epoch == runtime::epoch()
+    }
+
+    /// Ends the interpreter from this thread, attached to the main interpreter (and again on
+    /// return), if nobody else is ending it. `handles` are thread states of handles of this
+    /// interpreter to delete first (only the shutdown passes any).
+    ///
+    /// # Errors
+    /// [`GilError::InterpreterEnded`] if it is ended or being ended, and
+    /// [`GilError::InterpreterInUse`] if thread states this crate does not know of remain
+    /// (Python daemon threads), or a frame of this thread uses one of them.
+    pub(crate) fn end(&self, handles: &[*mut PyThreadState]) -> Result<(), GilError> {
+        if self
+            .state
+            .compare_exchange(LIVE, ENDING, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return Err(GilError::InterpreterEnded);
+        }
+        let in_use =
+            stack::names(self.first.as_ptr()) || handles.iter().any(|&handle| stack::names(handle));
+        let ended = !in_use && self.end_from_main(handles);
+        if ended {
+            self.state.store(ENDED, Ordering::Release);
+            LIVE_INTERPRETERS
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .retain(|other| !core::ptr::eq(&**other, self));
+            let interp = self.interp.as_ptr() as usize;
+            HANDLE_STATES
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .retain(|&(of, _)| of != interp);
+            Ok(())
+        } else {
+            self.state.store(LIVE, Ordering::Release);
+            Err(GilError::InterpreterInUse)
+        }
+    }
+
+    /// Ends the interpreter; the thread is attached to the main interpreter, and is again
+    /// on return. Returns whether it ended.
+    ///
+    /// `Py_EndInterpreter` needs a current thread state of the interpreter on this thread.
+    /// On the thread `threading` considers the interpreter's main thread, that must be the
+    /// first thread state: `threading`'s shutdown expects its lock still held. On any other
+    /// thread, a new thread state is made, and the first one deleted just before the end.
+    fn end_from_main(&self, handles: &[*mut PyThreadState]) -> bool {
+        let main_tstate = ffi::current_thread_state();
+        let first = self.first.as_ptr();
+        // SAFETY: reads the calling thread's identifier.
+        let on_main_thread =
+            unsafe { pyo3_ffi::PyThread_get_thread_ident() } == self.main_thread_ident;
+        // SAFETY: the interpreter and `first` are alive, and `first` is detached; creating
+        // a thread state needs no GIL. The main thread state is detached here and
+        // re-attached below, on every path.
+        let tstate = unsafe {
+            let tstate = if on_main_thread {
+                first
+            } else {
+                pyo3_ffi::PyThreadState_New(self.interp.as_ptr())
+            };
+            pyo3_ffi::PyEval_SaveThread();
+            pyo3_ffi::PyEval_RestoreThread(tstate);
+            tstate
+        };
+        let ended = {
+            // Recorded so that Python code run by the shutdown (atexit handlers,
+            // finalizers) that calls back into Rust sees where the thread is.
+            let _ending = stack::Scope {
+                index: stack::push(Frame::new(Entry::Nested, tstate, false, true)),
+                likely: Entry::Nested,
+            };
+            wind_down();
+            // SAFETY: attached to `tstate`, of this interpreter; the handles' thread states
+            // are detached and no thread uses them (the caller's precondition).
+            unsafe { delete_handle_states(tstate, handles) };
+            if self.only_thread_states(tstate) {
+                // SAFETY: the interpreter's GIL is held. Unless it is `tstate`, `first` is
+                // detached, of this interpreter and unused: it may be cleared and deleted
+                // from here. Clearing a thread state other than the current one is what
+                // CPython itself does when it ends an interpreter (`zapthreads`); with the
+                // GIL held nothing else touches it. Then `tstate` is current, frameless and
+                // the only thread state: `Py_EndInterpreter`'s preconditions.
+                unsafe {
+                    if tstate != first {
+                        pyo3_ffi::PyThreadState_Clear(first);
+                        pyo3_ffi::PyThreadState_Delete(first);
+                    }
+                    pyo3_ffi::Py_EndInterpreter(tstate);
+                }
+                true
+            } else if tstate == first {
+                // SAFETY: attached above; detaching releases the interpreter's GIL.
+                unsafe { pyo3_ffi::PyEval_SaveThread() };
+                false
+            } else {
+                // SAFETY: `tstate` is attached and was created above; clearing and deleting
+                // it detaches the thread and releases the interpreter's GIL.
+                unsafe {
+                    pyo3_ffi::PyThreadState_Clear(tstate);
+                    pyo3_ffi::PyThreadState_DeleteCurrent();
+                }
+                false
+            }
+        };
+        // SAFETY: no thread state is current now, and `main_tstate` was detached above.
+        unsafe { reattach(main_tstate, ended) };
+        ended
+    }
+
+    /// Whether the interpreter's thread states are `tstate` and `first` and nothing else.
+    /// The caller holds the interpreter's GIL.
+    fn only_thread_states(&self, tstate: *mut PyThreadState) -> bool {
+        let expected = if tstate == self.first.as_ptr() { 1 } else { 2 };
+        // SAFETY: the interpreter is alive and its GIL is held; reading the list of its
+        // thread states is what `Py_EndInterpreter` does for the same check.
+        unsafe {
+            let mut count = 0;
+            let mut next = pyo3_ffi::PyInterpreterState_ThreadHead(self.interp.as_ptr());
+            while !next.is_null() {
+                if next != tstate && next != self.first.as_ptr() {
+                    return false;
+                }
+                count += 1;
+                next = pyo3_ffi::PyThreadState_Next(next);
+            }
+            count == expected
+        }
+    }
+}
+
+/// The record of `interp`, if it is a live sub-interpreter this crate created.
+pub(crate) fn record_of(interp: *mut PyInterpreterState) -> Option<Arc<Record>> {
+    LIVE_INTERPRETERS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .find(|record| record.interp.as_ptr() == interp)
+        .cloned()
+}
+
+/// Records the thread state of a new handle of `interp`.
+pub(crate) fn handle_state_created(interp: *mut PyInterpreterState, tstate: *mut PyThreadState) {
+    HANDLE_STATES
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push((interp as usize, tstate as usize));
+}
+
+/// Forgets the thread state of a handle that deleted it.
+pub(crate) fn handle_state_deleted(tstate: *mut PyThreadState) {
+    HANDLE_STATES
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .retain(|&(_, own)| own != tstate as usize);
+}
+
+/// Ends every sub-interpreter of this runtime that this crate created and that is still
+/// alive, with the thread states of its handles. Called by the `atexit` callback, attached
+/// to the main interpreter, once the shutdown gate refuses new attaches; `drained` says
+/// whether every native thread has dropped its guards (those of handles included), so that
+/// no thread is attached to, or attaching, a handle's thread state.
+///
+/// An interpreter is left alone (and CPython's finalization then deals with it) when a
+/// handle of another thread may still be in use (the wait timed out), when a frame of this
+/// thread uses one of its thread states, or when it runs Python threads this crate does not
+/// know of.
+pub(crate) fn end_all_at_shutdown(drained: bool) {
+    let epoch = runtime::epoch();
+    let alive: Vec<Arc<Record>> = LIVE_INTERPRETERS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .filter(|record| record.epoch == epoch)
+        .cloned()
+        .collect();
+    for record in alive {
+        let interp = record.interp.as_ptr() as usize;
+        let handles: Vec<*mut PyThreadState> = HANDLE_STATES
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|&&(of, _)| of == interp)
+            .map(|&(_, tstate)| tstate as *mut PyThreadState)
+            .collect();
+        if drained || handles.is_empty() {
+            let _ = record.end(&handles);
+        }
+    }
+}
+
+/// Deletes `handles`, thread states of the interpreter `tstate` belongs to, made by
+/// handles of this or other threads and not attached anywhere. Each is attached on this
+/// thread in turn, cleared and deleted as current, the way CPython deletes the thread
+/// states of other threads when it finalizes sub-interpreters (3.13+): attaching moves this
+/// thread's `PyGILState` binding to it (3.12+), so deleting it unbinds it from this thread,
+/// and re-attaching `tstate` binds that one again. (A thread whose own binding named such a
+/// thread state keeps a stale one until finalization completes.)
+///
+/// # Safety
+/// `tstate` is attached to this thread; `handles` are detached thread states of its
+/// interpreter that no thread uses or will use.
+unsafe fn delete_handle_states(tstate: *mut PyThreadState, handles: &[*mut PyThreadState]) {
+    for &handle in handles {
+        // SAFETY: `tstate` is attached (caller) and re-attached at the end; `handle` is a
+        // detached thread state of the same interpreter that nothing uses (caller), attached
+        // here, cleared while attached, and deleted as the current one.
+        unsafe {
+            pyo3_ffi::PyEval_SaveThread();
+            pyo3_ffi::PyEval_RestoreThread(handle);
+            pyo3_ffi::PyThreadState_Clear(handle);
+            pyo3_ffi::PyThreadState_DeleteCurrent();
+            pyo3_ffi::PyEval_RestoreThread(tstate);
+        }
+        handle_state_deleted(handle);
+    }
+}
+
+/// Joins the interpreter's non-daemon `threading` threads and runs its `atexit` callbacks,
+/// which is what `Py_EndInterpreter` does before it checks that no other thread state is
+/// left: extension modules stop their own native threads from `atexit` callbacks, so the
+/// check is only meaningful after them.
+///
+/// `threading._shutdown` cannot be called for the join: `Py_EndInterpreter` calls it
+/// again, and on 3.12 a second call in a sub-interpreter fails (`assert tlock is not
+/// None`). `atexit._run_exitfuncs` clears the callbacks it runs, so they run once.
+fn wind_down() {
+    const JOIN: &core::ffi::CStr = c"
+import sys
+threading = sys.modules.get('threading')
+while threading is not None:
+    pending = [
+        thread for thread in threading.enumerate()
+        if not thread.daemon
+        and thread is not threading.main_thread()
+        and thread.ident != threading.get_ident()
+    ]
+    if not pending:
+        break
+    for thread in pending:
+        thread.join()
+import atexit
+atexit._run_exitfuncs()
+";
+    // SAFETY: attached to the interpreter being ended; the code runs in a fresh namespace,
+    // every new reference is released, and a failure is reported as unraisable.
+    unsafe {
+        let namespace = pyo3_ffi::PyDict_New();
+        if namespace.is_null()
+            || pyo3_ffi::PyDict_SetItemString(
+                namespace,
+                c"__builtins__".as_ptr(),
+                pyo3_ffi::PyEval_GetBuiltins(),
+            ) != 0
+        {
+            pyo3_ffi::PyErr_WriteUnraisable(core::ptr::null_mut());
+            pyo3_ffi::Py_XDECREF(namespace);
+            return;
+        }
+        let result =
+            pyo3_ffi::PyRun_String(JOIN.as_ptr(), pyo3_ffi::Py_file_input, namespace, namespace);
+        if result.is_null() {
+            pyo3_ffi::PyErr_WriteUnraisable(core::ptr::null_mut());
+        } else {
+            pyo3_ffi::Py_DECREF(result);
+        }
+        pyo3_ffi::Py_DECREF(namespace);
+    }
+}
+
+/// Re-attaches the main thread state after the thread state attached in its place was
+/// deleted (`PyThreadState_DeleteCurrent`, which releases the interpreter's GIL) or, if
+/// `ended`, consumed by `Py_EndInterpreter`.
+///
+/// # Safety
+/// No thread state is current; `main_tstate` is a detached thread state of this thread.
+unsafe fn reattach(main_tstate: *mut PyThreadState, ended: bool) {
+    // Before 3.12 `Py_EndInterpreter` returns with the (single) GIL still held: swapping
+    // only sets the current pointer, so the GIL is held on behalf of `main_tstate`, as if
+    // `PyEval_RestoreThread(main_tstate)` had run.
+    #[cfg(not(Py_3_12))]
+    if ended {
+        // SAFETY: the GIL is held with nothing current, and `main_tstate` is detached.
+        unsafe { pyo3_ffi::PyThreadState_Swap(main_tstate) };
+        return;
+    }
+    #[cfg(Py_3_12)]
+    let _ = ended;
+    // SAFETY: detached with the GIL released (caller); `main_tstate` is this thread's.
+    unsafe { pyo3_ffi::PyEval_RestoreThread(main_tstate) };
+}

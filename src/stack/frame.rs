@@ -1,0 +1,302 @@
+//! One frame: how a guard changed this thread's attachment, and how to undo it. The only
+//! place where the frame stack calls CPython.
+
+use core::ptr;
+
+use pyo3_ffi::{PyGILState_STATE, PyThreadState};
+
+use crate::ffi;
+
+/// "No frame": the end of a [`Frame::below_in_guard`] chain.
+pub(crate) const NO_FRAME: u32 = u32::MAX;
+
+/// How a frame entered its state, which decides how it is undone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Entry {
+    /// The thread was already attached to `tstate`; no C call was made and none undoes it.
+    Nested,
+    /// `PyGILState_Ensure` attached `tstate`, a new thread state, on a detached thread (so
+    /// it returned `PyGILState_UNLOCKED`); undone by `PyGILState_Release`, which deletes it.
+    Ensured,
+    /// `PyEval_RestoreThread(tstate)` attached a thread state that outlives the frame;
+    /// undone by detaching it.
+    Restored,
+    /// Like `Restored`, for a thread state this crate owns (the one kept for a thread Python
+    /// did not create, or a handle's); the guard is counted for the shutdown gate while the
+    /// frame lives.
+    Kept,
+    /// `tstate` is attached for the last time: undone by `PyThreadState_Clear` (while the
+    /// frame is still on the stack, as it may run Python code) and
+    /// `PyThreadState_DeleteCurrent`.
+    Deleting,
+    /// `PyEval_SaveThread` detached `tstate`; undone by `PyEval_RestoreThread(tstate)`.
+    Released,
+    /// `pyo3`'s `Python::detach`, called by this crate, detached `tstate` (so that `pyo3`
+    /// sees the thread detached too); `pyo3` re-attaches it when the closure returns, so
+    /// undoing it makes no C call.
+    #[cfg(feature = "pyo3")]
+    ReleasedByPyo3,
+    /// A frame that no longer holds a change: its guard outlived the closure form it was
+    /// made in (which ended it), or a fork took its thread state away. Undoing it does
+    /// nothing; it stays on the stack until its guard is gone, so that the indices of the
+    /// guards above and below stay valid.
+    Forgotten,
+}
+
+impl Entry {
+    /// Whether a frame of this entry can have suspended another thread state
+    /// ([`Frame::suspended`]). A nested frame changes nothing, and a released one leaves
+    /// the thread detached: neither ever does.
+    pub(crate) const fn may_suspend(self) -> bool {
+        !matches!(self, Entry::Nested | Entry::Released)
+    }
+
+    /// Whether undoing a frame of this entry re-attaches a thread state that someone else
+    /// detached or attached: the undos that only the frame's scope can vouch for.
+    const fn releases(self) -> bool {
+        #[cfg(feature = "pyo3")]
+        if matches!(self, Entry::ReleasedByPyo3) {
+            return true;
+        }
+        matches!(self, Entry::Released)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Life {
+    /// Its guard is alive.
+    Live,
+    /// Its guard is gone; undone when no newer frame holds a change.
+    Finished,
+    /// Being undone, in a step that may run Python code (which may push and finish frames
+    /// of its own above this one); its guard is alive.
+    Undoing,
+    /// Being undone, and its guard is gone (dropped before, or by that Python code).
+    UndoingFinished,
+}
+
+/// One guard's change to this thread's attachment.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Frame {
+    pub(crate) entry: Entry,
+    /// Whether `tstate` belongs to the main interpreter. Not recorded for
+    /// [`Entry::Released`] (always `false` there): the release path stays free of extra C
+    /// calls, and whoever needs to know asks CPython.
+    pub(crate) main: bool,
+    /// Whether `tstate` is a thread state this crate keeps alive for as long as a frame names
+    /// it (kept for this thread, a handle's, or one it created): then the stack alone proves
+    /// the pointer is live. Any other thread state belongs to someone else (CPython's
+    /// `threading`, a C library's `PyGILState_Ensure`, `pyo3`), who may end it while the
+    /// frame still names it.
+    pub(crate) owned: bool,
+    pub(crate) life: Life,
+    /// The previous frame pushed by the same [`GilGuard`](crate::GilGuard), or [`NO_FRAME`].
+    pub(crate) below_in_guard: u32,
+    /// The thread state attached by this frame, or detached by it for [`Entry::Released`].
+    pub(crate) tstate: *mut PyThreadState,
+    /// A thread state that was detached to make room for this frame and is re-attached
+    /// after it is undone; null when there was none. Only closure forms and `unsafe`
+    /// constructors suspend, so the code that attached it is still waiting below.
+    pub(crate) suspended: *mut PyThreadState,
+    /// For [`Entry::Released`]: the [runtime epoch](crate::runtime::epoch) `tstate` belongs
+    /// to (another thread may finalize the runtime while this one is detached, and the state
+    /// must then never be touched again). For a `tstate` that is not `owned`: its
+    /// `PyThreadState_GetID`, read while it was current, which tells it from a later thread
+    /// state at the same address once its owner has deleted it.
+    pub(crate) stamp: u64,
+}
+
+impl Frame {
+    pub(crate) const UNUSED: Frame = Frame::new(Entry::Nested, ptr::null_mut(), false, true);
+
+    /// A live frame of `entry` on `tstate`. A thread state that is not `owned` must be
+    /// [stamped](Frame::stamped) before the frame is trusted to name it.
+    pub(crate) const fn new(
+        entry: Entry,
+        tstate: *mut PyThreadState,
+        main: bool,
+        owned: bool,
+    ) -> Frame {
+        Frame {
+            entry,
+            main,
+            owned,
+            life: Life::Live,
+            below_in_guard: NO_FRAME,
+            tstate,
+            suspended: ptr::null_mut(),
+            stamp: 0,
+        }
+    }
+
+    /// This frame, with the identity of its thread state recorded if it is not owned.
+    ///
+    /// # Safety
+    /// `tstate` is live (it is current on this thread, typically).
+    pub(crate) unsafe fn stamped(self) -> Frame {
+        if self.owned || self.tstate.is_null() {
+            return self;
+        }
+        Frame {
+            // SAFETY: live (caller).
+            stamp: unsafe { ffi::thread_state_id(self.tstate) },
+            ..self
+        }
+    }
+
+    /// The [`Entry::Released`] frame of `tstate`, just detached in the current runtime.
+    #[inline]
+    pub(crate) fn released(tstate: *mut PyThreadState, owned: bool, below_in_guard: u32) -> Frame {
+        Frame {
+            below_in_guard,
+            stamp: crate::runtime::epoch(),
+            ..Frame::new(Entry::Released, tstate, false, owned)
+        }
+    }
+
+    /// The thread state this frame leaves attached, or null if it leaves the thread detached
+    /// or holds no change.
+    #[inline]
+    pub(crate) fn attached(&self) -> *mut PyThreadState {
+        match self.entry {
+            Entry::Released | Entry::Forgotten => ptr::null_mut(),
+            #[cfg(feature = "pyo3")]
+            Entry::ReleasedByPyo3 => ptr::null_mut(),
+            _ => self.tstate,
+        }
+    }
+
+    /// Whether the thread state this frame attached is `current`, the one CPython reports
+    /// as current on this thread, and is still the same object: either the crate owns it,
+    /// or its identity matches the stamp (its owner may have deleted it, and a later thread
+    /// state may have been given the same address).
+    #[inline]
+    pub(crate) fn is_current(&self, current: *mut PyThreadState) -> bool {
+        let tstate = self.attached();
+        !tstate.is_null() && current == tstate && (self.owned || self.same_foreign(current))
+    }
+
+    /// [`is_current`](Frame::is_current) for a thread state the crate does not own, once the
+    /// pointers match.
+    #[inline(never)]
+    fn same_foreign(&self, current: *mut PyThreadState) -> bool {
+        // Before 3.12 `current` may be another thread's, which could be deleting it: read
+        // nothing from it unless it is the one bound to this thread.
+        // SAFETY: `current` is attached to this thread (checked first), so it is live.
+        ffi::is_this_threads(current) && unsafe { ffi::thread_state_id(current) } == self.stamp
+    }
+
+    /// Whether this frame, alive, vouches that `tstate` exists: the frame's scope (a
+    /// closure form that is still running, or an `unsafe` guard whose contract keeps it
+    /// within the code that attached the thread state) encloses the code that will use it.
+    #[inline]
+    pub(crate) fn vouches_for(&self, tstate: *mut PyThreadState) -> bool {
+        self.life == Life::Live
+            && self.entry != Entry::Forgotten
+            && (((self.owned || self.entry.releases()) && self.tstate == tstate)
+                || self.suspended == tstate)
+    }
+
+    /// The part of undoing that may run Python code, done while the frame is still on the
+    /// stack so that code sees the thread's true state. Nothing is cleared unless CPython
+    /// confirms the frame's thread state is attached.
+    pub(crate) fn undo_in_place(&self) {
+        if self.entry == Entry::Deleting && self.is_current(ffi::current_thread_state()) {
+            // SAFETY: `self.tstate` is attached (just confirmed); clearing needs exactly that.
+            unsafe { pyo3_ffi::PyThreadState_Clear(self.tstate) };
+        }
+    }
+
+    /// Returns the thread to the state it was in before this frame, as far as CPython
+    /// confirms the frame still describes it; what cannot be confirmed is left alone.
+    ///
+    /// Detaching undos (`Restored`, `Kept`, `Ensured`, `Deleting`) act only on the frame's
+    /// thread state while CPython confirms it is current. Re-attaching undos (`Released`,
+    /// `suspended`) act on a thread state the frame's scope vouches for: `in_scope` says
+    /// whether the guard is being dropped within that scope (its own drop, or the end of
+    /// the closure form); a deferred undo also needs the thread detached.
+    #[inline]
+    pub(crate) fn undo(self, in_scope: bool) {
+        match self.entry {
+            Entry::Nested | Entry::Forgotten => {}
+            #[cfg(feature = "pyo3")]
+            Entry::ReleasedByPyo3 => {
+                if self.stamp != crate::runtime::epoch() {
+                    runtime_gone();
+                }
+            }
+            Entry::Ensured => {
+                let tstate = self.tstate;
+                if self.is_current(ffi::current_thread_state())
+                    && ffi::gilstate_thread_state() == tstate
+                {
+                    // SAFETY: `tstate`, which `PyGILState_Ensure` created and bound to this
+                    // thread with a counter of 1 (returning `UNLOCKED`), is attached: releasing
+                    // clears and deletes it.
+                    unsafe { pyo3_ffi::PyGILState_Release(PyGILState_STATE::PyGILState_UNLOCKED) };
+                }
+            }
+            Entry::Restored => self.detach(),
+            Entry::Kept => {
+                self.detach();
+                crate::native_thread::dismiss_guard();
+            }
+            Entry::Deleting => {
+                if self.is_current(ffi::current_thread_state()) {
+                    // SAFETY: `self.tstate` is attached (confirmed), and `undo_in_place`
+                    // cleared it: what `PyThreadState_DeleteCurrent` requires. It also
+                    // detaches the thread.
+                    unsafe { pyo3_ffi::PyThreadState_DeleteCurrent() };
+                }
+            }
+            Entry::Released => {
+                if self.stamp != crate::runtime::epoch() {
+                    runtime_gone();
+                }
+                if in_scope || crate::runtime::attached_thread_state().is_null() {
+                    // SAFETY: the thread is detached (the frame's scope, or checked);
+                    // `self.tstate` is what `PyEval_SaveThread` returned in this runtime (the
+                    // epoch, checked above) and the frame's scope keeps it alive: the code
+                    // that attached it waits below the guard (a closure form, or an `unsafe`
+                    // guard's contract).
+                    unsafe { pyo3_ffi::PyEval_RestoreThread(self.tstate) };
+                }
+            }
+        }
+        if !self.suspended.is_null() && crate::runtime::attached_thread_state().is_null() {
+            // SAFETY: the frame's own change was undone just above and the thread is
+            // detached (checked); `suspended` came from the `PyEval_SaveThread` made before
+            // the frame, and the code that attached it waits below the frame's scope.
+            unsafe { pyo3_ffi::PyEval_RestoreThread(self.suspended) };
+        }
+    }
+
+    /// Undoes a `Restored` or `Kept` frame: detaches its thread state if it is the current
+    /// one (and the same object).
+    #[inline]
+    fn detach(&self) {
+        let owned = self.owned;
+        // SAFETY: a thread state this frame attached on this thread is this thread's to
+        // detach; the frame is being undone, so nothing re-attaches it on its behalf. Before
+        // 3.12, one the crate owns is this thread's, and `same_foreign` checks any other.
+        unsafe {
+            ffi::detach_if_current(self.tstate, |current| owned || self.same_foreign(current));
+        }
+    }
+}
+
+/// Where a thread returns to when the runtime it detached from was finalized meanwhile (a
+/// shutdown that timed out waiting for it, then a new runtime): the code that detached
+/// expects to continue attached to a thread state that no longer exists, with objects that
+/// no longer exist. It cannot continue; like CPython does with threads that outlive
+/// finalization, the thread is parked for good.
+#[cold]
+pub(crate) fn runtime_gone() -> ! {
+    eprintln!(
+        "gilguard: this thread released the GIL of a Python runtime that was finalized \
+         before it re-attached; it cannot continue and is parked for good"
+    );
+    loop {
+        std::thread::park();
+    }
+}

@@ -1,0 +1,488 @@
+//! The per-thread frame stack: the reason guards may be dropped in any order, and the
+//! crate's record of what it did to this thread's attachment.
+//!
+//! Every guard pushes one *frame* that records how it changed this thread's attachment and
+//! therefore how to undo it. CPython requires those changes to be undone in reverse order
+//! (a `PyEval_RestoreThread` must pair with the latest `PyEval_SaveThread`, a
+//! `PyGILState_Release` with the latest `PyGILState_Ensure`). Rust drops values in whatever
+//! order the program chooses, so a guard only ever *finishes* its frame; a frame is undone
+//! when no newer frame holds a change. This is **the stack invariant**:
+//!
+//! > the newest frame that still holds a change is live (or being undone), and the thread
+//! > is in the state it asked for, unless code outside the crate changed it since.
+//!
+//! The stack is a cache of what this crate did, never the truth about what CPython has:
+//! other code on the thread (CPython's `threading`, a C library's `PyGILState_Ensure`,
+//! `pyo3`) attaches, detaches and deletes thread states too. So a frame's pointer is only
+//! passed back to CPython after CPython confirms it ([`Frame::is_current`]), or while the
+//! frame's scope vouches for it ([`Frame::vouches_for`]).
+//!
+//! Closure forms are scopes: when one returns or unwinds, every frame pushed inside it
+//! that still holds a change belongs to a guard that outlived it (leaked, stored in a
+//! thread-local, returned). Those frames are ended there, newest first, and stay on the
+//! stack as [`Entry::Forgotten`] frames until their guards are gone; the caller gets back
+//! exactly the state it had ([`Scope`]).
+
+mod frame;
+mod storage;
+#[cfg(test)]
+mod tests;
+
+use core::ptr;
+
+use pyo3_ffi::PyThreadState;
+
+use frame::Life;
+pub(crate) use frame::{Entry, Frame, NO_FRAME};
+use storage::{FRAMES, FrameStack};
+
+/// Whether any frame on this thread's stack still holds a change.
+pub(crate) fn holds_any_change() -> bool {
+    FRAMES.with(|stack| newest_holding(stack, 0).is_some())
+}
+
+/// The nested fast path: if the top frame attached a thread state that `accept` approves
+/// of and that is `current`, the one CPython considers current (code outside this crate may
+/// have detached the thread meanwhile, or ended the thread state and made another at the
+/// same address), pushes a [`Entry::Nested`] frame on it and returns its index. One
+/// thread-local access; `None` sends the caller to the slow path.
+///
+/// The caller asks CPython for `current` before the stack is read, so that nothing read
+/// from the stack has to be kept across that call (measured: docs/performance.md), and
+/// passes it on to its detached path when this one declines.
+#[inline]
+pub(crate) fn push_nested(
+    current: *mut PyThreadState,
+    accept: impl FnOnce(&Frame) -> bool,
+    below_in_guard: u32,
+) -> Option<u32> {
+    FRAMES.with(|stack| {
+        let (len, top) = stack.inline_top()?;
+        if !accept(&top) || !top.is_current(current) {
+            return None;
+        }
+        let frame = Frame {
+            entry: Entry::Nested,
+            life: Life::Live,
+            below_in_guard,
+            suspended: ptr::null_mut(),
+            ..top
+        };
+        stack.push_inline(len, frame);
+        Some(len)
+    })
+}
+
+/// The release fast path: if the top frame attached a thread state that CPython confirms
+/// is current, detaches it ([`detach_if_current`](crate::ffi::detach_if_current)) and
+/// pushes the [`Entry::Released`] frame. `None` sends the caller to the slow path, with
+/// nothing changed.
+#[inline]
+pub(crate) fn push_released(below_in_guard: u32) -> Option<u32> {
+    FRAMES.with(|stack| {
+        let (len, top) = stack.inline_top()?;
+        let tstate = top.attached();
+        // Before 3.12 the current thread state is process-wide: only one the crate owns is
+        // known to be this thread's without asking more (the slow path does).
+        if tstate.is_null() || (cfg!(not(Py_3_12)) && !top.owned) {
+            return None;
+        }
+        // SAFETY: a thread state CPython confirms is current on this thread is this
+        // thread's to detach (before 3.12: owned by the crate for this thread, checked
+        // above); the frame pushed below pairs it with `PyEval_RestoreThread(tstate)`. No
+        // Python code runs, so nothing touches the stack meanwhile.
+        if !unsafe { crate::ffi::detach_if_current(tstate, |_| true) } {
+            return None;
+        }
+        stack.push_inline(len, Frame::released(tstate, top.owned, below_in_guard));
+        Some(len)
+    })
+}
+
+/// Records a frame whose change has already been made. Returns its index, which stays valid
+/// until the frame is finished: live frames are never popped, and neither is anything below.
+///
+/// # Panics
+/// Only if the frame must spill to the heap while this thread's thread-locals are being
+/// destroyed. The change is undone before the panic propagates, so the thread is never left
+/// in a state that no guard will undo.
+#[inline]
+pub(crate) fn push(frame: Frame) -> u32 {
+    match FRAMES.with(|stack| stack.try_push_inline(frame)) {
+        Some(index) => index,
+        None => push_spilled(frame),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn push_spilled(frame: Frame) -> u32 {
+    let undo_on_unwind = scopeguard::guard(frame, |frame| {
+        frame.undo_in_place();
+        frame.undo(true);
+    });
+    let index = FRAMES.with(|stack| stack.push_spilled(frame));
+    scopeguard::ScopeGuard::into_inner(undo_on_unwind);
+    index
+}
+
+/// A copy of the frame at `index`, if it exists.
+pub(crate) fn frame(index: u32) -> Option<Frame> {
+    FRAMES.with(|stack| stack.get(index))
+}
+
+/// Marks the frame at `index` finished, then undoes every finished frame that no newer
+/// frame holds a change above. Returns the frame's [`Frame::below_in_guard`] link.
+///
+/// A frame with live frames above it stays in place and is undone when the last of those
+/// is finished, so CPython only ever sees the last change undone first.
+#[inline]
+pub(crate) fn finish(index: u32) -> u32 {
+    finish_likely(index, Entry::Nested)
+}
+
+/// [`finish`], with a fast path for a frame of entry `likely` (a constant at every call
+/// site, so that only its arm of [`Frame::undo`] is inlined).
+#[inline(always)]
+pub(crate) fn finish_likely(index: u32, likely: Entry) -> u32 {
+    finish_fast_or(index, likely, || finish_slow(index))
+}
+
+/// [`finish`] for a main-interpreter guard, whose frame is most often nested (finished
+/// inline, as by [`finish_likely`]) or else the kept thread state of a detached thread
+/// (finished by a fast path out of line, keeping the nested one small).
+#[inline(always)]
+pub(crate) fn finish_main(index: u32) -> u32 {
+    finish_fast_or(index, Entry::Nested, || finish_kept_slow(index))
+}
+
+#[inline(never)]
+fn finish_kept_slow(index: u32) -> u32 {
+    finish_likely(index, Entry::Kept)
+}
+
+/// Pops and undoes the frame at `index` by the fast path of [`pop_simple`] for entry
+/// `likely`, else returns `otherwise()`.
+#[inline(always)]
+fn finish_fast_or(index: u32, likely: Entry, otherwise: impl FnOnce() -> u32) -> u32 {
+    match pop_simple(index, likely) {
+        Some(frame) => {
+            frame.undo(true);
+            frame.below_in_guard
+        }
+        None => otherwise(),
+    }
+}
+
+/// The most common finish, small enough to inline everywhere: the top frame, inline, of
+/// entry `entry` (never [`Entry::Deleting`], whose undo must see the frame), suspending
+/// nothing, with no finished frame waiting to be undone. Pops it and returns it, to be
+/// undone; `None`, having changed nothing, otherwise.
+#[inline(always)]
+fn pop_simple(index: u32, entry: Entry) -> Option<Frame> {
+    FRAMES.with(|stack| {
+        let frame = stack.inline(index)?;
+        if stack.len.get() != index + 1
+            || frame.entry != entry
+            || entry == Entry::Deleting
+            || (entry.may_suspend() && !frame.suspended.is_null())
+            || stack.finished.get() != 0
+        {
+            return None;
+        }
+        debug_assert_eq!(
+            frame.life,
+            Life::Live,
+            "the top frame of a guard being dropped"
+        );
+        stack.len.set(index);
+        // Rebuilt from what was checked, so the compiler knows it too and drops the
+        // now-redundant tests from the inlined `undo`.
+        Some(Frame {
+            entry,
+            suspended: ptr::null_mut(),
+            life: Life::Live,
+            ..frame
+        })
+    })
+}
+
+/// Pops the frame at `index` if it is the top one, inline, live and not
+/// [`Entry::Deleting`] (whose undo runs Python code that must see the frame). Returns it,
+/// and whether finished frames wait below.
+fn pop_top(index: u32) -> Option<(Frame, bool)> {
+    FRAMES.with(|stack| {
+        let frame = stack.inline(index)?;
+        if stack.len.get() != index + 1
+            || frame.entry == Entry::Deleting
+            || frame.life != Life::Live
+        {
+            return None;
+        }
+        stack.pop();
+        Some((frame, stack.finished.get() != 0))
+    })
+}
+
+/// [`finish`] for every other frame: pops and undoes it at once if [`pop_top`] allows,
+/// then whatever finished frames that uncovered; else [`finish_below_top`].
+#[inline(never)]
+fn finish_slow(index: u32) -> u32 {
+    let Some((frame, any_finished)) = pop_top(index) else {
+        return finish_below_top(index);
+    };
+    // Undone after it was popped, like in `unwind`.
+    frame.undo(true);
+    if any_finished {
+        unwind();
+    }
+    frame.below_in_guard
+}
+
+/// [`finish`] for a frame that cannot be undone at once: one with frames above it, a
+/// spilled one, a forgotten one, or one whose undo runs Python code.
+#[cold]
+#[inline(never)]
+fn finish_below_top(index: u32) -> u32 {
+    let below_in_guard = FRAMES.with(|stack| {
+        let mut frame = stack.get(index)?;
+        debug_assert!(
+            matches!(frame.life, Life::Live | Life::Undoing),
+            "a frame finished twice"
+        );
+        match frame.life {
+            // Its guard was dropped by Python code that runs while the frame is undone.
+            Life::Undoing => frame.life = Life::UndoingFinished,
+            _ => {
+                frame.life = Life::Finished;
+                stack.finished.set(stack.finished.get() + 1);
+            }
+        }
+        stack.set(index, frame);
+        Some(frame.below_in_guard)
+    });
+    debug_assert!(
+        below_in_guard.is_some(),
+        "finish of a frame that is not on the stack"
+    );
+    unwind();
+    below_in_guard.unwrap_or(NO_FRAME)
+}
+
+/// The frame of a closure form (`with_gil`, `without_gil`, `run`, ...), finished when the
+/// closure returns or unwinds, with the fast path of [`finish_likely`] for a frame of
+/// entry `likely`.
+///
+/// Frames above it that still hold a change can only come from guards created inside the
+/// closure that outlived it: leaked with `mem::forget`, stored in a thread-local, or
+/// returned. They are ended first ([`end_above`]), so that the closure's caller gets back
+/// the state it had, whatever the closure left behind.
+pub(crate) struct Scope {
+    pub(crate) index: u32,
+    pub(crate) likely: Entry,
+}
+
+impl Drop for Scope {
+    #[inline(always)]
+    fn drop(&mut self) {
+        finish_fast_or(self.index, self.likely, || end_scope(self.index));
+    }
+}
+
+#[inline(never)]
+fn end_scope(index: u32) -> u32 {
+    if let Some((frame, any_finished)) = pop_top(index) {
+        frame.undo(true);
+        if any_finished {
+            unwind();
+        }
+        return frame.below_in_guard;
+    }
+    end_scope_slow(index)
+}
+
+#[cold]
+#[inline(never)]
+fn end_scope_slow(index: u32) -> u32 {
+    end_above(index);
+    finish_below_top(index)
+}
+
+/// The newest frame at `from` or above that still holds a change.
+fn newest_holding(stack: &FrameStack, from: u32) -> Option<(u32, Frame)> {
+    (from..stack.len.get())
+        .rev()
+        .filter_map(|index| Some((index, stack.get(index)?)))
+        .find(|(_, frame)| frame.entry != Entry::Forgotten)
+}
+
+/// Ends every frame above `index` that still holds a change, newest first: undoes it as far
+/// as CPython confirms it still describes the thread ([`Frame::undo`]), and leaves it on the
+/// stack as [`Entry::Forgotten`], for its guard to pop without effect.
+fn end_above(index: u32) {
+    while let Some((above, frame)) = FRAMES.with(|stack| newest_holding(stack, index + 1)) {
+        end_frame(above, frame);
+    }
+}
+
+/// Undoes `frame`, at `index`, no newer frame holding a change, and leaves it forgotten.
+/// Python code run by the undo (finalizers, while a thread state is cleared) may push frames
+/// above it and leave some alive: those are ended too, before the frame's own undo.
+fn end_frame(index: u32, frame: Frame) {
+    FRAMES.with(|stack| {
+        if frame.life == Life::Finished {
+            stack.finished.set(stack.finished.get() - 1);
+        }
+        let guard_gone = frame.life == Life::Finished;
+        stack.set(
+            index,
+            Frame {
+                life: if guard_gone {
+                    Life::UndoingFinished
+                } else {
+                    Life::Undoing
+                },
+                ..frame
+            },
+        );
+    });
+    frame.undo_in_place();
+    end_above(index);
+    frame.undo(false);
+    FRAMES.with(|stack| {
+        let guard_gone = stack
+            .get(index)
+            .is_some_and(|now| now.life == Life::UndoingFinished);
+        if guard_gone {
+            stack.finished.set(stack.finished.get() + 1);
+        }
+        stack.set(
+            index,
+            Frame {
+                entry: Entry::Forgotten,
+                tstate: ptr::null_mut(),
+                suspended: ptr::null_mut(),
+                main: false,
+                owned: false,
+                life: if guard_gone {
+                    Life::Finished
+                } else {
+                    Life::Live
+                },
+                ..frame
+            },
+        );
+    });
+}
+
+/// Undoes finished frames, newest first, as long as the newest frame holding a change is
+/// finished; then pops the frames at the top that hold no change and whose guards are
+/// gone.
+fn unwind() {
+    loop {
+        let next = FRAMES.with(|stack| newest_holding(stack, 0));
+        match next {
+            Some((index, frame)) if frame.life == Life::Finished => end_frame(index, frame),
+            _ => break,
+        }
+    }
+    FRAMES.with(|stack| {
+        while let Some((_, top)) = stack.top() {
+            if top.entry != Entry::Forgotten || top.life != Life::Finished {
+                break;
+            }
+            stack.finished.set(stack.finished.get() - 1);
+            stack.pop();
+        }
+    });
+}
+
+/// Whether a frame on this thread's stack that holds a change names `tstate` as a thread
+/// state the crate owns, or as the one it suspended. Such a thread state must not be
+/// deleted while the frame exists.
+pub(crate) fn names(tstate: *mut PyThreadState) -> bool {
+    FRAMES.with(|stack| {
+        (0..stack.len.get())
+            .filter_map(|index| stack.get(index))
+            .filter(|frame| frame.entry != Entry::Forgotten)
+            .any(|frame| (frame.owned && frame.tstate == tstate) || frame.suspended == tstate)
+    })
+}
+
+/// Whether a live frame on this thread's stack vouches that `tstate` exists and is this
+/// thread's ([`Frame::vouches_for`]): what tells this thread's thread states apart before
+/// 3.12, where the current one may be another thread's.
+#[cfg(not(Py_3_12))]
+pub(crate) fn vouches_for(tstate: *mut PyThreadState) -> bool {
+    FRAMES.with(|stack| {
+        (0..stack.len.get())
+            .filter_map(|index| stack.get(index))
+            .any(|frame| frame.vouches_for(tstate))
+    })
+}
+
+/// In the child of a fork, where `survivor` is the only thread state left: turns every
+/// frame that names another one into an [`Entry::Forgotten`] one, so that undoing it does
+/// nothing to the state it would re-attach or delete, which is gone. Returns how many live
+/// [`Entry::Kept`] frames remain.
+pub(crate) fn forget_thread_states_except(survivor: *mut PyThreadState) -> usize {
+    FRAMES.with(|stack| {
+        let mut kept = 0;
+        for index in 0..stack.len.get() {
+            let Some(mut frame) = stack.get(index) else {
+                continue;
+            };
+            if frame.tstate != survivor {
+                frame.entry = Entry::Forgotten;
+                frame.tstate = ptr::null_mut();
+                frame.main = false;
+                frame.owned = false;
+            }
+            if frame.suspended != survivor {
+                frame.suspended = ptr::null_mut();
+            }
+            if frame.entry == Entry::Kept && frame.life == Life::Live {
+                kept += 1;
+            }
+            stack.set(index, frame);
+        }
+        kept
+    })
+}
+
+/// The main-interpreter thread state that the newest live release frame detached, if any,
+/// and whether the crate owns it: re-attaching it keeps the thread's Python identity (its
+/// `threading` thread, its thread-locals) instead of inventing another one. Only a live
+/// frame counts: its scope vouches for the thread state, where a finished one may have
+/// outlived it. None once the runtime is finalizing, which may free the thread states the
+/// frames name.
+#[inline]
+pub(crate) fn released_main_thread_state() -> Option<(*mut PyThreadState, bool)> {
+    if FRAMES.with(|stack| stack.len.get()) == 0 {
+        return None;
+    }
+    released_main_thread_state_below()
+}
+
+#[inline(never)]
+fn released_main_thread_state_below() -> Option<(*mut PyThreadState, bool)> {
+    if crate::runtime::check_not_finalizing().is_err() {
+        return None;
+    }
+    let epoch = crate::runtime::epoch();
+    FRAMES.with(|stack| {
+        (0..stack.len.get())
+            .rev()
+            .filter_map(|index| stack.get(index))
+            .filter(|frame| {
+                frame.vouches_for(frame.tstate)
+                    && frame.attached().is_null()
+                    && frame.stamp == epoch
+            })
+            // SAFETY: a live release frame's scope keeps its thread state alive (see
+            // `Frame::vouches_for`), in this runtime (the epoch, checked above) and until
+            // finalization (checked above).
+            .find(|frame| unsafe { crate::ffi::is_main_interpreter_state(frame.tstate) })
+            .map(|frame| (frame.tstate, frame.owned))
+    })
+}

@@ -1,0 +1,159 @@
+//! With the `pyo3` feature: `pyo3::Python` tokens from this crate's guards, and a
+//! [`without_gil`](crate::without_gil) that `pyo3` sees too.
+//!
+//! `pyo3` keeps its own per-thread count of attachment and trusts it: inside
+//! `Python::attach`, a nested `Python::attach` hands out a token without asking CPython.
+//! So releasing the GIL behind `pyo3`'s back and calling `Python::attach` inside would give
+//! a token to a detached thread. With this feature, `without_gil` releases through
+//! `pyo3`'s own `Python::detach`, which `pyo3` counts, and records the release on the frame
+//! stack like its own.
+
+use pyo3::Python;
+
+use crate::error::GilError;
+use crate::stack::{self, Entry, Frame};
+use crate::with_gil::{WithGil, refused};
+use crate::{ffi, runtime, try_with_gil, with_gil};
+
+impl WithGil {
+    /// A `pyo3` token for as long as the guard is borrowed, once CPython confirms that this
+    /// thread is attached to the thread state the guard attached.
+    ///
+    /// # Panics
+    ///
+    /// If it is not (see [`try_python`](Self::try_python)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pyo3::prelude::*;
+    ///
+    /// gilguard::initialize()?;
+    /// let gil = gilguard::WithGil::acquire();
+    /// let sum: i64 = gil.python().eval(c"40 + 2", None, None)?.extract()?;
+    /// assert_eq!(sum, 42);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[track_caller]
+    pub fn python(&self) -> Python<'_> {
+        match self.try_python() {
+            Ok(python) => python,
+            Err(error) => refused("WithGil::python", "WithGil::try_python", error),
+        }
+    }
+
+    /// A `pyo3` token for as long as the guard is borrowed, or why there is none.
+    ///
+    /// # Errors
+    ///
+    /// [`GilError::NotAttached`] when this thread is not attached to the thread state the
+    /// guard attached: code outside this crate detached it or ended it (the guard outlived
+    /// the `Python::attach` or the C library's `PyGILState_Ensure` it was created in), the
+    /// closure form it was created in has returned, or a closure form running now switched
+    /// the thread to another interpreter.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gilguard::{GilError, WithGil};
+    /// use pyo3::Python;
+    ///
+    /// gilguard::initialize()?;
+    /// // A guard that outlived the `Python::attach` it nested in.
+    /// let gil = std::thread::spawn(|| {
+    ///     let gil = Python::attach(|_| WithGil::acquire());
+    ///     gil.try_python().map(|_| ())
+    /// });
+    /// assert_eq!(gil.join().unwrap(), Err(GilError::NotAttached));
+    /// # Ok::<(), GilError>(())
+    /// ```
+    pub fn try_python(&self) -> Result<Python<'_>, GilError> {
+        let attached = stack::frame(self.frame)
+            .is_some_and(|frame| frame.main && frame.is_current(ffi::current_thread_state()));
+        if attached {
+            // SAFETY: attached to the main interpreter (the frame's thread state, confirmed
+            // current just above), and `self` is borrowed for the token's lifetime: nothing
+            // safe can detach the thread meanwhile (releasing and switching are closures
+            // that put the thread back, or `unsafe`).
+            Ok(unsafe { Python::assume_attached() })
+        } else {
+            Err(GilError::NotAttached)
+        }
+    }
+}
+
+/// [`with_gil`], handing the closure a `pyo3` token.
+///
+/// # Panics
+///
+/// As [`with_gil`].
+///
+/// # Examples
+///
+/// ```
+/// use pyo3::types::PyAnyMethods;
+///
+/// gilguard::initialize()?;
+/// let answer = std::thread::spawn(|| {
+///     gilguard::with_python(|py| py.eval(c"6 * 7", None, None)?.extract::<i64>())
+/// });
+/// assert_eq!(answer.join().unwrap()?, 42);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[track_caller]
+pub fn with_python<T>(f: impl for<'py> FnOnce(Python<'py>) -> T) -> T {
+    // SAFETY: `with_gil` runs its closure attached to the main interpreter; the token
+    // cannot leave the closure (its lifetime is the closure's own).
+    with_gil(|| f(unsafe { Python::assume_attached() }))
+}
+
+/// [`try_with_gil`], handing the closure a `pyo3` token.
+///
+/// # Errors
+///
+/// As [`try_with_gil`].
+///
+/// # Examples
+///
+/// ```
+/// gilguard::initialize()?;
+/// let major = gilguard::try_with_python(|py| py.version_info().major)?;
+/// assert_eq!(major, 3);
+/// # Ok::<(), gilguard::GilError>(())
+/// ```
+pub fn try_with_python<T>(f: impl for<'py> FnOnce(Python<'py>) -> T) -> Result<T, GilError> {
+    // SAFETY: as in `with_python`.
+    try_with_gil(|| f(unsafe { Python::assume_attached() }))
+}
+
+/// Runs `f` detached through `pyo3`'s `Python::detach`, if this thread is attached; gives
+/// `f` back otherwise.
+pub(crate) fn detach<F, T>(f: F) -> Result<T, F>
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    let tstate = runtime::attached_thread_state();
+    if tstate.is_null() {
+        return Err(f);
+    }
+    let owned = runtime::owns(tstate);
+    // A pointer is not `Send`; the address crosses into the closure, which runs on this
+    // thread.
+    let address = tstate as usize;
+    // SAFETY: this thread is attached (just confirmed), which is all `assume_attached`
+    // requires; the token is consumed by `detach` at once.
+    let python = unsafe { Python::assume_attached() };
+    Ok(python.detach(move || {
+        // `pyo3` detached the thread state just now, and re-attaches it after the closure.
+        let released = Frame {
+            stamp: runtime::epoch(),
+            ..Frame::new(Entry::ReleasedByPyo3, address as *mut _, false, owned)
+        };
+        let _released = stack::Scope {
+            index: stack::push(released),
+            likely: Entry::ReleasedByPyo3,
+        };
+        f()
+    }))
+}
