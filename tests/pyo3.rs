@@ -141,15 +141,11 @@ fn no_token_while_a_sub_interpreter_is_attached() {
 fn dropping_a_guard_inside_a_later_python_attach_breaks_pyo3s_token() {
     // The child exits on its own (before `pyo3` aborts it), so it never reports a passed
     // test: its output is what is checked.
-    let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "--nocapture",
-            "child_drop_inside_python_attach",
-        ])
-        .output()
-        .unwrap();
+    // With a time limit, like every child process of the tests.
+    let output = common::child_output_within(
+        "child_drop_inside_python_attach",
+        std::time::Duration::from_secs(60),
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stdout}{stderr}");
