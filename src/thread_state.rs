@@ -96,6 +96,17 @@ fn unclaim(interpreter: usize) {
     });
 }
 
+/// Forgets this thread's claims, when it exits: a handle that was leaked (or is dropped
+/// by a later thread-local destructor, which claims again) keeps nothing alive after the
+/// thread.
+pub(crate) fn forget_claims() {
+    HANDLES.with(|handles| {
+        let mut handles = handles.borrow_mut();
+        handles.clear();
+        handles.shrink_to_fit(); // frees the buffer
+    });
+}
+
 /// Whether `tstate` is the thread state of one of this thread's handles, still alive.
 pub(crate) fn is_handle_state(tstate: *mut PyThreadState) -> bool {
     HANDLES.with(|handles| {
