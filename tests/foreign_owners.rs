@@ -1034,3 +1034,47 @@ fn child_f6c_with_gil_attach() {
         other_handle.run(|| common::run("x = 1")).unwrap();
     });
 }
+
+// -- Undoing an attach detaches only what CPython confirms is attached -------------------
+
+/// A guard dropped inside a region where foreign code released the thread (a C library's
+/// `Py_BEGIN_ALLOW_THREADS`, stood for by a raw `PyEval_SaveThread`) finds the thread
+/// detached already: undoing its attach must not detach again (a fatal error from 3.12 on,
+/// and before 3.12 a release of whichever thread holds the GIL). The foreign code then
+/// re-attaches as it planned, and the thread is attached with no guard left, as a leaked
+/// guard would leave it.
+#[test]
+fn a_guard_dropped_inside_a_foreign_release_detaches_nothing() {
+    child("child_dropped_inside_a_foreign_release");
+}
+
+#[test]
+#[ignore = "runs in a child process, started by a_guard_dropped_inside_a_foreign_release_detaches_nothing"]
+fn child_dropped_inside_a_foreign_release() {
+    common::python();
+    std::thread::spawn(|| {
+        for how in ["kept thread state", "nested"] {
+            let outer = (how == "nested").then(WithGil::acquire);
+            let gil = WithGil::acquire();
+            // SAFETY: FOREIGN: a C library's `Py_BEGIN_ALLOW_THREADS` while the guard
+            // holds the thread attached; `Py_END_ALLOW_THREADS` below re-attaches.
+            let saved = unsafe { ffi::PyEval_SaveThread() };
+            drop(gil);
+            assert!(!is_attached(), "{how}: the drop attached the thread");
+            // SAFETY: FOREIGN: the matching `Py_END_ALLOW_THREADS`.
+            unsafe { ffi::PyEval_RestoreThread(saved) };
+            assert!(is_attached(), "{how}");
+            common::run("x = 1");
+            if let Some(outer) = outer {
+                drop(outer);
+            } else {
+                // SAFETY: attached, by the foreign code, with no guard left to detach it.
+                unsafe { ffi::PyEval_SaveThread() };
+            }
+            assert!(!is_attached(), "{how}");
+        }
+        with_gil(|| common::run("y = 2"));
+    })
+    .join()
+    .unwrap();
+}
