@@ -91,6 +91,7 @@ mod error;
 mod ffi;
 mod fork;
 mod gil_guard;
+mod handle_claims;
 mod interpreter;
 mod interpreter_config;
 mod interpreter_end;

@@ -242,6 +242,6 @@ impl Drop for DeleteOnExit {
         if let Some(guards) = guards {
             shutdown::unregister_thread(guards);
         }
-        crate::thread_state::forget_claims();
+        crate::handle_claims::forget_claims();
     }
 }

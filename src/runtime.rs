@@ -246,7 +246,7 @@ pub(crate) fn attached_thread_state() -> *mut PyThreadState {
 pub(crate) fn owns(tstate: *mut PyThreadState) -> bool {
     !tstate.is_null()
         && (tstate == crate::native_thread::kept_thread_state()
-            || crate::thread_state::is_handle_state(tstate))
+            || crate::handle_claims::is_handle_state(tstate))
 }
 
 /// Refuses attaching once finalization has begun: attaching then hangs the thread or, up

@@ -238,20 +238,27 @@ pub(crate) fn enter(suspend: bool, below_in_guard: u32) -> Result<u32, GilError>
     }
 }
 
+/// [`enter`]'s next step when the thread is detached or the top frame's thread state is
+/// not the crate's.
+#[inline(never)]
+fn reattach_fast(current: *mut PyThreadState, below_in_guard: u32) -> Option<u32> {
+    if !current.is_null() {
+        return stack::push_nested_foreign(current, |top| top.main, below_in_guard);
+    }
+    reattach_detached(below_in_guard)
+}
+
 /// How a main-interpreter thread state was attached, which one, and whether the crate owns
 /// it (see [`Frame::owned`]).
 type Attached = (Entry, *mut PyThreadState, bool);
 
-/// The detached fast path: a detached thread (`current`, what CPython just answered, is
-/// null) that already has a main-interpreter thread state re-attaches it. Returns `None`,
-/// having changed nothing, in every other case: the slow path then finds out what to do
-/// (and what error to report) without hurry.
-#[inline(never)]
-fn reattach_fast(current: *mut PyThreadState, below_in_guard: u32) -> Option<u32> {
-    if !current.is_null() {
-        return None;
-    }
-    // SAFETY: detached, checked just above.
+/// The detached fast path: a detached thread (CPython just answered that nothing is
+/// current) that already has a main-interpreter thread state re-attaches it. Returns
+/// `None`, having changed nothing, in every other case: the slow path then finds out what
+/// to do (and what error to report) without hurry.
+#[inline(always)]
+fn reattach_detached(below_in_guard: u32) -> Option<u32> {
+    // SAFETY: detached (the caller).
     let attached = unsafe { reattach_own() }?;
     // SAFETY: attached just now.
     Some(unsafe { push(attached, ptr::null_mut(), below_in_guard) })

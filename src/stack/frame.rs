@@ -154,6 +154,22 @@ impl Frame {
         }
     }
 
+    /// A [`Entry::Nested`] frame on this one's thread state, for the guard whose previous
+    /// frame is `below_in_guard`.
+    #[inline(always)]
+    pub(crate) fn nested(&self, below_in_guard: u32) -> Frame {
+        Frame {
+            entry: Entry::Nested,
+            main: self.main,
+            owned: self.owned,
+            life: Life::Live,
+            below_in_guard,
+            tstate: self.tstate,
+            suspended: ptr::null_mut(),
+            stamp: self.stamp,
+        }
+    }
+
     /// The thread state this frame leaves attached, or null if it leaves the thread detached
     /// or holds no change.
     #[inline]
@@ -170,20 +186,10 @@ impl Frame {
     /// as current on this thread, and is still the same object: either the crate owns it,
     /// or its identity matches the stamp (its owner may have deleted it, and a later thread
     /// state may have been given the same address).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn is_current(&self, current: *mut PyThreadState) -> bool {
         let tstate = self.attached();
-        !tstate.is_null() && current == tstate && (self.owned || self.same_foreign(current))
-    }
-
-    /// [`is_current`](Frame::is_current) for a thread state the crate does not own, once the
-    /// pointers match.
-    #[inline(never)]
-    fn same_foreign(&self, current: *mut PyThreadState) -> bool {
-        // Before 3.12 `current` may be another thread's, which could be deleting it: read
-        // nothing from it unless it is the one bound to this thread.
-        // SAFETY: `current` is attached to this thread (checked first), so it is live.
-        ffi::is_this_threads(current) && unsafe { ffi::thread_state_id(current) } == self.stamp
+        !tstate.is_null() && current == tstate && (self.owned || same_foreign(current, self.stamp))
     }
 
     /// Whether this frame, alive, vouches that `tstate` exists: the frame's scope (a
@@ -215,10 +221,43 @@ impl Frame {
     /// `suspended`) act on a thread state the frame's scope vouches for: `in_scope` says
     /// whether the guard is being dropped within that scope (its own drop, or the end of
     /// the closure form); a deferred undo also needs the thread detached.
-    #[inline]
+    ///
+    /// Always inlined, with the rare entries out of line: the fast paths rebuild the frame
+    /// with its entry as a constant, and only that entry's arm is left (measured: a call
+    /// and a jump table cost the nested guard about 10 ns, docs/performance.md).
+    #[inline(always)]
     pub(crate) fn undo(self, in_scope: bool) {
         match self.entry {
             Entry::Nested | Entry::Forgotten => {}
+            Entry::Restored => self.detach(),
+            Entry::Kept => {
+                self.detach();
+                crate::native_thread::dismiss_guard();
+            }
+            Entry::Released => {
+                if self.stamp != crate::runtime::epoch() {
+                    runtime_gone();
+                }
+                if in_scope || crate::runtime::attached_thread_state().is_null() {
+                    // SAFETY: the thread is detached (the frame's scope, or checked);
+                    // `self.tstate` is what `PyEval_SaveThread` returned in this runtime (the
+                    // epoch, checked above) and the frame's scope keeps it alive: the code
+                    // that attached it waits below the guard (a closure form, or an `unsafe`
+                    // guard's contract).
+                    unsafe { pyo3_ffi::PyEval_RestoreThread(self.tstate) };
+                }
+            }
+            _ => self.undo_rare(),
+        }
+        if !self.suspended.is_null() {
+            self.restore_suspended();
+        }
+    }
+
+    /// [`undo`](Frame::undo) for the entries no fast path pops.
+    #[inline(never)]
+    fn undo_rare(self) {
+        match self.entry {
             #[cfg(feature = "pyo3")]
             Entry::ReleasedByPyo3 => {
                 if self.stamp != crate::runtime::epoch() {
@@ -236,11 +275,6 @@ impl Frame {
                     unsafe { pyo3_ffi::PyGILState_Release(PyGILState_STATE::PyGILState_UNLOCKED) };
                 }
             }
-            Entry::Restored => self.detach(),
-            Entry::Kept => {
-                self.detach();
-                crate::native_thread::dismiss_guard();
-            }
             Entry::Deleting => {
                 if self.is_current(ffi::current_thread_state()) {
                     // SAFETY: `self.tstate` is attached (confirmed), and `undo_in_place`
@@ -249,24 +283,20 @@ impl Frame {
                     unsafe { pyo3_ffi::PyThreadState_DeleteCurrent() };
                 }
             }
-            Entry::Released => {
-                if self.stamp != crate::runtime::epoch() {
-                    runtime_gone();
-                }
-                if in_scope || crate::runtime::attached_thread_state().is_null() {
-                    // SAFETY: the thread is detached (the frame's scope, or checked);
-                    // `self.tstate` is what `PyEval_SaveThread` returned in this runtime (the
-                    // epoch, checked above) and the frame's scope keeps it alive: the code
-                    // that attached it waits below the guard (a closure form, or an `unsafe`
-                    // guard's contract).
-                    unsafe { pyo3_ffi::PyEval_RestoreThread(self.tstate) };
-                }
+            Entry::Nested | Entry::Forgotten | Entry::Restored | Entry::Kept | Entry::Released => {
+                unreachable!("undone by `undo`")
             }
         }
-        if !self.suspended.is_null() && crate::runtime::attached_thread_state().is_null() {
-            // SAFETY: the frame's own change was undone just above and the thread is
-            // detached (checked); `suspended` came from the `PyEval_SaveThread` made before
-            // the frame, and the code that attached it waits below the frame's scope.
+    }
+
+    /// Re-attaches what the frame suspended, after its own change was undone.
+    #[cold]
+    #[inline(never)]
+    fn restore_suspended(self) {
+        if crate::runtime::attached_thread_state().is_null() {
+            // SAFETY: the frame's own change was undone and the thread is detached
+            // (checked); `suspended` came from the `PyEval_SaveThread` made before the frame,
+            // and the code that attached it waits below the frame's scope.
             unsafe { pyo3_ffi::PyEval_RestoreThread(self.suspended) };
         }
     }
@@ -275,14 +305,25 @@ impl Frame {
     /// one (and the same object).
     #[inline]
     fn detach(&self) {
-        let owned = self.owned;
+        let (owned, stamp) = (self.owned, self.stamp);
         // SAFETY: a thread state this frame attached on this thread is this thread's to
         // detach; the frame is being undone, so nothing re-attaches it on its behalf. Before
         // 3.12, one the crate owns is this thread's, and `same_foreign` checks any other.
         unsafe {
-            ffi::detach_if_current(self.tstate, |current| owned || self.same_foreign(current));
+            ffi::detach_if_current(self.tstate, |current| owned || same_foreign(current, stamp));
         }
     }
+}
+
+/// [`Frame::is_current`] for a thread state the crate does not own, once the pointers
+/// match: whether `current` is the thread state whose id is `stamp`. Takes the two words,
+/// not the frame, so that the fast paths that call it keep the frame in registers.
+#[inline(never)]
+fn same_foreign(current: *mut PyThreadState, stamp: u64) -> bool {
+    // Before 3.12 `current` may be another thread's, which could be deleting it: read
+    // nothing from it unless it is the one bound to this thread.
+    // SAFETY: `current` is attached to this thread (checked first), so it is live.
+    ffi::is_this_threads(current) && unsafe { ffi::thread_state_id(current) } == stamp
 }
 
 /// Where a thread returns to when the runtime it detached from was finalized meanwhile (a

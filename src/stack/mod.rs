@@ -41,11 +41,11 @@ pub(crate) fn holds_any_change() -> bool {
     FRAMES.with(|stack| newest_holding(stack, 0).is_some())
 }
 
-/// The nested fast path: if the top frame attached a thread state that `accept` approves
-/// of and that is `current`, the one CPython considers current (code outside this crate may
-/// have detached the thread meanwhile, or ended the thread state and made another at the
-/// same address), pushes a [`Entry::Nested`] frame on it and returns its index. One
-/// thread-local access; `None` sends the caller to the slow path.
+/// The nested fast path: if the top frame attached a thread state the crate owns, that
+/// `accept` approves of and that is `current`, the one CPython considers current (code
+/// outside this crate may have detached the thread meanwhile), pushes a [`Entry::Nested`]
+/// frame on it and returns its index. One thread-local access; `None` sends the caller to
+/// [`push_nested_foreign`] or the slow path.
 ///
 /// The caller asks CPython for `current` before the stack is read, so that nothing read
 /// from the stack has to be kept across that call (measured: docs/performance.md), and
@@ -58,17 +58,31 @@ pub(crate) fn push_nested(
 ) -> Option<u32> {
     FRAMES.with(|stack| {
         let (len, top) = stack.inline_top()?;
-        if !accept(&top) || !top.is_current(current) {
+        if !top.owned || !accept(&top) || current != top.attached() || current.is_null() {
             return None;
         }
-        let frame = Frame {
-            entry: Entry::Nested,
-            life: Life::Live,
-            below_in_guard,
-            suspended: ptr::null_mut(),
-            ..top
-        };
-        stack.push_inline(len, frame);
+        stack.push_inline(len, top.nested(below_in_guard));
+        Some(len)
+    })
+}
+
+/// [`push_nested`] for a top frame on a thread state the crate does not own (Rust called
+/// from a Python thread, or from a C library's `PyGILState_Ensure`): its owner may have
+/// deleted it and a later thread state may have its address, so CPython must also confirm
+/// it is the same object ([`Frame::is_current`]). Out of line, so that the owned path keeps
+/// its registers.
+#[inline(never)]
+pub(crate) fn push_nested_foreign(
+    current: *mut PyThreadState,
+    accept: impl FnOnce(&Frame) -> bool,
+    below_in_guard: u32,
+) -> Option<u32> {
+    FRAMES.with(|stack| {
+        let (len, top) = stack.inline_top()?;
+        if top.owned || !accept(&top) || !top.is_current(current) {
+            return None;
+        }
+        stack.push_inline(len, top.nested(below_in_guard));
         Some(len)
     })
 }
@@ -150,7 +164,8 @@ pub(crate) fn finish_likely(index: u32, likely: Entry) -> u32 {
 
 /// [`finish`] for a main-interpreter guard, whose frame is most often nested (finished
 /// inline, as by [`finish_likely`]) or else the kept thread state of a detached thread
-/// (finished by a fast path out of line, keeping the nested one small).
+/// (finished by a fast path out of line, keeping the nested one small): counted for the
+/// shutdown gate, or not on a thread without a count (the one that called `initialize`).
 #[inline(always)]
 pub(crate) fn finish_main(index: u32) -> u32 {
     finish_fast_or(index, Entry::Nested, || finish_kept_slow(index))
@@ -158,7 +173,9 @@ pub(crate) fn finish_main(index: u32) -> u32 {
 
 #[inline(never)]
 fn finish_kept_slow(index: u32) -> u32 {
-    finish_likely(index, Entry::Kept)
+    finish_fast_or(index, Entry::Kept, || {
+        finish_fast_or(index, Entry::Restored, || finish_slow(index))
+    })
 }
 
 /// Pops and undoes the frame at `index` by the fast path of [`pop_simple`] for entry
