@@ -32,6 +32,7 @@ CRITERION = ROOT / os.environ.get("CARGO_TARGET_DIR", "target") / "criterion"
 BASELINES = {
     "detached_acquire": ("raw_gilstate_pair", "pyo3_attach"),
     "nested_acquire": ("raw_gilstate_pair", "pyo3_attach"),
+    "nested_acquire_foreign": ("raw_gilstate_pair", "pyo3_attach"),
     "release_restore": ("raw_save_restore", "pyo3_detach"),
     "gil_guard_sequence": ("single_guards", None),
     "native_thread_callback": ("raw_reused_thread_state", "pyo3_attach"),

@@ -49,6 +49,7 @@ pub fn groups() -> Vec<Group> {
     let mut groups = vec![
         detached_acquire(),
         nested_acquire(),
+        nested_acquire_foreign(),
         release_restore(),
         gil_guard_sequence(),
         native_thread_callback(),
@@ -139,25 +140,49 @@ fn nested_acquire() -> Group {
             }),
             ("with_gil_guard", |n| with_gil(|| with_gil_guard(n))),
             ("with_gil_closure", |n| with_gil(|| with_gil_closure(n))),
-            // Nested on a thread state this crate does not own (a C library's
-            // `PyGILState_Ensure` on a thread of its own): the fast path also compares the
-            // thread state's id, since its owner may have deleted it and a new one may
-            // have its address.
-            ("with_gil_guard_foreign", |n| {
-                std::thread::spawn(move || {
-                    // SAFETY: initialized (`setup`); balanced below, on this thread.
-                    let state = unsafe { ffi::PyGILState_Ensure() };
-                    let elapsed = with_gil(|| with_gil_guard(n));
-                    // SAFETY: pairs with the ensure above; no guard is left.
-                    unsafe { ffi::PyGILState_Release(state) };
-                    elapsed
-                })
-                .join()
-                .expect("the bench thread")
-            }),
             ("pyo3_attach", |n| Python::attach(|_| pyo3_attach(n))),
         ],
     }
+}
+
+/// Nested acquisition on a thread state this crate does not own: a C library's
+/// `PyGILState_Ensure` on a thread of its own. The guards' fast path also compares the
+/// thread state's id there, since its owner may delete it and a new one may get its
+/// address. A group of its own, since each case starts a thread per block: the cases of
+/// `nested_acquire` keep their main thread's caches.
+fn nested_acquire_foreign() -> Group {
+    Group {
+        name: "nested_acquire_foreign",
+        place: Place::MainThread,
+        raw: "raw_gilstate_pair",
+        pyo3: Some("pyo3_attach"),
+        cases: vec![
+            ("raw_gilstate_pair", |n| {
+                on_foreign_thread_state(n, raw_gilstate_pair)
+            }),
+            ("with_gil_guard", |n| {
+                on_foreign_thread_state(n, |n| with_gil(|| with_gil_guard(n)))
+            }),
+            ("with_gil_closure", |n| {
+                on_foreign_thread_state(n, |n| with_gil(|| with_gil_closure(n)))
+            }),
+            ("pyo3_attach", |n| on_foreign_thread_state(n, pyo3_attach)),
+        ],
+    }
+}
+
+/// Runs `work` on a new thread, attached by the foreign owner's `PyGILState_Ensure`.
+fn on_foreign_thread_state(iterations: u64, work: Work) -> Duration {
+    std::thread::spawn(move || {
+        // SAFETY: initialized (`setup`); balanced below, on this thread.
+        let state = unsafe { ffi::PyGILState_Ensure() };
+        let elapsed = work(iterations);
+        // SAFETY: pairs with the ensure above; `work` left no guard behind.
+        unsafe { ffi::PyGILState_Release(state) };
+        elapsed
+    })
+    .join()
+    .expect("the bench thread")
 }
 
 /// Target 3: release and re-acquire around nothing.
