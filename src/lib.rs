@@ -85,41 +85,33 @@
 //! are only type-checked: no free-threaded interpreter was available to run the tests on,
 //! and what the guards mean there is argued in the guide, not tested.
 #![warn(rustdoc::broken_intra_doc_links)]
+#![deny(unsafe_code)]
 
-mod asymmetric_fence;
-mod error;
-mod ffi;
-mod fork;
-mod gil_guard;
-mod handle_claims;
-mod interpreter;
-mod interpreter_config;
-mod interpreter_end;
-mod interpreter_ref;
-mod marker;
-mod native_thread;
-mod python_hook;
+// The layers, lowest first; a module only imports from its own layer and the ones below
+// (ARCHITECTURE.md; checked by tests/layers.rs).
+mod guards;
+mod interpreters;
+mod raw;
 mod runtime;
-mod shutdown;
-mod stack;
-mod thread_state;
-mod with_gil;
-#[cfg(feature = "pyo3")]
-mod with_pyo3;
-mod without_gil;
+
+mod error;
+pub mod marker;
 
 pub use error::GilError;
-pub use gil_guard::GilGuard;
-pub use interpreter::SubInterpreter;
-pub use interpreter_config::InterpreterConfig;
-pub use interpreter_ref::Interpreter;
-pub use runtime::{initialize, is_attached, is_finalizing, is_initialized};
-pub use shutdown::set_shutdown_timeout;
-pub use thread_state::{AttachGuard, ThreadStateHandle};
-pub use with_gil::{WithGil, try_with_gil, with_gil};
+pub use guards::attached::is_attached;
+pub use guards::gil_guard::GilGuard;
+pub use guards::start::initialize;
+pub use guards::with_gil::{WithGil, try_with_gil, with_gil};
 #[cfg(feature = "pyo3")]
-pub use with_pyo3::{try_with_python, with_python};
-pub use without_gil::{WithoutGil, try_without_gil, without_gil};
+pub use guards::with_pyo3::{try_with_python, with_python};
+pub use guards::without_gil::{WithoutGil, try_without_gil, without_gil};
+pub use interpreters::attach_guard::AttachGuard;
+pub use interpreters::interpreter::Interpreter;
+pub use interpreters::interpreter_config::InterpreterConfig;
+pub use interpreters::sub_interpreter::SubInterpreter;
+pub use interpreters::thread_state::ThreadStateHandle;
+pub use runtime::shutdown::set_shutdown_timeout;
+pub use runtime::{is_finalizing, is_initialized};
 
 /// The examples of `README.md`, compiled and run with the doctests.
 #[cfg(doctest)]

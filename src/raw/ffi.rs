@@ -6,6 +6,8 @@
 //! Everything here that takes no pointer is callable at any time, from any thread, whether
 //! or not Python is initialized, and so is exposed as a safe function.
 
+#![allow(unsafe_code, reason = "the C layer: every wrapper calls C")]
+
 use pyo3_ffi::{PyInterpreterState, PyThreadState};
 
 #[cfg(not(Py_3_13))]

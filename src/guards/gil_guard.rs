@@ -1,11 +1,12 @@
 //! [`GilGuard`]: a stack of acquire and release frames owned by one value.
 
-use core::marker::PhantomData;
+#![allow(unsafe_code, reason = "`GilGuard::release` is `unsafe`")]
 
 use crate::error::GilError;
-use crate::marker::ThreadBound;
-use crate::stack::{self, NO_FRAME};
-use crate::{ffi, with_gil, without_gil};
+use crate::guards::stack::{self, NO_FRAME};
+use crate::guards::{with_gil, without_gil};
+use crate::marker::CPythonThreadState;
+use crate::raw::ffi;
 
 /// A guard that can acquire, release and restore repeatedly, and undoes everything it did
 /// when dropped.
@@ -47,7 +48,7 @@ use crate::{ffi, with_gil, without_gil};
 pub struct GilGuard {
     /// Index of the most recent frame this guard pushed; [`NO_FRAME`] when it has none.
     top: u32,
-    _thread: ThreadBound,
+    _thread: CPythonThreadState,
 }
 
 static_assertions::assert_not_impl_any!(GilGuard: Send, Sync);
@@ -65,7 +66,7 @@ impl GilGuard {
     pub const fn new() -> GilGuard {
         GilGuard {
             top: NO_FRAME,
-            _thread: PhantomData,
+            _thread: CPythonThreadState::NEW,
         }
     }
 

@@ -1,14 +1,18 @@
 //! [`WithGil`] and [`with_gil`]: attach this thread to the main interpreter.
 
-use core::marker::PhantomData;
+#![allow(unsafe_code, reason = "attaches the thread to the main interpreter")]
+
 use core::ptr;
 
 use pyo3_ffi::PyThreadState;
 
 use crate::error::GilError;
-use crate::marker::ThreadBound;
-use crate::stack::{self, Entry, Frame, NO_FRAME};
-use crate::{ffi, native_thread, runtime};
+use crate::guards::stack::{self, Entry, Frame, NO_FRAME};
+use crate::guards::{attached, start};
+use crate::marker::CPythonThreadState;
+use crate::raw::ffi;
+use crate::runtime::native_thread::NewState;
+use crate::runtime::{self, native_thread};
 
 /// Holds the GIL of the main interpreter, on any thread, until dropped.
 ///
@@ -73,7 +77,7 @@ use crate::{ffi, native_thread, runtime};
 #[derive(Debug)]
 pub struct WithGil {
     pub(crate) frame: u32,
-    _thread: ThreadBound,
+    _thread: CPythonThreadState,
 }
 
 static_assertions::assert_not_impl_any!(WithGil: Send, Sync);
@@ -131,7 +135,7 @@ impl WithGil {
     pub fn try_acquire() -> Result<WithGil, GilError> {
         Ok(WithGil {
             frame: enter(false, NO_FRAME)?,
-            _thread: PhantomData,
+            _thread: CPythonThreadState::NEW,
         })
     }
 }
@@ -273,7 +277,7 @@ fn enter_slow(suspend: bool, below_in_guard: u32) -> Result<u32, GilError> {
         // SAFETY: detached.
         return unsafe { enter_detached(below_in_guard) };
     }
-    let current = runtime::attached_thread_state();
+    let current = attached::attached_thread_state();
     if current.is_null() {
         // Another thread holds the GIL (before 3.12); this one is detached.
         // SAFETY: detached.
@@ -281,7 +285,7 @@ fn enter_slow(suspend: bool, below_in_guard: u32) -> Result<u32, GilError> {
     }
     // SAFETY: a thread state attached to this thread is live.
     if unsafe { ffi::is_main_interpreter_state(current) } {
-        let owned = runtime::owns(current);
+        let owned = attached::owns(current);
         // SAFETY: `current` is attached to this thread.
         return Ok(unsafe {
             push(
@@ -391,7 +395,12 @@ unsafe fn attach_other() -> Result<Attached, GilError> {
     }
     // SAFETY: initialized, not finalizing, detached; `gilstate` is null, a
     // sub-interpreter's (`PyGILState_Ensure` would attach *that* interpreter) or stale.
-    let (entry, tstate) = unsafe { native_thread::attach_new(gilstate) }?;
+    let (state, tstate) = unsafe { native_thread::attach_new(gilstate, start::install_hooks) }?;
+    let entry = match state {
+        NewState::Kept => Entry::Kept,
+        NewState::Ensured => Entry::Ensured,
+        NewState::Deleting => Entry::Deleting,
+    };
     Ok((entry, tstate, true))
 }
 

@@ -15,6 +15,8 @@
 //! system than Linux, an old kernel, valgrind, a seccomp filter), both sides keep using
 //! sequentially consistent atomics.
 
+#![allow(unsafe_code, reason = "calls `membarrier`")]
+
 use core::sync::atomic::{AtomicBool, Ordering, compiler_fence, fence};
 
 /// Whether this process registered for `MEMBARRIER_CMD_PRIVATE_EXPEDITED`.

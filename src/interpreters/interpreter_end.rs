@@ -12,6 +12,11 @@
 //!
 //! [`SubInterpreter::end`]: crate::SubInterpreter::end
 
+#![allow(
+    unsafe_code,
+    reason = "ends sub-interpreters and deletes their thread states"
+)]
+
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -19,8 +24,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use pyo3_ffi::{PyInterpreterState, PyThreadState};
 
 use crate::error::GilError;
-use crate::stack::{self, Entry, Frame};
-use crate::{ffi, runtime};
+use crate::guards::stack::{self, Entry, Frame};
+use crate::raw::epoch::epoch;
+use crate::raw::ffi;
 
 const LIVE: u8 = 0;
 const ENDING: u8 = 1;
@@ -73,6 +79,8 @@ impl Record {
         main_thread_ident: core::ffi::c_ulong,
         epoch: u64,
     ) -> Arc<Record> {
+        // Before the shutdown can find the record.
+        super::register_upcalls();
         let record = Arc::new(Record {
             interp,
             first,
@@ -91,7 +99,7 @@ impl Record {
     /// Whether the interpreter is alive and may be used: not ended (or being ended), and its
     /// runtime not finalized.
     pub(crate) fn is_usable(&self) -> bool {
-        self.state.load(Ordering::Acquire) == LIVE && self.epoch == runtime::epoch()
+        self.state.load(Ordering::Acquire) == LIVE && self.epoch == epoch()
     }
 
     /// Ends the interpreter from this thread, attached to the main interpreter (and again on
@@ -260,7 +268,7 @@ pub(crate) fn handle_state_deleted(tstate: *mut PyThreadState) {
 /// thread uses one of its thread states, or when it runs Python threads this crate does not
 /// know of.
 pub(crate) fn end_all_at_shutdown(drained: bool) {
-    let epoch = runtime::epoch();
+    let epoch = epoch();
     let alive: Vec<Arc<Record>> = LIVE_INTERPRETERS
         .lock()
         .unwrap_or_else(PoisonError::into_inner)

@@ -1,5 +1,7 @@
 //! [`SubInterpreter`]: create, share between threads, and end a sub-interpreter.
 
+#![allow(unsafe_code, reason = "creates sub-interpreters")]
+
 use core::ptr::NonNull;
 use core::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -7,11 +9,14 @@ use std::sync::Arc;
 use pyo3_ffi::PyThreadState;
 
 use crate::error::GilError;
-use crate::interpreter_config::InterpreterConfig;
-use crate::interpreter_end::Record;
-use crate::interpreter_ref::Interpreter;
-use crate::thread_state::ThreadStateHandle;
-use crate::{ffi, runtime, with_gil};
+use crate::guards::{start, with_gil};
+use crate::interpreters::interpreter::Interpreter;
+use crate::interpreters::interpreter_config::InterpreterConfig;
+use crate::interpreters::interpreter_end::Record;
+use crate::interpreters::thread_state::ThreadStateHandle;
+use crate::raw::epoch::epoch;
+use crate::raw::ffi;
+use crate::runtime;
 
 /// A sub-interpreter: its own modules, globals and `sys` state inside this process, and on
 /// CPython 3.12+ optionally its own GIL (PEP 684), so that Python code runs in parallel
@@ -276,7 +281,7 @@ fn create(config: &InterpreterConfig) -> Result<SubInterpreter, GilError> {
     // no shutdown will end (3.11 aborts with `new_interpreter: Py_Initialize must be called
     // first`; 3.12+ fail with a less helpful message).
     runtime::check_can_attach()?;
-    let epoch = runtime::epoch();
+    let epoch = epoch();
     if !runtime::watch_finalization(epoch) {
         return Err(GilError::Unsupported(
             "no Py_AtExit slot left to watch finalization",
@@ -285,7 +290,7 @@ fn create(config: &InterpreterConfig) -> Result<SubInterpreter, GilError> {
     // In a runtime the host started, the shutdown callback that ends this interpreter may not
     // be registered yet.
     // SAFETY: attached to the main interpreter (the caller).
-    unsafe { runtime::install_hooks() };
+    unsafe { start::install_hooks() };
     let main_tstate = ffi::current_thread_state();
     let first = new_interpreter(config)?;
     import_threading();

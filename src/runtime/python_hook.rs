@@ -1,29 +1,33 @@
 //! Rust functions registered with Python-level hooks (`atexit.register`,
 //! `os.register_at_fork`), once per runtime.
 
+#![allow(
+    unsafe_code,
+    reason = "registers Rust functions with Python-level hooks through the C API"
+)]
+
 use core::ffi::CStr;
 use core::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use pyo3_ffi::{PyCFunction, PyMethodDef, PyMethodDefPointer, PyObject};
 
-/// No epoch: never registered.
-const NONE: u64 = u64::MAX;
+use crate::raw::epoch::{NO_EPOCH, epoch};
 
-/// A hook that is registered at most once per [runtime epoch](crate::runtime::epoch).
+/// A hook that is registered at most once per [runtime epoch](crate::raw::epoch).
 pub(crate) struct PythonHook {
     /// The epoch whose runtime has the hook registered.
     registered: AtomicU64,
     /// The epoch in which a thread has taken on registering the hook (until it succeeds, or
-    /// gives up and sets it back to `NONE`).
+    /// gives up and sets it back to `NO_EPOCH`).
     claimed: AtomicU64,
 }
 
 impl PythonHook {
     pub(crate) const fn new() -> PythonHook {
         PythonHook {
-            registered: AtomicU64::new(NONE),
-            claimed: AtomicU64::new(NONE),
+            registered: AtomicU64::new(NO_EPOCH),
+            claimed: AtomicU64::new(NO_EPOCH),
         }
     }
 
@@ -56,7 +60,7 @@ impl PythonHook {
         keyword: Option<&CStr>,
         definition: *mut PyMethodDef,
     ) {
-        let epoch = crate::runtime::epoch();
+        let epoch = epoch();
         loop {
             if self.is_registered(epoch) {
                 return;
@@ -76,7 +80,7 @@ impl PythonHook {
         // runtime can be made anywhere): set aside for the calls below, which must start
         // without one.
         // SAFETY: attached (caller); put back below.
-        let caller_error = unsafe { crate::ffi::take_error() };
+        let caller_error = unsafe { crate::raw::ffi::take_error() };
         // SAFETY: attached to the main interpreter (caller); `definition` outlives the
         // function object (static); every new reference is released; a failure's exception
         // is reported as unraisable (which clears it).
@@ -123,11 +127,11 @@ impl PythonHook {
             ok
         };
         // SAFETY: attached; what `take_error` took above.
-        unsafe { crate::ffi::restore_error(caller_error) };
+        unsafe { crate::raw::ffi::restore_error(caller_error) };
         if registered {
             self.registered.store(epoch, Ordering::Release);
         } else {
-            self.claimed.store(NONE, Ordering::Release); // another caller may try again
+            self.claimed.store(NO_EPOCH, Ordering::Release); // another caller may try again
         }
     }
 }
