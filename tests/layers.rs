@@ -262,7 +262,10 @@ fn the_checker_sees_upward_imports() {
     assert_eq!(check("use crate::sync::GilOnceLock;").len(), 1);
     assert!(check("use crate::raw::ffi;\nuse crate::runtime::shutdown;").is_empty());
     assert!(check("use crate::error::GilError;").is_empty());
-    assert!(check("/// [`x`](crate::guards::stack)\n// crate::with_gil\n/* crate::guards */").is_empty());
+    assert!(
+        check("/// [`x`](crate::guards::stack)\n// crate::with_gil\n/* crate::guards */")
+            .is_empty()
+    );
     assert!(check("let s = \"// not a comment\"; use crate::raw::ffi;").is_empty());
     let base = upward_imports("error.rs", "error", -1, "use crate::raw::ffi;", &exports);
     assert_eq!(base.len(), 1);

@@ -254,6 +254,7 @@ fn leave_slow(below_in_guard: u32) -> Result<u32, GilError> {
     let owned = attached::owns(attached);
     // SAFETY: `attached` is attached to this thread. `Entry::Released` pairs this with
     // `PyEval_RestoreThread` of the returned state.
+    // C preconditions: raw::ffi, PyEval_SaveThread.
     let tstate = unsafe { pyo3_ffi::PyEval_SaveThread() };
     Ok(stack::push(Frame::released(tstate, owned, below_in_guard)))
 }

@@ -112,6 +112,7 @@ impl Interpreter {
             return Err(GilError::NotAttached);
         }
         // SAFETY: a thread state attached to this thread is live, and so its interpreter.
+        // C preconditions: raw::ffi, PyThreadState_GetInterpreter, PyInterpreterState_GetID.
         let (interp, id) = unsafe {
             let interp = pyo3_ffi::PyThreadState_GetInterpreter(tstate);
             (interp, pyo3_ffi::PyInterpreterState_GetID(interp))

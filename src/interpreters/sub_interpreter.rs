@@ -299,6 +299,8 @@ fn create(config: &InterpreterConfig) -> Result<SubInterpreter, GilError> {
     // interpreter's GIL) and kept for the interpreter's life; re-attaching the main thread
     // state also makes it this thread's `PyGILState` state again on 3.12+, so `first` is
     // bound to no thread.
+    // C preconditions: raw::ffi, PyThreadState_GetInterpreter, PyInterpreterState_GetID,
+    //     PyEval_SaveThread, PyEval_RestoreThread.
     let (interp, id) = unsafe {
         let interp = pyo3_ffi::PyThreadState_GetInterpreter(first);
         let id = pyo3_ffi::PyInterpreterState_GetID(interp);
@@ -310,6 +312,7 @@ fn create(config: &InterpreterConfig) -> Result<SubInterpreter, GilError> {
         NonNull::new(interp).expect("a new interpreter"),
         NonNull::new(first).expect("checked by new_interpreter"),
         // SAFETY: reads the calling thread's identifier.
+        // C preconditions: raw::ffi, PyThread_get_thread_ident.
         unsafe { pyo3_ffi::PyThread_get_thread_ident() },
         epoch,
     );
@@ -328,8 +331,10 @@ fn new_interpreter(config: &InterpreterConfig) -> Result<*mut PyThreadState, Gil
         let ffi_config = config.to_ffi();
         let mut tstate = core::ptr::null_mut();
         // SAFETY: attached to the main interpreter; `ffi_config` passed `check()`.
+        // C preconditions: raw::ffi, Py_NewInterpreterFromConfig.
         let status = unsafe { pyo3_ffi::Py_NewInterpreterFromConfig(&mut tstate, &ffi_config) };
         // SAFETY: `PyStatus_Exception` only inspects the value.
+        // C preconditions: raw::ffi, PyStatus_Exception.
         if unsafe { pyo3_ffi::PyStatus_Exception(status) } != 0 || tstate.is_null() {
             return Err(GilError::CreationFailed(ffi::status_message(&status)));
         }
@@ -339,6 +344,7 @@ fn new_interpreter(config: &InterpreterConfig) -> Result<*mut PyThreadState, Gil
     {
         debug_assert!(config.is_legacy(), "checked by the caller");
         // SAFETY: attached to the main interpreter, as required before 3.12.
+        // C preconditions: raw::ffi, Py_NewInterpreter.
         let tstate = unsafe { pyo3_ffi::Py_NewInterpreter() };
         if tstate.is_null() {
             return Err(GilError::CreationFailed("Py_NewInterpreter failed".into()));
@@ -356,6 +362,7 @@ fn new_interpreter(config: &InterpreterConfig) -> Result<*mut PyThreadState, Gil
 fn import_threading() {
     // SAFETY: attached to the new interpreter; the module reference is released, and a
     // failure is reported as unraisable rather than left pending.
+    // C preconditions: raw::ffi, PyImport_ImportModule, PyErr_WriteUnraisable, Py_DECREF.
     unsafe {
         let threading = pyo3_ffi::PyImport_ImportModule(c"threading".as_ptr());
         if threading.is_null() {

@@ -129,6 +129,7 @@ impl<'i> ThreadStateHandle<'i> {
         let key = interpreter.as_ptr() as usize;
         // SAFETY: the interpreter is alive (caller, and not ended at shutdown: the count
         // above); creating a thread state needs no GIL and binds it to this thread.
+        // C preconditions: raw::ffi, PyThreadState_New.
         let tstate = unsafe { pyo3_ffi::PyThreadState_New(interpreter.as_ptr()) };
         let Some(tstate) = NonNull::new(tstate) else {
             unclaim(key);
@@ -326,6 +327,7 @@ impl<'i> ThreadStateHandle<'i> {
         // SAFETY: detached (caller); `tstate` is this thread's live state of a live
         // interpreter (`check_usable` or `admit_handle_if_open`, by the caller). `Entry::Kept`
         // undoes this by detaching it and uncounting the attach.
+        // C preconditions: raw::ffi, PyEval_RestoreThread.
         unsafe { pyo3_ffi::PyEval_RestoreThread(tstate) };
         stack::push(Frame::new(Entry::Kept, tstate, false, true))
     }
@@ -354,10 +356,12 @@ impl<'i> ThreadStateHandle<'i> {
         if !current.is_null() {
             // SAFETY: `current` is attached to this thread; re-attached when the frame is
             // undone (`Frame::suspended`).
+            // C preconditions: raw::ffi, PyEval_SaveThread.
             frame.suspended = unsafe { pyo3_ffi::PyEval_SaveThread() };
         }
         // SAFETY: detached now; `tstate` is this thread's live state of a live interpreter.
         // `Entry::Kept` undoes this by detaching it and uncounting the attach.
+        // C preconditions: raw::ffi, PyEval_RestoreThread.
         unsafe { pyo3_ffi::PyEval_RestoreThread(tstate) };
         Ok(stack::push(frame))
     }
@@ -401,6 +405,7 @@ impl Drop for ThreadStateHandle<'_> {
         let mut frame = Frame::new(Entry::Deleting, tstate, false, true);
         // SAFETY: `tstate` is this thread's, detached (no frame uses it), and its interpreter
         // is alive. Whatever is attached is suspended and re-attached after the deletion.
+        // C preconditions: raw::ffi, PyEval_SaveThread, PyEval_RestoreThread.
         unsafe {
             if !previous.is_null() {
                 frame.suspended = pyo3_ffi::PyEval_SaveThread();

@@ -174,6 +174,7 @@ pub(crate) unsafe fn attach_new(
     // `PyGILState_Ensure` creates one in the main interpreter, binds it and attaches it.
     // Otherwise `PyGILState_Ensure` would attach the sub-interpreter's, so a state is made
     // directly; creating one needs no GIL.
+    // C preconditions: raw::ffi, PyGILState_Ensure, PyThreadState_New, PyEval_RestoreThread.
     let (tstate, ensured) = unsafe {
         if gilstate.is_null() {
             // Returns `UNLOCKED`: the thread was detached.
@@ -248,6 +249,8 @@ impl Drop for DeleteOnExit {
             // state, made by `attach_new` (same epoch, runtime up, no frame and no
             // attachment on this thread). It is attached, cleared and deleted, which also
             // unbinds it from `PyGILState` if it is bound.
+            // C preconditions: raw::ffi, PyEval_RestoreThread, PyThreadState_Clear,
+            //     PyThreadState_DeleteCurrent.
             unsafe {
                 pyo3_ffi::PyEval_RestoreThread(tstate);
                 pyo3_ffi::PyThreadState_Clear(tstate);

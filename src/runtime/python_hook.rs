@@ -70,6 +70,7 @@ impl PythonHook {
             }
             // SAFETY: attached (caller): detaches for the wait, and re-attaches the same
             // thread state right after; nothing of this thread runs in between.
+            // C preconditions: raw::ffi, PyEval_SaveThread, PyEval_RestoreThread.
             unsafe {
                 let tstate = pyo3_ffi::PyEval_SaveThread();
                 std::thread::sleep(Duration::from_millis(1));
@@ -84,6 +85,9 @@ impl PythonHook {
         // SAFETY: attached to the main interpreter (caller); `definition` outlives the
         // function object (static); every new reference is released; a failure's exception
         // is reported as unraisable (which clears it).
+        // C preconditions: raw::ffi, PyImport_ImportModule, PyCFunction_NewEx,
+        //     PyObject_GetAttrString, PyTuple_Pack, PyTuple_New, PyDict_New, PyDict_SetItemString,
+        //     PyObject_Call, PyErr_WriteUnraisable, Py_XDECREF.
         let registered = unsafe {
             let module = pyo3_ffi::PyImport_ImportModule(module.as_ptr());
             let callback = pyo3_ffi::PyCFunction_NewEx(
@@ -160,6 +164,7 @@ pub(crate) const fn no_args_method(
 pub(crate) unsafe fn none() -> *mut PyObject {
     // SAFETY: attached (caller); `Py_None` is immortal or reference-counted, either way
     // the increment makes the returned reference new.
+    // C preconditions: raw::ffi, Py_None, Py_INCREF.
     unsafe {
         let none = pyo3_ffi::Py_None();
         pyo3_ffi::Py_INCREF(none);

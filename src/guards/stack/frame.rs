@@ -211,6 +211,7 @@ impl Frame {
     pub(crate) fn undo_in_place(&self) {
         if self.entry == Entry::Deleting && self.is_current(ffi::current_thread_state()) {
             // SAFETY: `self.tstate` is attached (just confirmed); clearing needs exactly that.
+            // C preconditions: raw::ffi, PyThreadState_Clear.
             unsafe { pyo3_ffi::PyThreadState_Clear(self.tstate) };
         }
     }
@@ -243,9 +244,8 @@ impl Frame {
                 if in_scope || crate::guards::attached::attached_thread_state().is_null() {
                     // SAFETY: the thread is detached (the frame's scope, or checked);
                     // `self.tstate` is what `PyEval_SaveThread` returned in this runtime (the
-                    // epoch, checked above) and the frame's scope keeps it alive: the code
-                    // that attached it waits below the guard (a closure form, or an `unsafe`
-                    // guard's contract).
+                    // epoch, checked above), alive and this thread's by the scope rule.
+                    // C preconditions: raw::ffi, PyEval_RestoreThread.
                     unsafe { pyo3_ffi::PyEval_RestoreThread(self.tstate) };
                 }
             }
@@ -274,6 +274,7 @@ impl Frame {
                     // SAFETY: `tstate`, which `PyGILState_Ensure` created and bound to this
                     // thread with a counter of 1 (returning `UNLOCKED`), is attached: releasing
                     // clears and deletes it.
+                    // C preconditions: raw::ffi, PyGILState_Release.
                     unsafe { pyo3_ffi::PyGILState_Release(PyGILState_STATE::PyGILState_UNLOCKED) };
                 }
             }
@@ -282,6 +283,7 @@ impl Frame {
                     // SAFETY: `self.tstate` is attached (confirmed), and `undo_in_place`
                     // cleared it: what `PyThreadState_DeleteCurrent` requires. It also
                     // detaches the thread.
+                    // C preconditions: raw::ffi, PyThreadState_DeleteCurrent.
                     unsafe { pyo3_ffi::PyThreadState_DeleteCurrent() };
                 }
             }
@@ -298,7 +300,8 @@ impl Frame {
         if crate::guards::attached::attached_thread_state().is_null() {
             // SAFETY: the frame's own change was undone and the thread is detached
             // (checked); `suspended` came from the `PyEval_SaveThread` made before the frame,
-            // and the code that attached it waits below the frame's scope.
+            // alive and this thread's by the scope rule.
+            // C preconditions: raw::ffi, PyEval_RestoreThread.
             unsafe { pyo3_ffi::PyEval_RestoreThread(self.suspended) };
         }
     }
@@ -309,8 +312,9 @@ impl Frame {
     fn detach(&self) {
         let (owned, stamp) = (self.owned, self.stamp);
         // SAFETY: a thread state this frame attached on this thread is this thread's to
-        // detach; the frame is being undone, so nothing re-attaches it on its behalf. Before
-        // 3.12, one the crate owns is this thread's, and `same_foreign` checks any other.
+        // detach; the frame is being undone, so no newer frame holds a change (the stack
+        // invariant) and nothing re-attaches it on its behalf. Before 3.12, one the crate
+        // owns is this thread's, and `same_foreign` checks any other.
         unsafe {
             ffi::detach_if_current(self.tstate, |current| owned || same_foreign(current, stamp));
         }

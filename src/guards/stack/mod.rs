@@ -15,7 +15,14 @@
 //! other code on the thread (CPython's `threading`, a C library's `PyGILState_Ensure`,
 //! `pyo3`) attaches, detaches and deletes thread states too. So a frame's pointer is only
 //! passed back to CPython after CPython confirms it ([`Frame::is_current`]), or while the
-//! frame's scope vouches for it ([`Frame::vouches_for`]).
+//! frame's scope vouches for it ([`Frame::vouches_for`]). This is **the scope rule**:
+//!
+//! > a live frame that released or suspended a thread state is inside the code that had it
+//! > attached (a closure form still running, or an `unsafe` guard whose contract keeps it
+//! > there), so that thread state is alive, and this thread's, for as long as the frame is.
+//!
+//! `SAFETY` comments that rely on either cite it by name ("the stack invariant", "the scope
+//! rule"); the C calls' own contracts are stated in `raw::ffi`.
 //!
 //! Closure forms are scopes: when one returns or unwinds, every frame pushed inside it
 //! that still holds a change belongs to a guard that outlived it (leaked, stored in a
@@ -110,10 +117,11 @@ pub(crate) fn push_released(below_in_guard: u32) -> Option<u32> {
         if tstate.is_null() || (cfg!(not(Py_3_12)) && !top.owned) {
             return None;
         }
-        // SAFETY: a thread state CPython confirms is current on this thread is this
-        // thread's to detach (before 3.12: owned by the crate for this thread, checked
-        // above); the frame pushed below pairs it with `PyEval_RestoreThread(tstate)`. No
-        // Python code runs, so nothing touches the stack meanwhile.
+        // SAFETY: the top frame's thread state (the stack invariant), detached only if
+        // CPython confirms it is current on this thread (before 3.12: owned by the crate
+        // for this thread, checked above); the frame pushed below pairs it with
+        // `PyEval_RestoreThread(tstate)`. No Python code runs, so nothing touches the stack
+        // meanwhile.
         if !unsafe { crate::raw::ffi::detach_if_current(tstate, |_| true) } {
             return None;
         }

@@ -102,9 +102,9 @@ fn released_main_thread_state_below() -> Option<(*mut PyThreadState, bool)> {
                     && frame.attached().is_null()
                     && frame.stamp == epoch
             })
-            // SAFETY: a live release frame's scope keeps its thread state alive (see
-            // `Frame::vouches_for`), in this runtime (the epoch, checked above) and until
-            // finalization (checked above).
+            // SAFETY: alive by the scope rule (a live release frame, `Frame::vouches_for`),
+            // in this runtime (the epoch, checked above) and until finalization (checked
+            // above).
             .find(|frame| unsafe { crate::raw::ffi::is_main_interpreter_state(frame.tstate) })
             .map(|frame| (frame.tstate, frame.owned))
     })

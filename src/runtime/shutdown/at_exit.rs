@@ -56,6 +56,7 @@ pub(crate) unsafe fn install() {
         if main_view.0 != epoch {
             // SAFETY: needs no attached thread state; the view is kept for the runtime's
             // life (a view of a finalized runtime is only ever compared, never used).
+            // C preconditions: raw::ffi, PyInterpreterView_FromMain.
             let view = unsafe { crate::raw::ffi::pep788::PyInterpreterView_FromMain() };
             *main_view = (epoch, view as usize);
         }
