@@ -43,6 +43,50 @@
 //! # Ok::<(), gilguard::GilError>(())
 //! ```
 //!
+//! # What is here
+//!
+//! **Attaching and detaching this thread** (main interpreter)
+//! * [`WithGil`]: attaches this thread to the main interpreter until dropped
+//!   ([`WithGil::acquire`], [`WithGil::try_acquire`]); safe to create anywhere.
+//! * [`with_gil`], [`try_with_gil`]: the same for the duration of a closure.
+//! * [`WithoutGil`]: detaches this thread until dropped; creating it is `unsafe`
+//!   ([`WithoutGil::new`]).
+//! * [`without_gil`], [`try_without_gil`]: detach for the duration of a `Send` closure; the
+//!   safe way to release.
+//! * [`GilGuard`]: one value holding a stack of attaches and detaches
+//!   ([`acquire`](GilGuard::acquire), [`release`](GilGuard::release),
+//!   [`restore`](GilGuard::restore)), all undone when it is dropped.
+//! * With the `pyo3` feature: `with_python` and `try_with_python`, closures given a
+//!   `pyo3::Python` token, and `WithGil::python` / `WithGil::try_python`.
+//!
+//! **Sub-interpreters and their thread states**
+//! * [`SubInterpreter`]: creates ([`SubInterpreter::new`], [`SubInterpreter::with_config`]),
+//!   shares between threads and ends ([`SubInterpreter::end`], or on drop) a
+//!   sub-interpreter, with its own GIL where CPython allows it (3.12+).
+//! * [`InterpreterConfig`]: the settings of a new sub-interpreter (`PyInterpreterConfig`).
+//! * [`Interpreter`]: names an interpreter the crate may not own: the main one
+//!   ([`Interpreter::main`]), the current one ([`Interpreter::current`]), or a
+//!   sub-interpreter's.
+//! * [`ThreadStateHandle`]: this thread's thread state in one interpreter, made once
+//!   ([`SubInterpreter::thread_state`], [`ThreadStateHandle::new`]) and attached many times
+//!   ([`ThreadStateHandle::run`]).
+//! * [`AttachGuard`]: keeps a [`ThreadStateHandle`] attached until dropped
+//!   ([`ThreadStateHandle::attach`]).
+//!
+//! **The runtime**
+//! * [`initialize`]: starts the runtime when embedding, and leaves this thread detached.
+//! * [`is_initialized`], [`is_finalizing`]: where the runtime is in its life.
+//! * [`is_attached`]: whether this thread is attached, exact also where `PyGILState_Check`
+//!   is not.
+//! * [`set_shutdown_timeout`]: how long shutdown waits for native threads to drop their
+//!   guards.
+//!
+//! **Errors and markers**
+//! * [`GilError`]: every refused operation, each in place of a CPython abort, hang or
+//!   `pthread_exit`.
+//! * [`marker::CPythonThreadState`]: what makes every guard and handle `!Send` and `!Sync`;
+//!   compiler errors name it.
+//!
 //! # The soundness model
 //!
 //! * **Thread affinity.** Every guard is `!Send` and `!Sync`: CPython requires the undo on
@@ -74,7 +118,8 @@
 //!
 //! The guide in the repository (`docs/guide.md`) explains each rule and the reasons behind
 //! it in more depth; its chapter "Other owners of a thread's state" lists what was checked
-//! against each owner, and the few rules that remain the user's.
+//! against each owner, and the few rules that remain the user's. `ARCHITECTURE.md` shows how
+//! the source is laid out in layers, and why.
 //!
 //! # Supported Pythons
 //!

@@ -43,6 +43,7 @@ use crate::raw::ffi;
 /// assert!(!is_attached());
 /// # Ok::<(), gilguard::GilError>(())
 /// ```
+#[clippy::has_significant_drop]
 #[must_use = "dropping the guard undoes every frame it pushed"]
 #[derive(Debug)]
 pub struct GilGuard {
@@ -93,7 +94,7 @@ impl GilGuard {
     #[inline]
     pub fn acquire(&mut self) {
         if let Err(error) = self.try_acquire() {
-            with_gil::refused("GilGuard::acquire", "GilGuard::try_acquire", error);
+            crate::error::refused("GilGuard::acquire", "GilGuard::try_acquire", error);
         }
     }
 

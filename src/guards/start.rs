@@ -104,7 +104,7 @@ pub fn initialize() -> Result<(), GilError> {
     Ok(())
 }
 
-/// [`watch_finalization`] and [`install_hooks`] for the current runtime, from any thread:
+/// [`runtime::watch_finalization`] and [`install_hooks`] for the current runtime, from any thread:
 /// attaches to the main interpreter for the calls unless it is watched already (whatever
 /// watches a runtime also installs the hooks). In a runtime the host started, nothing else
 /// of this crate may have run yet, and a thread state that outlives this call must become

@@ -6,7 +6,7 @@ use core::ptr;
 
 use pyo3_ffi::PyThreadState;
 
-use crate::error::GilError;
+use crate::error::{GilError, refused};
 use crate::guards::stack::{self, Entry, Frame, NO_FRAME};
 use crate::guards::{attached, start};
 use crate::marker::CPythonThreadState;
@@ -73,6 +73,7 @@ use crate::runtime::{self, native_thread};
 /// .unwrap();
 /// # Ok::<(), gilguard::GilError>(())
 /// ```
+#[clippy::has_significant_drop]
 #[must_use = "the GIL is released as soon as the guard is dropped"]
 #[derive(Debug)]
 pub struct WithGil {
@@ -185,14 +186,6 @@ pub fn with_gil<T>(f: impl FnOnce() -> T) -> T {
         Ok(value) => value,
         Err(error) => refused("with_gil", "try_with_gil", error),
     }
-}
-
-/// The panic of the panicking forms, kept out of line so their fast path stays small.
-#[cold]
-#[inline(never)]
-#[track_caller]
-pub(crate) fn refused(what: &str, instead: &str, error: GilError) -> ! {
-    panic!("{what}: {error} (use {instead} to handle this)")
 }
 
 /// Runs `f` with this thread attached to the main interpreter, or returns why it cannot be.

@@ -16,9 +16,10 @@
 use pyo3::Python;
 
 use crate::error::GilError;
+use crate::error::refused;
 use crate::guards::attached;
 use crate::guards::stack::{self, Entry, Frame};
-use crate::guards::with_gil::{WithGil, refused};
+use crate::guards::with_gil::WithGil;
 use crate::guards::with_gil::{try_with_gil, with_gil};
 use crate::raw::epoch::epoch;
 use crate::raw::ffi;

@@ -40,6 +40,7 @@ use crate::marker::CPythonThreadState;
 /// assert!(is_attached());
 /// # Ok::<(), gilguard::GilError>(())
 /// ```
+#[clippy::has_significant_drop]
 #[must_use = "the GIL is re-acquired as soon as the guard is dropped"]
 #[derive(Debug)]
 pub struct WithoutGil {
@@ -151,7 +152,7 @@ impl Drop for WithoutGil {
 ///
 /// Whatever needs the GIL cannot be captured:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0277
 /// gilguard::with_gil(|| {
 ///     let gil = gilguard::WithGil::acquire();
 ///     gilguard::without_gil(|| drop(&gil)); // `&WithGil` is not `Send`

@@ -5,8 +5,8 @@ use core::marker::PhantomData;
 use crate::guards::stack::{self, Entry};
 use crate::marker::CPythonThreadState;
 
-/// Keeps a [`ThreadStateHandle`](crate::ThreadStateHandle) attached; detaches it (and re-attaches whatever it
-/// suspended) when dropped.
+/// Keeps a [`ThreadStateHandle`](crate::ThreadStateHandle) attached; detaches it (and
+/// re-attaches whatever it suspended) when dropped.
 ///
 /// # Examples
 ///
@@ -20,6 +20,7 @@ use crate::marker::CPythonThreadState;
 /// assert!(!gilguard::is_attached());
 /// # Ok::<(), gilguard::GilError>(())
 /// ```
+#[clippy::has_significant_drop]
 #[must_use = "the thread state is detached as soon as the guard is dropped"]
 #[derive(Debug)]
 pub struct AttachGuard<'h> {

@@ -189,7 +189,7 @@ impl Interpreter {
         self.interp.as_ptr()
     }
 
-    /// The [runtime epoch](runtime::epoch) it was named in.
+    /// The [runtime epoch](crate::raw::epoch) it was named in.
     #[inline(always)]
     pub(crate) fn epoch(&self) -> u64 {
         self.epoch

@@ -228,7 +228,7 @@ impl SubInterpreter {
     ///
     /// Ending while a handle exists does not compile:
     ///
-    /// ```compile_fail
+    /// ```compile_fail,E0502
     /// let mut interpreter = gilguard::SubInterpreter::new().unwrap();
     /// let handle = interpreter.thread_state().unwrap();
     /// interpreter.end().unwrap(); // `interpreter` is borrowed by `handle`

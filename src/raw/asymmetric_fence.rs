@@ -1,4 +1,4 @@
-//! An asymmetric fence for the shutdown gate's handshake (see [`crate::shutdown`]).
+//! An asymmetric fence for the shutdown gate's handshake (see `runtime::shutdown`).
 //!
 //! The gate is Dekker's pattern: a native thread writes its guard count, then reads the
 //! gate; shutdown writes the gate, then reads the counts. Each side needs a store-load

@@ -85,7 +85,7 @@
 //! to the interpreter the objects belong to; references are used as the C API documents
 //! them (new or borrowed); decrementing a count may run arbitrary Python code.
 //!
-//! **PEP 788** (3.15, [`pep788`]): `PyInterpreterView_FromMain()`,
+//! **PEP 788** (3.15, `pep788` below): `PyInterpreterView_FromMain()`,
 //! `PyInterpreterGuard_FromView(view)` and `PyInterpreterGuard_Close(guard)` need no
 //! attached thread state; a view is used only in the runtime it was made in, and a guard is
 //! closed once.
@@ -127,7 +127,7 @@ pub(crate) fn is_finalizing() -> bool {
 /// On 3.12+ this is exactly "the thread state attached to *this* thread" (a thread-local).
 /// On 3.9–3.11 it is the thread state of whichever thread holds the one GIL, so a non-null
 /// answer only means "this thread is attached" when the pointer is known to belong to this
-/// thread; see [`crate::runtime::is_attached`].
+/// thread; see `guards::attached::is_attached`.
 #[inline]
 pub(crate) fn current_thread_state() -> *mut PyThreadState {
     // SAFETY: `PyThreadState_GetUnchecked` (3.13, `_PyThreadState_UncheckedGet` before) only
@@ -148,7 +148,7 @@ pub(crate) fn current_thread_state() -> *mut PyThreadState {
 /// the current thread state may be another thread's: confirm, then save.
 ///
 /// `confirm` is asked only when the pointers match, with the thread state still attached;
-/// it tells a thread state from a later one at the same address ([`Frame`]'s stamp).
+/// it tells a thread state from a later one at the same address (a frame's stamp, `guards::stack::Frame`).
 ///
 /// # Safety
 /// If it is current and confirmed, `expected` is a thread state this thread may detach, and
@@ -156,7 +156,6 @@ pub(crate) fn current_thread_state() -> *mut PyThreadState {
 /// Before 3.12, `confirm` must also establish that `expected` belongs to this thread (the
 /// current thread state is then process-wide) unless the caller knows it does.
 ///
-/// [`Frame`]: crate::stack::Frame
 #[inline]
 pub(crate) unsafe fn detach_if_current(
     expected: *mut PyThreadState,

@@ -293,6 +293,10 @@ fn finish_below_top(index: u32) -> u32 {
             }
         }
         stack.set(index, frame);
+        debug_assert!(
+            stack.finished.get() <= stack.len.get(),
+            "more frames finished than on the stack"
+        );
         Some(frame.below_in_guard)
     });
     debug_assert!(

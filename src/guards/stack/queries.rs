@@ -4,7 +4,7 @@
 
 #![allow(
     unsafe_code,
-    reason = "asks CPython which interpreter a frame's thread state belongs to (C preconditions: raw::ffi)"
+    reason = "asks CPython which interpreter a thread state belongs to (raw::ffi)"
 )]
 
 use core::ptr;
@@ -33,7 +33,7 @@ pub(crate) fn names(tstate: *mut PyThreadState) -> bool {
 }
 
 /// Whether a live frame on this thread's stack vouches that `tstate` exists and is this
-/// thread's ([`Frame::vouches_for`]): what tells this thread's thread states apart before
+/// thread's ([`Frame::vouches_for`](super::Frame::vouches_for)): what tells this thread's thread states apart before
 /// 3.12, where the current one may be another thread's.
 #[cfg(not(Py_3_12))]
 pub(crate) fn vouches_for(tstate: *mut PyThreadState) -> bool {

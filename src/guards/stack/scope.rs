@@ -8,7 +8,7 @@ use super::storage::FRAMES;
 use super::{finish_below_top, finish_fast_or, newest_holding, pop_top, unwind};
 
 /// The frame of a closure form (`with_gil`, `without_gil`, `run`, ...), finished when the
-/// closure returns or unwinds, with the fast path of [`finish_likely`] for a frame of
+/// closure returns or unwinds, with the fast path of [`finish_likely`](super::finish_likely) for a frame of
 /// entry `likely`.
 ///
 /// Frames above it that still hold a change can only come from guards created inside the
@@ -59,6 +59,14 @@ fn end_above(index: u32) {
 /// Python code run by the undo (finalizers, while a thread state is cleared) may push frames
 /// above it and leave some alive: those are ended too, before the frame's own undo.
 pub(super) fn end_frame(index: u32, frame: Frame) {
+    debug_assert!(
+        matches!(frame.life, Life::Live | Life::Finished),
+        "a frame ended while it is being undone"
+    );
+    debug_assert!(
+        frame.entry != Entry::Forgotten,
+        "a frame ended that holds no change"
+    );
     FRAMES.with(|stack| {
         if frame.life == Life::Finished {
             stack.finished.set(stack.finished.get() - 1);

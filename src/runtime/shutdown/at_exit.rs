@@ -113,7 +113,7 @@ unsafe extern "C" fn on_exit(
 
 /// Returns once no native thread (other than `own`, the one running the shutdown) holds a
 /// guard, or when `timeout` has passed; true in the first case. A guard admitted before
-/// the gate closed is seen here (see [`admit`]); one admitted later does not exist.
+/// the gate closed is seen here (see [`admit`](super::admit)); one admitted later does not exist.
 fn wait_for_native_threads(timeout: Duration, own: Option<&'static ThreadGuards>) -> bool {
     let started = Instant::now();
     loop {

@@ -16,7 +16,7 @@
 //!
 //! Every attach of a native thread to the thread state this crate keeps for it (`WithGil`,
 //! `with_gil`, `GilGuard`) is counted before it starts, and a fence between each side's
-//! write and read (asymmetric where the system allows, see [`crate::asymmetric_fence`])
+//! write and read (asymmetric where the system allows, see [`crate::raw::asymmetric_fence`])
 //! makes sure that shutdown either refuses such an attach or waits for it.
 //!
 //! What remains before 3.15 (documented in `docs/reliability.md`): a guard held past the
@@ -146,9 +146,9 @@ pub(crate) fn unregister_thread(guards: &'static ThreadGuards) {
 /// closed, or, where it is not installed, CPython's finalizing flag is set).
 ///
 /// The increment is fenced from the read of the gate, and the closing of the gate from the
-/// reads of the counts in [`on_exit`]: either this read sees the gate closed (the guard is
+/// reads of the counts in [`on_exit`](at_exit): either this read sees the gate closed (the guard is
 /// refused) or shutdown sees the increment (and waits for the guard). The fence is
-/// [asymmetric](crate::asymmetric_fence) where the system allows, so that its cost falls on
+/// [asymmetric](crate::raw::asymmetric_fence) where the system allows, so that its cost falls on
 /// shutdown; elsewhere the increment and the read are sequentially consistent, and so are
 /// the closing and the reads of the counts.
 #[inline]
@@ -230,7 +230,7 @@ pub(crate) fn dismiss(guards: &ThreadGuards) {
 
 /// 3.15+: closes the PEP 788 guard `guards` holds, if any. Whoever swaps it out closes it:
 /// its thread when its last guard is dropped, or, for a thread that cannot drop it any
-/// more, [`on_exit`] after the timeout and [`after_fork`] in the child.
+/// more, [`on_exit`](at_exit) after the timeout and [`after_fork`] in the child.
 #[cfg(Py_3_15)]
 fn close_interpreter_guard(guards: &ThreadGuards) {
     let guard = guards
