@@ -4,7 +4,7 @@
 
 use crate::error::GilError;
 use crate::guards::stack::{self, NO_FRAME};
-use crate::guards::{with_gil, without_gil};
+use crate::guards::{attach_main, without_gil};
 use crate::marker::CPythonThreadState;
 use crate::raw::ffi;
 
@@ -116,7 +116,7 @@ impl GilGuard {
     /// ```
     #[inline]
     pub fn try_acquire(&mut self) -> Result<(), GilError> {
-        self.top = with_gil::enter(false, self.top)?;
+        self.top = attach_main::enter(false, self.top)?;
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 //! layers; registers with the runtime layer what its hooks must tell the frame stack
 //! ([`start::register_upcalls`]).
 
+pub(crate) mod attach_main;
 pub(crate) mod attached;
 pub(crate) mod gil_guard;
 pub(crate) mod stack;
