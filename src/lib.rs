@@ -85,6 +85,8 @@
 //! are only type-checked: no free-threaded interpreter was available to run the tests on,
 //! and what the guards mean there is argued in the guide, not tested.
 #![warn(rustdoc::broken_intra_doc_links)]
+// docs.rs (`--cfg docsrs`, nightly): mark what the `pyo3` feature adds.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod asymmetric_fence;
 mod error;
