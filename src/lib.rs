@@ -84,6 +84,12 @@
 //! `PyInterpreterView`) this crate declares for it. The free-threaded builds (3.14t, 3.15t)
 //! are only type-checked: no free-threaded interpreter was available to run the tests on,
 //! and what the guards mean there is argued in the guide, not tested.
+//!
+//! Not supported: the stable ABI (`abi3`, the limited API) and implementations other than
+//! CPython (PyPy, GraalPy). This crate needs CPython's full C API (thread-state and
+//! interpreter-state functions the limited API lacks), so when an `abi3*` feature of `pyo3`
+//! or `pyo3-ffi` is enabled anywhere in the build, or `pyo3-ffi` is configured for PyPy, its
+//! build script stops the build with one error that says so.
 #![warn(rustdoc::broken_intra_doc_links)]
 // docs.rs (`--cfg docsrs`, nightly): mark what the `pyo3` feature adds.
 #![cfg_attr(docsrs, feature(doc_cfg))]
