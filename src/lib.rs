@@ -96,7 +96,10 @@
 
 mod asymmetric_fence;
 mod error;
-mod ffi;
+// This crate's own version shims over the C API. Its other modules reach them as
+// `crate::ffi::...`, through the `pub(crate)` glob in `ffi` below.
+#[path = "ffi.rs"]
+mod c_api;
 mod fork;
 mod gil_guard;
 mod handle_claims;
@@ -128,6 +131,44 @@ pub use with_gil::{WithGil, try_with_gil, with_gil};
 #[cfg(feature = "pyo3")]
 pub use with_pyo3::{try_with_python, with_python};
 pub use without_gil::{WithoutGil, try_without_gil, without_gil};
+
+pub mod ffi {
+    //! The raw C API: [`pyo3-ffi`](https://docs.rs/pyo3-ffi), re-exported whole.
+    //!
+    //! gilguard depends on `pyo3-ffi` 0.30, and `pyo3-ffi` declares `links = "python"`, so
+    //! a build holds exactly one copy of it. Code that calls the C API between gilguard's
+    //! guards can use this module instead of a dependency line of its own, and so always
+    //! gets the very version gilguard was built with (the one `pyo3` 0.30 also uses, when it
+    //! is in the build).
+    //!
+    //! ```
+    //! use gilguard::{ffi, with_gil};
+    //!
+    //! gilguard::initialize()?; // only when embedding
+    //! let n = with_gil(|| {
+    //!     // SAFETY: this thread is attached (`with_gil`), and `obj` is checked and released.
+    //!     unsafe {
+    //!         let obj = ffi::PyLong_FromLong(42);
+    //!         assert!(!obj.is_null());
+    //!         let n = ffi::PyLong_AsLong(obj);
+    //!         ffi::Py_DecRef(obj);
+    //!         n
+    //!     }
+    //! });
+    //! assert_eq!(n, 42);
+    //! # Ok::<(), gilguard::GilError>(())
+    //! ```
+    //!
+    //! The guards decide when calling into it is allowed: a thread must be attached
+    //! ([`WithGil`](crate::WithGil), [`with_gil`](crate::with_gil),
+    //! [`ThreadStateHandle::attach`](crate::ThreadStateHandle::attach)) for almost every
+    //! function here.
+
+    #[doc(no_inline)]
+    pub use pyo3_ffi::*;
+
+    pub(crate) use crate::c_api::*;
+}
 
 /// The examples of `README.md`, compiled and run with the doctests.
 #[cfg(doctest)]
