@@ -72,7 +72,7 @@
 //!   sub-interpreter still alive at exit, ...) is checked first and returned as a
 //!   [`GilError`], or handled.
 //!
-//! The guide in the repository (`docs/guide.md`) explains each rule and the reasons behind
+//! The [guide] ([`guide::rules`]) explains each rule and the reasons behind
 //! it in more depth; its chapter "Other owners of a thread's state" lists what was checked
 //! against each owner, and the few rules that remain the user's.
 //!
@@ -83,7 +83,7 @@
 //! 3.14 and 3.15, the last with the PEP 788 code (`PyInterpreterGuard`,
 //! `PyInterpreterView`) this crate declares for it. The free-threaded builds (3.14t, 3.15t)
 //! are only type-checked: no free-threaded interpreter was available to run the tests on,
-//! and what the guards mean there is argued in the guide, not tested.
+//! and what the guards mean there is argued in the guide ([`guide::rules`], §7), not tested.
 //!
 //! Not supported: the stable ABI (`abi3`, the limited API) and implementations other than
 //! CPython (PyPy, GraalPy). This crate needs CPython's full C API (thread-state and
@@ -168,6 +168,31 @@ pub mod ffi {
     pub use pyo3_ffi::*;
 
     pub(crate) use crate::c_api::*;
+}
+
+pub mod guide {
+    //! The guide: the rules this crate enforces, the model behind its guards, and the
+    //! decisions that are not obvious from the API.
+    //!
+    //! Its chapters are the files of `docs/` in the package, included here whole, so that
+    //! every Rust example in them is compiled and run with the doctests:
+    //!
+    //! * [`rules`]: the GIL rules in Rust terms; the soundness model (thread affinity, why
+    //!   releasing by RAII is `unsafe`, the per-thread frame stack); threads Python did not
+    //!   create; sub-interpreters and `PyGILState`; embedding; other owners of a thread's
+    //!   state (`threading`, C libraries, `pyo3`); free-threaded builds.
+    //! * [`subinterpreters`]: sub-interpreters from many OS threads, their thread states,
+    //!   and their own GIL on CPython 3.12+.
+    //! * [`reliability`]: what each misuse returns, shutdown, fork, and how it is tested.
+
+    #[doc = include_str!("../docs/guide.md")]
+    pub mod rules {}
+
+    #[doc = include_str!("../docs/subinterpreters.md")]
+    pub mod subinterpreters {}
+
+    #[doc = include_str!("../docs/reliability.md")]
+    pub mod reliability {}
 }
 
 /// The examples of `README.md`, compiled and run with the doctests.
