@@ -72,7 +72,7 @@
 //!   sub-interpreter still alive at exit, ...) is checked first and returned as a
 //!   [`GilError`], or handled.
 //!
-//! The guide in the repository (`docs/guide.md`) explains each rule and the reasons behind
+//! The [guide] ([`guide::rules`]) explains each rule and the reasons behind
 //! it in more depth; its chapter "Other owners of a thread's state" lists what was checked
 //! against each owner, and the few rules that remain the user's.
 //!
@@ -83,12 +83,23 @@
 //! 3.14 and 3.15, the last with the PEP 788 code (`PyInterpreterGuard`,
 //! `PyInterpreterView`) this crate declares for it. The free-threaded builds (3.14t, 3.15t)
 //! are only type-checked: no free-threaded interpreter was available to run the tests on,
-//! and what the guards mean there is argued in the guide, not tested.
+//! and what the guards mean there is argued in the guide ([`guide::rules`], §7), not tested.
+//!
+//! Not supported: the stable ABI (`abi3`, the limited API) and implementations other than
+//! CPython (PyPy, GraalPy). This crate needs CPython's full C API (thread-state and
+//! interpreter-state functions the limited API lacks), so when an `abi3*` feature of `pyo3`
+//! or `pyo3-ffi` is enabled anywhere in the build, or `pyo3-ffi` is configured for PyPy, its
+//! build script stops the build with one error that says so.
 #![warn(rustdoc::broken_intra_doc_links)]
+// docs.rs (`--cfg docsrs`, nightly): mark what the `pyo3` feature adds.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod asymmetric_fence;
 mod error;
-mod ffi;
+// This crate's own version shims over the C API. Its other modules reach them as
+// `crate::ffi::...`, through the `pub(crate)` glob in `ffi` below.
+#[path = "ffi.rs"]
+mod c_api;
 mod fork;
 mod gil_guard;
 mod handle_claims;
@@ -120,6 +131,69 @@ pub use with_gil::{WithGil, try_with_gil, with_gil};
 #[cfg(feature = "pyo3")]
 pub use with_pyo3::{try_with_python, with_python};
 pub use without_gil::{WithoutGil, try_without_gil, without_gil};
+
+pub mod ffi {
+    //! The raw C API: [`pyo3-ffi`](https://docs.rs/pyo3-ffi), re-exported whole.
+    //!
+    //! gilguard depends on `pyo3-ffi` 0.30, and `pyo3-ffi` declares `links = "python"`, so
+    //! a build holds exactly one copy of it. Code that calls the C API between gilguard's
+    //! guards can use this module instead of a dependency line of its own, and so always
+    //! gets the very version gilguard was built with (the one `pyo3` 0.30 also uses, when it
+    //! is in the build).
+    //!
+    //! ```
+    //! use gilguard::{ffi, with_gil};
+    //!
+    //! gilguard::initialize()?; // only when embedding
+    //! let n = with_gil(|| {
+    //!     // SAFETY: this thread is attached (`with_gil`), and `obj` is checked and released.
+    //!     unsafe {
+    //!         let obj = ffi::PyLong_FromLong(42);
+    //!         assert!(!obj.is_null());
+    //!         let n = ffi::PyLong_AsLong(obj);
+    //!         ffi::Py_DecRef(obj);
+    //!         n
+    //!     }
+    //! });
+    //! assert_eq!(n, 42);
+    //! # Ok::<(), gilguard::GilError>(())
+    //! ```
+    //!
+    //! The guards decide when calling into it is allowed: a thread must be attached
+    //! ([`WithGil`](crate::WithGil), [`with_gil`](crate::with_gil),
+    //! [`ThreadStateHandle::attach`](crate::ThreadStateHandle::attach)) for almost every
+    //! function here.
+
+    #[doc(no_inline)]
+    pub use pyo3_ffi::*;
+
+    pub(crate) use crate::c_api::*;
+}
+
+pub mod guide {
+    //! The guide: the rules this crate enforces, the model behind its guards, and the
+    //! decisions that are not obvious from the API.
+    //!
+    //! Its chapters are the files of `docs/` in the package, included here whole, so that
+    //! every Rust example in them is compiled and run with the doctests:
+    //!
+    //! * [`rules`]: the GIL rules in Rust terms; the soundness model (thread affinity, why
+    //!   releasing by RAII is `unsafe`, the per-thread frame stack); threads Python did not
+    //!   create; sub-interpreters and `PyGILState`; embedding; other owners of a thread's
+    //!   state (`threading`, C libraries, `pyo3`); free-threaded builds.
+    //! * [`subinterpreters`]: sub-interpreters from many OS threads, their thread states,
+    //!   and their own GIL on CPython 3.12+.
+    //! * [`reliability`]: what each misuse returns, shutdown, fork, and how it is tested.
+
+    #[doc = include_str!("../docs/guide.md")]
+    pub mod rules {}
+
+    #[doc = include_str!("../docs/subinterpreters.md")]
+    pub mod subinterpreters {}
+
+    #[doc = include_str!("../docs/reliability.md")]
+    pub mod reliability {}
+}
 
 /// The examples of `README.md`, compiled and run with the doctests.
 #[cfg(doctest)]
