@@ -81,11 +81,15 @@
 //! * [`set_shutdown_timeout`]: how long shutdown waits for native threads to drop their
 //!   guards.
 //!
-//! **Errors and markers**
+//! **Errors, markers, the C API and the guide**
 //! * [`GilError`]: every refused operation, each in place of a CPython abort, hang or
 //!   `pthread_exit`.
 //! * [`marker::CPythonThreadState`]: what makes every guard and handle `!Send` and `!Sync`;
 //!   compiler errors name it.
+//! * [`ffi`]: `pyo3-ffi` re-exported whole, the one copy of the build, for the C calls made
+//!   between the guards.
+//! * [`guide`]: the guide's chapters ([`guide::rules`], [`guide::subinterpreters`],
+//!   [`guide::reliability`]), whose examples run as doctests.
 //!
 //! # The soundness model
 //!
@@ -116,7 +120,7 @@
 //!   sub-interpreter still alive at exit, ...) is checked first and returned as a
 //!   [`GilError`], or handled.
 //!
-//! The guide in the repository (`docs/guide.md`) explains each rule and the reasons behind
+//! The [guide] ([`guide::rules`]) explains each rule and the reasons behind
 //! it in more depth; its chapter "Other owners of a thread's state" lists what was checked
 //! against each owner, and the few rules that remain the user's. `ARCHITECTURE.md` shows how
 //! the source is laid out in layers, and why.
@@ -128,16 +132,27 @@
 //! 3.14 and 3.15, the last with the PEP 788 code (`PyInterpreterGuard`,
 //! `PyInterpreterView`) this crate declares for it. The free-threaded builds (3.14t, 3.15t)
 //! are only type-checked: no free-threaded interpreter was available to run the tests on,
-//! and what the guards mean there is argued in the guide, not tested.
+//! and what the guards mean there is argued in the guide ([`guide::rules`], §7), not tested.
+//!
+//! Not supported: the stable ABI (`abi3`, the limited API) and implementations other than
+//! CPython (PyPy, GraalPy). This crate needs CPython's full C API (thread-state and
+//! interpreter-state functions the limited API lacks), so when an `abi3*` feature of `pyo3`
+//! or `pyo3-ffi` is enabled anywhere in the build, or `pyo3-ffi` is configured for PyPy, its
+//! build script stops the build with one error that says so.
 #![warn(rustdoc::broken_intra_doc_links)]
+// docs.rs (`--cfg docsrs`, nightly): mark what the `pyo3` feature adds.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_code)]
 
-// The layers, lowest first; a module only imports from its own layer and the ones below
-// (ARCHITECTURE.md; checked by tests/layers.rs).
-mod guards;
-mod interpreters;
+// The layers, lowest first (blank lines keep rustfmt from sorting them); a module only
+// imports from its own layer and the ones below (ARCHITECTURE.md; tests/layers.rs).
 mod raw;
+
 mod runtime;
+
+mod guards;
+
+mod interpreters;
 
 mod error;
 pub mod marker;
@@ -157,6 +172,67 @@ pub use interpreters::sub_interpreter::SubInterpreter;
 pub use interpreters::thread_state::ThreadStateHandle;
 pub use runtime::shutdown::set_shutdown_timeout;
 pub use runtime::{is_finalizing, is_initialized};
+
+pub mod ffi {
+    //! The raw C API: [`pyo3-ffi`](https://docs.rs/pyo3-ffi), re-exported whole.
+    //!
+    //! gilguard depends on `pyo3-ffi` 0.30, and `pyo3-ffi` declares `links = "python"`, so
+    //! a build holds exactly one copy of it. Code that calls the C API between gilguard's
+    //! guards can use this module instead of a dependency line of its own, and so always
+    //! gets the very version gilguard was built with (the one `pyo3` 0.30 also uses, when it
+    //! is in the build).
+    //!
+    //! ```
+    //! use gilguard::{ffi, with_gil};
+    //!
+    //! gilguard::initialize()?; // only when embedding
+    //! let n = with_gil(|| {
+    //!     // SAFETY: this thread is attached (`with_gil`), and `obj` is checked and released.
+    //!     unsafe {
+    //!         let obj = ffi::PyLong_FromLong(42);
+    //!         assert!(!obj.is_null());
+    //!         let n = ffi::PyLong_AsLong(obj);
+    //!         ffi::Py_DecRef(obj);
+    //!         n
+    //!     }
+    //! });
+    //! assert_eq!(n, 42);
+    //! # Ok::<(), gilguard::GilError>(())
+    //! ```
+    //!
+    //! The guards decide when calling into it is allowed: a thread must be attached
+    //! ([`WithGil`](crate::WithGil), [`with_gil`](crate::with_gil),
+    //! [`ThreadStateHandle::attach`](crate::ThreadStateHandle::attach)) for almost every
+    //! function here.
+
+    #[doc(no_inline)]
+    pub use pyo3_ffi::*;
+}
+
+pub mod guide {
+    //! The guide: the rules this crate enforces, the model behind its guards, and the
+    //! decisions that are not obvious from the API.
+    //!
+    //! Its chapters are the files of `docs/` in the package, included here whole, so that
+    //! every Rust example in them is compiled and run with the doctests:
+    //!
+    //! * [`rules`]: the GIL rules in Rust terms; the soundness model (thread affinity, why
+    //!   releasing by RAII is `unsafe`, the per-thread frame stack); threads Python did not
+    //!   create; sub-interpreters and `PyGILState`; embedding; other owners of a thread's
+    //!   state (`threading`, C libraries, `pyo3`); free-threaded builds.
+    //! * [`subinterpreters`]: sub-interpreters from many OS threads, their thread states,
+    //!   and their own GIL on CPython 3.12+.
+    //! * [`reliability`]: what each misuse returns, shutdown, fork, and how it is tested.
+
+    #[doc = include_str!("../docs/guide.md")]
+    pub mod rules {}
+
+    #[doc = include_str!("../docs/subinterpreters.md")]
+    pub mod subinterpreters {}
+
+    #[doc = include_str!("../docs/reliability.md")]
+    pub mod reliability {}
+}
 
 /// The examples of `README.md`, compiled and run with the doctests.
 #[cfg(doctest)]

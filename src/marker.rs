@@ -17,7 +17,7 @@ use core::marker::PhantomData;
 /// not compile, and the error says why:
 ///
 /// ```text
-/// error[E0277]: `*mut pyo3_ffi::PyThreadState` cannot be sent between threads safely
+/// error[E0277]: `*mut PyThreadState` cannot be sent between threads safely
 ///   = note: required because it appears within the type `CPythonThreadState`
 /// note: required because it appears within the type `WithGil`
 /// ```

@@ -15,7 +15,7 @@ use crate::runtime::{native_thread, upcalls};
 /// belongs to this thread if it is the thread's `PyGILState` state or one this crate
 /// attached on this thread. A sub-interpreter thread state attached by code outside this
 /// crate on 3.9–3.11 is therefore not recognized (and acquiring a guard then deadlocks on
-/// the GIL this thread holds; see the guide, §2.5).
+/// the GIL this thread holds; see [the guide, §2.5](crate::guide::rules)).
 ///
 /// # Examples
 ///
