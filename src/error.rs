@@ -92,4 +92,12 @@ impl fmt::Display for GilError {
 
 impl std::error::Error for GilError {}
 
+/// The panic of the panicking forms, kept out of line so their fast path stays small.
+#[cold]
+#[inline(never)]
+#[track_caller]
+pub(crate) fn refused(what: &str, instead: &str, error: GilError) -> ! {
+    panic!("{what}: {error} (use {instead} to handle this)")
+}
+
 static_assertions::assert_impl_all!(GilError: std::error::Error, Send, Sync, Unpin);

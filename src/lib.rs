@@ -43,6 +43,54 @@
 //! # Ok::<(), gilguard::GilError>(())
 //! ```
 //!
+//! # What is here
+//!
+//! **Attaching and detaching this thread** (main interpreter)
+//! * [`WithGil`]: attaches this thread to the main interpreter until dropped
+//!   ([`WithGil::acquire`], [`WithGil::try_acquire`]); safe to create anywhere.
+//! * [`with_gil`], [`try_with_gil`]: the same for the duration of a closure.
+//! * [`WithoutGil`]: detaches this thread until dropped; creating it is `unsafe`
+//!   ([`WithoutGil::new`]).
+//! * [`without_gil`], [`try_without_gil`]: detach for the duration of a `Send` closure; the
+//!   safe way to release.
+//! * [`GilGuard`]: one value holding a stack of attaches and detaches
+//!   ([`acquire`](GilGuard::acquire), [`release`](GilGuard::release),
+//!   [`restore`](GilGuard::restore)), all undone when it is dropped.
+//! * With the `pyo3` feature: `with_python` and `try_with_python`, closures given a
+//!   `pyo3::Python` token, and `WithGil::python` / `WithGil::try_python`.
+//!
+//! **Sub-interpreters and their thread states**
+//! * [`SubInterpreter`]: creates ([`SubInterpreter::new`], [`SubInterpreter::with_config`]),
+//!   shares between threads and ends ([`SubInterpreter::end`], or on drop) a
+//!   sub-interpreter, with its own GIL where CPython allows it (3.12+).
+//! * [`InterpreterConfig`]: the settings of a new sub-interpreter (`PyInterpreterConfig`).
+//! * [`Interpreter`]: names an interpreter the crate may not own: the main one
+//!   ([`Interpreter::main`]), the current one ([`Interpreter::current`]), or a
+//!   sub-interpreter's.
+//! * [`ThreadStateHandle`]: this thread's thread state in one interpreter, made once
+//!   ([`SubInterpreter::thread_state`], [`ThreadStateHandle::new`]) and attached many times
+//!   ([`ThreadStateHandle::run`]).
+//! * [`AttachGuard`]: keeps a [`ThreadStateHandle`] attached until dropped
+//!   ([`ThreadStateHandle::attach`]).
+//!
+//! **The runtime**
+//! * [`initialize`]: starts the runtime when embedding, and leaves this thread detached.
+//! * [`is_initialized`], [`is_finalizing`]: where the runtime is in its life.
+//! * [`is_attached`]: whether this thread is attached, exact also where `PyGILState_Check`
+//!   is not.
+//! * [`set_shutdown_timeout`]: how long shutdown waits for native threads to drop their
+//!   guards.
+//!
+//! **Errors, markers, the C API and the guide**
+//! * [`GilError`]: every refused operation, each in place of a CPython abort, hang or
+//!   `pthread_exit`.
+//! * [`marker::CPythonThreadState`]: what makes every guard and handle `!Send` and `!Sync`;
+//!   compiler errors name it.
+//! * [`ffi`]: `pyo3-ffi` re-exported whole, the one copy of the build, for the C calls made
+//!   between the guards.
+//! * [`guide`]: the guide's chapters ([`guide::rules`], [`guide::subinterpreters`],
+//!   [`guide::reliability`]), whose examples run as doctests.
+//!
 //! # The soundness model
 //!
 //! * **Thread affinity.** Every guard is `!Send` and `!Sync`: CPython requires the undo on
@@ -74,7 +122,8 @@
 //!
 //! The [guide] ([`guide::rules`]) explains each rule and the reasons behind
 //! it in more depth; its chapter "Other owners of a thread's state" lists what was checked
-//! against each owner, and the few rules that remain the user's.
+//! against each owner, and the few rules that remain the user's. `ARCHITECTURE.md` shows how
+//! the source is laid out in layers, and why.
 //!
 //! # Supported Pythons
 //!
@@ -93,44 +142,36 @@
 #![warn(rustdoc::broken_intra_doc_links)]
 // docs.rs (`--cfg docsrs`, nightly): mark what the `pyo3` feature adds.
 #![cfg_attr(docsrs, feature(doc_cfg))]
+#![deny(unsafe_code)]
 
-mod asymmetric_fence;
-mod error;
-// This crate's own version shims over the C API. Its other modules reach them as
-// `crate::ffi::...`, through the `pub(crate)` glob in `ffi` below.
-#[path = "ffi.rs"]
-mod c_api;
-mod fork;
-mod gil_guard;
-mod handle_claims;
-mod interpreter;
-mod interpreter_config;
-mod interpreter_end;
-mod interpreter_ref;
-mod marker;
-mod native_thread;
-mod python_hook;
+// The layers, lowest first (blank lines keep rustfmt from sorting them); a module only
+// imports from its own layer and the ones below (ARCHITECTURE.md; tests/layers.rs).
+mod raw;
+
 mod runtime;
-mod shutdown;
-mod stack;
-mod thread_state;
-mod with_gil;
-#[cfg(feature = "pyo3")]
-mod with_pyo3;
-mod without_gil;
+
+mod guards;
+
+mod interpreters;
+
+mod error;
+pub mod marker;
 
 pub use error::GilError;
-pub use gil_guard::GilGuard;
-pub use interpreter::SubInterpreter;
-pub use interpreter_config::InterpreterConfig;
-pub use interpreter_ref::Interpreter;
-pub use runtime::{initialize, is_attached, is_finalizing, is_initialized};
-pub use shutdown::set_shutdown_timeout;
-pub use thread_state::{AttachGuard, ThreadStateHandle};
-pub use with_gil::{WithGil, try_with_gil, with_gil};
+pub use guards::attached::is_attached;
+pub use guards::gil_guard::GilGuard;
+pub use guards::start::initialize;
+pub use guards::with_gil::{WithGil, try_with_gil, with_gil};
 #[cfg(feature = "pyo3")]
-pub use with_pyo3::{try_with_python, with_python};
-pub use without_gil::{WithoutGil, try_without_gil, without_gil};
+pub use guards::with_pyo3::{try_with_python, with_python};
+pub use guards::without_gil::{WithoutGil, try_without_gil, without_gil};
+pub use interpreters::attach_guard::AttachGuard;
+pub use interpreters::interpreter::Interpreter;
+pub use interpreters::interpreter_config::InterpreterConfig;
+pub use interpreters::sub_interpreter::SubInterpreter;
+pub use interpreters::thread_state::ThreadStateHandle;
+pub use runtime::shutdown::set_shutdown_timeout;
+pub use runtime::{is_finalizing, is_initialized};
 
 pub mod ffi {
     //! The raw C API: [`pyo3-ffi`](https://docs.rs/pyo3-ffi), re-exported whole.
@@ -166,8 +207,6 @@ pub mod ffi {
 
     #[doc(no_inline)]
     pub use pyo3_ffi::*;
-
-    pub(crate) use crate::c_api::*;
 }
 
 pub mod guide {

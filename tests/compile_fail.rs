@@ -1,6 +1,6 @@
 //! Thread affinity is checked at compile time: moving or sharing a guard with another
-//! thread does not compile (DESIGN §3.1). Each case in `tests/ui/` must fail with the
-//! error recorded next to it.
+//! thread does not compile (docs/guide.md, §2.1 "Thread affinity"). Each case in
+//! `tests/ui/` must fail with the error recorded next to it.
 
 #[test]
 fn guards_cannot_cross_threads() {

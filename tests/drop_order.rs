@@ -1,8 +1,8 @@
 //! The frame stack keeps CPython's last-in, first-out order whatever order guards are
-//! dropped in (DESIGN §3.3): every drop permutation of 2, 3 and 4 mixed guards, from a
-//! detached thread, from a thread this crate attached, and from a thread attached by
-//! foreign code. After every step the thread must be in the state the newest live guard
-//! asked for; a `Fatal Python error` would abort the test process.
+//! dropped in (docs/guide.md, §2.3 "Any drop order"): every drop permutation of 2, 3 and 4
+//! mixed guards, from a detached thread, from a thread this crate attached, and from a
+//! thread attached by foreign code. After every step the thread must be in the state the
+//! newest live guard asked for; a `Fatal Python error` would abort the test process.
 
 mod common;
 

@@ -1,4 +1,5 @@
-//! Interpreter shutdown with threads Python did not create still using it (DESIGN §3.6):
+//! Interpreter shutdown with threads Python did not create still using it (docs/guide.md,
+//! §3 "Shutdown"; docs/reliability.md, "Shutdown"):
 //! every run must exit cleanly within 10 s, with no crash, no hang and no `Fatal Python
 //! error`. Each run is a child process, since finalization cannot be undone.
 

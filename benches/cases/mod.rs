@@ -129,7 +129,8 @@ fn nested_acquire() -> Group {
         cases: vec![
             ("raw_gilstate_pair", |n| with_gil(|| raw_gilstate_pair(n))),
             // The floor of the guards' nested path: the one C call that confirms the thread
-            // is still attached to the thread state the frame stack remembers (DESIGN §3.4).
+            // is still attached to the thread state the frame stack remembers (docs/guide.md,
+            // §2.4 "The stack is a cache, not the truth").
             ("floor_current_thread_state", |n| {
                 with_gil(|| {
                     timed(n, || {

@@ -1,4 +1,4 @@
-//! An asymmetric fence for the shutdown gate's handshake (see [`crate::shutdown`]).
+//! An asymmetric fence for the shutdown gate's handshake (see `runtime::shutdown`).
 //!
 //! The gate is Dekker's pattern: a native thread writes its guard count, then reads the
 //! gate; shutdown writes the gate, then reads the counts. Each side needs a store-load
@@ -14,6 +14,8 @@
 //! call. The kernel requires registering for it first; where that is refused (another
 //! system than Linux, an old kernel, valgrind, a seccomp filter), both sides keep using
 //! sequentially consistent atomics.
+
+#![allow(unsafe_code, reason = "calls `membarrier`")]
 
 use core::sync::atomic::{AtomicBool, Ordering, compiler_fence, fence};
 

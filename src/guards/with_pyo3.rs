@@ -8,12 +8,21 @@
 //! `pyo3`'s own `Python::detach`, which `pyo3` counts, and records the release on the frame
 //! stack like its own.
 
+#![allow(
+    unsafe_code,
+    reason = "vouches for `pyo3` tokens and hands detaching to `pyo3`"
+)]
+
 use pyo3::Python;
 
 use crate::error::GilError;
-use crate::stack::{self, Entry, Frame};
-use crate::with_gil::{WithGil, refused};
-use crate::{ffi, runtime, try_with_gil, with_gil};
+use crate::error::refused;
+use crate::guards::attached;
+use crate::guards::stack::{self, Entry, Frame};
+use crate::guards::with_gil::WithGil;
+use crate::guards::with_gil::{try_with_gil, with_gil};
+use crate::raw::epoch::epoch;
+use crate::raw::ffi;
 
 impl WithGil {
     /// A `pyo3` token for as long as the guard is borrowed, once CPython confirms that this
@@ -133,11 +142,11 @@ where
     F: FnOnce() -> T + Send,
     T: Send,
 {
-    let tstate = runtime::attached_thread_state();
+    let tstate = attached::attached_thread_state();
     if tstate.is_null() {
         return Err(f);
     }
-    let owned = runtime::owns(tstate);
+    let owned = attached::owns(tstate);
     // A pointer is not `Send`; the address crosses into the closure, which runs on this
     // thread.
     let address = tstate as usize;
@@ -147,7 +156,7 @@ where
     Ok(python.detach(move || {
         // `pyo3` detached the thread state just now, and re-attaches it after the closure.
         let released = Frame {
-            stamp: runtime::epoch(),
+            stamp: epoch(),
             ..Frame::new(Entry::ReleasedByPyo3, address as *mut _, false, owned)
         };
         let _released = stack::Scope {

@@ -1,11 +1,13 @@
 //! One frame: how a guard changed this thread's attachment, and how to undo it. The only
 //! place where the frame stack calls CPython.
 
+#![allow(unsafe_code, reason = "undoing a frame calls CPython")]
+
 use core::ptr;
 
 use pyo3_ffi::{PyGILState_STATE, PyThreadState};
 
-use crate::ffi;
+use crate::raw::ffi;
 
 /// "No frame": the end of a [`Frame::below_in_guard`] chain.
 pub(crate) const NO_FRAME: u32 = u32::MAX;
@@ -98,7 +100,7 @@ pub(crate) struct Frame {
     /// after it is undone; null when there was none. Only closure forms and `unsafe`
     /// constructors suspend, so the code that attached it is still waiting below.
     pub(crate) suspended: *mut PyThreadState,
-    /// For [`Entry::Released`]: the [runtime epoch](crate::runtime::epoch) `tstate` belongs
+    /// For [`Entry::Released`]: the [runtime epoch](crate::raw::epoch) `tstate` belongs
     /// to (another thread may finalize the runtime while this one is detached, and the state
     /// must then never be touched again). For a `tstate` that is not `owned`: its
     /// `PyThreadState_GetID`, read while it was current, which tells it from a later thread
@@ -149,7 +151,7 @@ impl Frame {
     pub(crate) fn released(tstate: *mut PyThreadState, owned: bool, below_in_guard: u32) -> Frame {
         Frame {
             below_in_guard,
-            stamp: crate::runtime::epoch(),
+            stamp: crate::raw::epoch::epoch(),
             ..Frame::new(Entry::Released, tstate, false, owned)
         }
     }
@@ -209,6 +211,7 @@ impl Frame {
     pub(crate) fn undo_in_place(&self) {
         if self.entry == Entry::Deleting && self.is_current(ffi::current_thread_state()) {
             // SAFETY: `self.tstate` is attached (just confirmed); clearing needs exactly that.
+            // C preconditions: raw::ffi, PyThreadState_Clear.
             unsafe { pyo3_ffi::PyThreadState_Clear(self.tstate) };
         }
     }
@@ -232,18 +235,17 @@ impl Frame {
             Entry::Restored => self.detach(),
             Entry::Kept => {
                 self.detach();
-                crate::native_thread::dismiss_guard();
+                crate::runtime::native_thread::dismiss_guard();
             }
             Entry::Released => {
-                if self.stamp != crate::runtime::epoch() {
+                if self.stamp != crate::raw::epoch::epoch() {
                     runtime_gone();
                 }
-                if in_scope || crate::runtime::attached_thread_state().is_null() {
+                if in_scope || crate::guards::attached::attached_thread_state().is_null() {
                     // SAFETY: the thread is detached (the frame's scope, or checked);
                     // `self.tstate` is what `PyEval_SaveThread` returned in this runtime (the
-                    // epoch, checked above) and the frame's scope keeps it alive: the code
-                    // that attached it waits below the guard (a closure form, or an `unsafe`
-                    // guard's contract).
+                    // epoch, checked above), alive and this thread's by the scope rule.
+                    // C preconditions: raw::ffi, PyEval_RestoreThread.
                     unsafe { pyo3_ffi::PyEval_RestoreThread(self.tstate) };
                 }
             }
@@ -260,7 +262,7 @@ impl Frame {
         match self.entry {
             #[cfg(feature = "pyo3")]
             Entry::ReleasedByPyo3 => {
-                if self.stamp != crate::runtime::epoch() {
+                if self.stamp != crate::raw::epoch::epoch() {
                     runtime_gone();
                 }
             }
@@ -272,6 +274,7 @@ impl Frame {
                     // SAFETY: `tstate`, which `PyGILState_Ensure` created and bound to this
                     // thread with a counter of 1 (returning `UNLOCKED`), is attached: releasing
                     // clears and deletes it.
+                    // C preconditions: raw::ffi, PyGILState_Release.
                     unsafe { pyo3_ffi::PyGILState_Release(PyGILState_STATE::PyGILState_UNLOCKED) };
                 }
             }
@@ -280,6 +283,7 @@ impl Frame {
                     // SAFETY: `self.tstate` is attached (confirmed), and `undo_in_place`
                     // cleared it: what `PyThreadState_DeleteCurrent` requires. It also
                     // detaches the thread.
+                    // C preconditions: raw::ffi, PyThreadState_DeleteCurrent.
                     unsafe { pyo3_ffi::PyThreadState_DeleteCurrent() };
                 }
             }
@@ -293,10 +297,11 @@ impl Frame {
     #[cold]
     #[inline(never)]
     fn restore_suspended(self) {
-        if crate::runtime::attached_thread_state().is_null() {
+        if crate::guards::attached::attached_thread_state().is_null() {
             // SAFETY: the frame's own change was undone and the thread is detached
             // (checked); `suspended` came from the `PyEval_SaveThread` made before the frame,
-            // and the code that attached it waits below the frame's scope.
+            // alive and this thread's by the scope rule.
+            // C preconditions: raw::ffi, PyEval_RestoreThread.
             unsafe { pyo3_ffi::PyEval_RestoreThread(self.suspended) };
         }
     }
@@ -307,8 +312,9 @@ impl Frame {
     fn detach(&self) {
         let (owned, stamp) = (self.owned, self.stamp);
         // SAFETY: a thread state this frame attached on this thread is this thread's to
-        // detach; the frame is being undone, so nothing re-attaches it on its behalf. Before
-        // 3.12, one the crate owns is this thread's, and `same_foreign` checks any other.
+        // detach; the frame is being undone, so no newer frame holds a change (the stack
+        // invariant) and nothing re-attaches it on its behalf. Before 3.12, one the crate
+        // owns is this thread's, and `same_foreign` checks any other.
         unsafe {
             ffi::detach_if_current(self.tstate, |current| owned || same_foreign(current, stamp));
         }

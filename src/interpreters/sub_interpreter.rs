@@ -1,5 +1,7 @@
 //! [`SubInterpreter`]: create, share between threads, and end a sub-interpreter.
 
+#![allow(unsafe_code, reason = "creates sub-interpreters")]
+
 use core::ptr::NonNull;
 use core::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -7,11 +9,14 @@ use std::sync::Arc;
 use pyo3_ffi::PyThreadState;
 
 use crate::error::GilError;
-use crate::interpreter_config::InterpreterConfig;
-use crate::interpreter_end::Record;
-use crate::interpreter_ref::Interpreter;
-use crate::thread_state::ThreadStateHandle;
-use crate::{ffi, runtime, with_gil};
+use crate::guards::{start, with_gil};
+use crate::interpreters::interpreter::Interpreter;
+use crate::interpreters::interpreter_config::InterpreterConfig;
+use crate::interpreters::interpreter_end::Record;
+use crate::interpreters::thread_state::ThreadStateHandle;
+use crate::raw::epoch::epoch;
+use crate::raw::ffi;
+use crate::runtime;
 
 /// A sub-interpreter: its own modules, globals and `sys` state inside this process, and on
 /// CPython 3.12+ optionally its own GIL (PEP 684), so that Python code runs in parallel
@@ -223,7 +228,7 @@ impl SubInterpreter {
     ///
     /// Ending while a handle exists does not compile:
     ///
-    /// ```compile_fail
+    /// ```compile_fail,E0502
     /// let mut interpreter = gilguard::SubInterpreter::new().unwrap();
     /// let handle = interpreter.thread_state().unwrap();
     /// interpreter.end().unwrap(); // `interpreter` is borrowed by `handle`
@@ -276,7 +281,7 @@ fn create(config: &InterpreterConfig) -> Result<SubInterpreter, GilError> {
     // no shutdown will end (3.11 aborts with `new_interpreter: Py_Initialize must be called
     // first`; 3.12+ fail with a less helpful message).
     runtime::check_can_attach()?;
-    let epoch = runtime::epoch();
+    let epoch = epoch();
     if !runtime::watch_finalization(epoch) {
         return Err(GilError::Unsupported(
             "no Py_AtExit slot left to watch finalization",
@@ -285,7 +290,7 @@ fn create(config: &InterpreterConfig) -> Result<SubInterpreter, GilError> {
     // In a runtime the host started, the shutdown callback that ends this interpreter may not
     // be registered yet.
     // SAFETY: attached to the main interpreter (the caller).
-    unsafe { runtime::install_hooks() };
+    unsafe { start::install_hooks() };
     let main_tstate = ffi::current_thread_state();
     let first = new_interpreter(config)?;
     import_threading();
@@ -294,6 +299,8 @@ fn create(config: &InterpreterConfig) -> Result<SubInterpreter, GilError> {
     // interpreter's GIL) and kept for the interpreter's life; re-attaching the main thread
     // state also makes it this thread's `PyGILState` state again on 3.12+, so `first` is
     // bound to no thread.
+    // C preconditions: raw::ffi, PyThreadState_GetInterpreter, PyInterpreterState_GetID,
+    //     PyEval_SaveThread, PyEval_RestoreThread.
     let (interp, id) = unsafe {
         let interp = pyo3_ffi::PyThreadState_GetInterpreter(first);
         let id = pyo3_ffi::PyInterpreterState_GetID(interp);
@@ -305,6 +312,7 @@ fn create(config: &InterpreterConfig) -> Result<SubInterpreter, GilError> {
         NonNull::new(interp).expect("a new interpreter"),
         NonNull::new(first).expect("checked by new_interpreter"),
         // SAFETY: reads the calling thread's identifier.
+        // C preconditions: raw::ffi, PyThread_get_thread_ident.
         unsafe { pyo3_ffi::PyThread_get_thread_ident() },
         epoch,
     );
@@ -323,8 +331,10 @@ fn new_interpreter(config: &InterpreterConfig) -> Result<*mut PyThreadState, Gil
         let ffi_config = config.to_ffi();
         let mut tstate = core::ptr::null_mut();
         // SAFETY: attached to the main interpreter; `ffi_config` passed `check()`.
+        // C preconditions: raw::ffi, Py_NewInterpreterFromConfig.
         let status = unsafe { pyo3_ffi::Py_NewInterpreterFromConfig(&mut tstate, &ffi_config) };
         // SAFETY: `PyStatus_Exception` only inspects the value.
+        // C preconditions: raw::ffi, PyStatus_Exception.
         if unsafe { pyo3_ffi::PyStatus_Exception(status) } != 0 || tstate.is_null() {
             return Err(GilError::CreationFailed(ffi::status_message(&status)));
         }
@@ -334,6 +344,7 @@ fn new_interpreter(config: &InterpreterConfig) -> Result<*mut PyThreadState, Gil
     {
         debug_assert!(config.is_legacy(), "checked by the caller");
         // SAFETY: attached to the main interpreter, as required before 3.12.
+        // C preconditions: raw::ffi, Py_NewInterpreter.
         let tstate = unsafe { pyo3_ffi::Py_NewInterpreter() };
         if tstate.is_null() {
             return Err(GilError::CreationFailed("Py_NewInterpreter failed".into()));
@@ -351,6 +362,7 @@ fn new_interpreter(config: &InterpreterConfig) -> Result<*mut PyThreadState, Gil
 fn import_threading() {
     // SAFETY: attached to the new interpreter; the module reference is released, and a
     // failure is reported as unraisable rather than left pending.
+    // C preconditions: raw::ffi, PyImport_ImportModule, PyErr_WriteUnraisable, Py_DECREF.
     unsafe {
         let threading = pyo3_ffi::PyImport_ImportModule(c"threading".as_ptr());
         if threading.is_null() {

@@ -16,7 +16,7 @@
 //!
 //! Every attach of a native thread to the thread state this crate keeps for it (`WithGil`,
 //! `with_gil`, `GilGuard`) is counted before it starts, and a fence between each side's
-//! write and read (asymmetric where the system allows, see [`crate::asymmetric_fence`])
+//! write and read (asymmetric where the system allows, see [`crate::raw::asymmetric_fence`])
 //! makes sure that shutdown either refuses such an attach or waits for it.
 //!
 //! What remains before 3.15 (documented in `docs/reliability.md`): a guard held past the
@@ -31,29 +31,33 @@
 //! without a time limit; the `atexit` callback closes those still open when its timeout
 //! passes, so that the exit stays bounded.
 
+#![allow(
+    unsafe_code,
+    reason = "3.15: opens and closes PEP 788 interpreter guards"
+)]
+
 #[cfg(Py_3_15)]
 use core::sync::atomic::AtomicPtr;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
 
-use crate::asymmetric_fence;
-use crate::python_hook::{self, PythonHook};
-use crate::runtime::epoch;
+use crate::raw::asymmetric_fence;
+use crate::raw::epoch::{NO_EPOCH, epoch};
+use crate::runtime::python_hook::PythonHook;
 
-/// No epoch: the gate never closed.
-const NONE: u64 = u64::MAX;
+mod at_exit;
+
+pub(crate) use at_exit::install;
+pub use at_exit::set_shutdown_timeout;
 
 /// The `atexit` callback.
 static HOOK: PythonHook = PythonHook::new();
 /// The runtime epoch whose shutdown has begun.
-static CLOSED: AtomicU64 = AtomicU64::new(NONE);
+static CLOSED: AtomicU64 = AtomicU64::new(NO_EPOCH);
 /// The runtime epoch whose gate is installed and still open: [`closed`] answering
-/// `Some(false)` for the current runtime, in one word. `NONE` from the moment the gate
+/// `Some(false)` for the current runtime, in one word. `NO_EPOCH` from the moment the gate
 /// closes, and from the end of finalization even if the `atexit` callback never ran.
-static OPEN: AtomicU64 = AtomicU64::new(NONE);
-/// How long shutdown waits for native threads, in milliseconds.
-static TIMEOUT_MS: AtomicU64 = AtomicU64::new(5_000);
+static OPEN: AtomicU64 = AtomicU64::new(NO_EPOCH);
 /// The guard counts of the native threads that ever attached (one record per thread,
 /// reused after the thread exits).
 static THREADS: Mutex<Vec<&'static ThreadGuards>> = Mutex::new(Vec::new());
@@ -67,30 +71,13 @@ static FREE: Mutex<Vec<&'static ThreadGuards>> = Mutex::new(Vec::new());
 pub(crate) struct ThreadGuards {
     count: AtomicUsize,
     #[cfg(Py_3_15)]
-    interpreter_guard: AtomicPtr<crate::ffi::pep788::PyInterpreterGuard>,
+    interpreter_guard: AtomicPtr<crate::raw::ffi::pep788::PyInterpreterGuard>,
 }
 
 /// 3.15+: a view of the main interpreter, for the guards, and the runtime epoch it was made
 /// in (a re-initialized runtime needs a new one).
 #[cfg(Py_3_15)]
-static MAIN_VIEW: Mutex<(u64, usize)> = Mutex::new((NONE, 0));
-
-/// Sets how long interpreter shutdown waits for threads Python did not create to drop the
-/// guards they hold (default: 5 seconds). On CPython 3.9–3.14 shutdown continues when the
-/// time is up, and a thread that still holds a guard then stays parked when it tries to
-/// re-attach. From 3.15 those guards also hold PEP 788 interpreter guards, which keep
-/// CPython from starting to finalize until they are dropped or, at the latest, until this
-/// timeout has passed.
-///
-/// # Examples
-///
-/// ```
-/// gilguard::set_shutdown_timeout(std::time::Duration::from_secs(2));
-/// ```
-pub fn set_shutdown_timeout(timeout: Duration) {
-    let millis = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-    TIMEOUT_MS.store(millis, Ordering::Relaxed);
-}
+static MAIN_VIEW: Mutex<(u64, usize)> = Mutex::new((NO_EPOCH, 0));
 
 /// `Some(closed)` if the gate is installed for the current runtime, `None` if not (then
 /// only CPython's own flag tells).
@@ -110,7 +97,7 @@ pub(crate) fn closed() -> Option<bool> {
 /// it attaches. `false` tells nothing; the slow path asks again, and says why.
 ///
 /// That `epoch` is current is only certain if the runtime is
-/// [watched](crate::runtime::ensure_watched) (every handle makes sure it is), since
+/// watched (`guards::start::ensure_watched`) (every handle makes sure it is), since
 /// [`runtime_finalized`] is what withdraws the answer when the `atexit` callback did not.
 #[inline(always)]
 pub(crate) fn is_open_for(epoch: u64) -> bool {
@@ -121,7 +108,7 @@ pub(crate) fn is_open_for(epoch: u64) -> bool {
 /// a runtime that is gone is not open, even if its `atexit` callback was removed and
 /// never closed it.
 pub(crate) fn runtime_finalized() {
-    OPEN.store(NONE, Ordering::SeqCst);
+    OPEN.store(NO_EPOCH, Ordering::SeqCst);
 }
 
 /// A record for the guards of the calling native thread, for [`admit`] and [`dismiss`].
@@ -159,14 +146,14 @@ pub(crate) fn unregister_thread(guards: &'static ThreadGuards) {
 /// closed, or, where it is not installed, CPython's finalizing flag is set).
 ///
 /// The increment is fenced from the read of the gate, and the closing of the gate from the
-/// reads of the counts in [`on_exit`]: either this read sees the gate closed (the guard is
+/// reads of the counts in [`on_exit`](at_exit): either this read sees the gate closed (the guard is
 /// refused) or shutdown sees the increment (and waits for the guard). The fence is
-/// [asymmetric](crate::asymmetric_fence) where the system allows, so that its cost falls on
+/// [asymmetric](crate::raw::asymmetric_fence) where the system allows, so that its cost falls on
 /// shutdown; elsewhere the increment and the read are sequentially consistent, and so are
 /// the closing and the reads of the counts.
 #[inline]
 pub(crate) fn admit(guards: &ThreadGuards) -> Result<(), ()> {
-    let closed = || closed().unwrap_or_else(crate::ffi::is_finalizing);
+    let closed = || closed().unwrap_or_else(crate::raw::ffi::is_finalizing);
     if admit_unless(guards, closed, true) {
         Ok(())
     } else {
@@ -179,7 +166,7 @@ pub(crate) fn admit(guards: &ThreadGuards) -> Result<(), ()> {
 /// PEP 788 interpreter guard (3.15): opening one costs more than the attach, and handles
 /// never had one.
 pub(crate) fn admit_handle(guards: &ThreadGuards) -> Result<(), ()> {
-    let closed = || closed().unwrap_or_else(crate::ffi::is_finalizing);
+    let closed = || closed().unwrap_or_else(crate::raw::ffi::is_finalizing);
     if admit_unless(guards, closed, false) {
         Ok(())
     } else {
@@ -243,7 +230,7 @@ pub(crate) fn dismiss(guards: &ThreadGuards) {
 
 /// 3.15+: closes the PEP 788 guard `guards` holds, if any. Whoever swaps it out closes it:
 /// its thread when its last guard is dropped, or, for a thread that cannot drop it any
-/// more, [`on_exit`] after the timeout and [`after_fork`] in the child.
+/// more, [`on_exit`](at_exit) after the timeout and [`after_fork`] in the child.
 #[cfg(Py_3_15)]
 fn close_interpreter_guard(guards: &ThreadGuards) {
     let guard = guards
@@ -253,7 +240,8 @@ fn close_interpreter_guard(guards: &ThreadGuards) {
         // SAFETY: opened by `open_interpreter_guard` and not closed since (swapped out
         // just now, by this call only). Closing needs no attached thread state and may
         // happen on any thread.
-        unsafe { crate::ffi::pep788::PyInterpreterGuard_Close(guard) };
+        // C preconditions: raw::ffi, PyInterpreterGuard_Close.
+        unsafe { crate::raw::ffi::pep788::PyInterpreterGuard_Close(guard) };
     }
 }
 
@@ -267,9 +255,10 @@ fn open_interpreter_guard(guards: &ThreadGuards) -> bool {
     }
     // SAFETY: `view` came from `PyInterpreterView_FromMain` in the current runtime and is
     // never closed; the call needs no attached thread state.
+    // C preconditions: raw::ffi, PyInterpreterGuard_FromView.
     let guard = unsafe {
-        crate::ffi::pep788::PyInterpreterGuard_FromView(
-            view as *mut crate::ffi::pep788::PyInterpreterView,
+        crate::raw::ffi::pep788::PyInterpreterGuard_FromView(
+            view as *mut crate::raw::ffi::pep788::PyInterpreterView,
         )
     };
     guards.interpreter_guard.store(guard, Ordering::Release);
@@ -283,11 +272,11 @@ pub(crate) fn after_fork(epoch: u64, this_thread: Option<(&'static ThreadGuards,
     if HOOK.is_registered(epoch - 1) {
         HOOK.inherited(epoch);
     }
-    CLOSED.store(NONE, Ordering::Release);
+    CLOSED.store(NO_EPOCH, Ordering::Release);
     let open = if HOOK.is_registered(epoch) {
         epoch
     } else {
-        NONE
+        NO_EPOCH
     };
     OPEN.store(open, Ordering::SeqCst);
     asymmetric_fence::after_fork();
@@ -312,103 +301,5 @@ pub(crate) fn after_fork(epoch: u64, this_thread: Option<(&'static ThreadGuards,
         free.retain(|other| !core::ptr::eq(*other, guards));
         guards.count.store(kept_frames, Ordering::Release);
         threads.push(guards);
-    }
-}
-
-/// Registers the `atexit` callback for the current runtime, once.
-///
-/// # Safety
-/// The thread is attached to the main interpreter.
-pub(crate) unsafe fn install() {
-    // Before the `atexit` callback is registered, so that the callback, which runs under the
-    // GIL after this, sees the fence enabled if any thread could.
-    asymmetric_fence::enable();
-    // SAFETY: attached to the main interpreter (caller); `ON_EXIT` is a static. A failure
-    // leaves the gate uninstalled: CPython's flag is then the only check.
-    unsafe { HOOK.register(c"atexit", c"register", None, &raw mut ON_EXIT) };
-    // `on_exit` changes `OPEN` and `CLOSED` only while it holds the main GIL, as this
-    // thread does: it has either not started (and will reset `OPEN`) or closed the gate.
-    let epoch = epoch();
-    if HOOK.is_registered(epoch) && CLOSED.load(Ordering::SeqCst) != epoch {
-        OPEN.store(epoch, Ordering::SeqCst);
-    }
-    #[cfg(Py_3_15)]
-    {
-        let mut main_view = MAIN_VIEW.lock().unwrap_or_else(PoisonError::into_inner);
-        if main_view.0 != epoch {
-            // SAFETY: needs no attached thread state; the view is kept for the runtime's
-            // life (a view of a finalized runtime is only ever compared, never used).
-            let view = unsafe { crate::ffi::pep788::PyInterpreterView_FromMain() };
-            *main_view = (epoch, view as usize);
-        }
-    }
-}
-
-static mut ON_EXIT: pyo3_ffi::PyMethodDef = python_hook::no_args_method(
-    c"_gilguard_shutdown",
-    on_exit,
-    c"Closes gilguard's shutdown gate and waits for native threads.",
-);
-
-/// The `atexit` callback: closes the gate, then waits with the GIL released until the
-/// native threads hold no guard, or the timeout passes.
-unsafe extern "C" fn on_exit(
-    _module: *mut pyo3_ffi::PyObject,
-    _args: *mut pyo3_ffi::PyObject,
-) -> *mut pyo3_ffi::PyObject {
-    OPEN.store(NONE, Ordering::SeqCst);
-    CLOSED.store(epoch(), Ordering::SeqCst);
-    let counts_visible = asymmetric_fence::heavy();
-    let timeout = Duration::from_millis(TIMEOUT_MS.load(Ordering::Relaxed));
-    // The guards of the thread that runs the shutdown are its caller's business.
-    let own = crate::native_thread::thread_guards();
-    let drained = crate::without_gil(move || {
-        let drained = if counts_visible {
-            wait_for_native_threads(timeout, own)
-        } else {
-            // No count can be trusted to be up to date: wait as long as allowed.
-            std::thread::sleep(timeout);
-            false
-        };
-        // 3.15+: CPython waits, after this callback and without a time limit, until every
-        // PEP 788 guard is closed. The guards of the threads that did not finish in time
-        // are closed here, so that the exit stays bounded by the timeout as on 3.9-3.14
-        // (such a thread then blocks when it re-attaches, or is parked); and so is the
-        // shutting-down thread's own, since it cannot wait for itself.
-        #[cfg(Py_3_15)]
-        for guards in THREADS
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-        {
-            close_interpreter_guard(guards);
-        }
-        drained
-    });
-    // Before CPython's finalization, which aborts on a sub-interpreter still alive.
-    crate::interpreter_end::end_all_at_shutdown(drained);
-    // SAFETY: attached again (after `without_gil`).
-    unsafe { python_hook::none() }
-}
-
-/// Returns once no native thread (other than `own`, the one running the shutdown) holds a
-/// guard, or when `timeout` has passed; true in the first case. A guard admitted before
-/// the gate closed is seen here (see [`admit`]); one admitted later does not exist.
-fn wait_for_native_threads(timeout: Duration, own: Option<&'static ThreadGuards>) -> bool {
-    let started = Instant::now();
-    loop {
-        let busy = THREADS
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .filter(|guards| !own.is_some_and(|own| core::ptr::eq(own, **guards)))
-            .any(|guards| guards.count.load(Ordering::SeqCst) != 0);
-        if !busy {
-            return true;
-        }
-        if started.elapsed() >= timeout {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(1));
     }
 }

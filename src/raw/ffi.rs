@@ -1,10 +1,96 @@
-//! Version shims over the C API: where the CPython version changes which function is
+//! The C preconditions of every CPython function this crate calls, stated once, and the
+//! version shims over the C API: where the CPython version changes which function is
 //! called or what its answer means. (The version-specific steps of creating and ending a
-//! sub-interpreter stay in `interpreter.rs`, and `is_attached`'s in `runtime.rs`, beside
+//! sub-interpreter stay in `interpreters/sub_interpreter.rs` and
+//! `interpreters/interpreter_end.rs`, and `is_attached`'s in `guards/attached.rs`, beside
 //! the logic they belong to.)
 //!
 //! Everything here that takes no pointer is callable at any time, from any thread, whether
 //! or not Python is initialized, and so is exposed as a safe function.
+//!
+//! # C preconditions
+//!
+//! What CPython requires of each call, so that a call site outside this file can cite it
+//! (`// C preconditions: raw::ffi, PyEval_RestoreThread.`) and its `SAFETY` comment only
+//! say why the contract holds there. "Attached" means the thread's thread state is current
+//! (which, outside free-threaded builds, means it holds that interpreter's GIL); "live"
+//! means created and not yet deleted. Every call that attaches also needs the runtime
+//! initialized and not finalizing: otherwise CPython ends the thread with `pthread_exit`
+//! (3.13 and older) or blocks it for good (3.14+). The crate checks that first
+//! (`runtime::check_can_attach`, the shutdown gate).
+//!
+//! **Attaching and detaching**
+//! - `PyEval_RestoreThread(tstate)`: this thread is detached; `tstate` is live, of a live
+//!   interpreter, and not attached on any other thread; it is this thread's (made for it,
+//!   or detached from it earlier). Attaches `tstate`. Pairs with the `PyEval_SaveThread`
+//!   that detached it, or is undone by one.
+//! - `PyEval_SaveThread()`: a thread state is attached to this thread (otherwise: "Fatal
+//!   Python error: PyEval_SaveThread: the function must be called with the GIL held").
+//!   Detaches it and returns it; only `PyEval_RestoreThread` of that state, on this
+//!   thread, may bring it back.
+//! - `PyThreadState_Swap(tstate)`: makes `tstate` (or nothing, for null) current on this
+//!   thread and returns the previous one. From 3.12 it also releases and takes the GILs
+//!   involved: with a non-null `tstate` it has the preconditions of `PyEval_RestoreThread`
+//!   (after detaching). Before 3.12 it never touches the GIL: the caller holds the GIL of
+//!   `tstate`'s interpreter.
+//! - `PyGILState_Ensure()`: the runtime is initialized; never for a sub-interpreter (it
+//!   only knows the main interpreter, and attaches whatever thread state it binds to this
+//!   thread). Returns a state passed to the matching `PyGILState_Release`.
+//! - `PyGILState_Release(state)`: pairs with this thread's latest unreleased
+//!   `PyGILState_Ensure`, which returned `state`, with that call's thread state attached;
+//!   for `PyGILState_UNLOCKED` of a thread state the `Ensure` created, it clears, deletes and
+//!   detaches it.
+//!
+//! **Creating and deleting thread states**
+//! - `PyThreadState_New(interp)`: `interp` is live. Needs no attached thread state; the new
+//!   state is detached and bound to no thread until attached.
+//! - `PyThreadState_Clear(tstate)`: `tstate` is attached to this thread. May run Python code
+//!   (finalizers of what it holds), which may attach, detach and push guards meanwhile.
+//! - `PyThreadState_DeleteCurrent()`: the attached thread state was cleared. Deletes it
+//!   and leaves the thread detached (releasing the GIL).
+//! - `PyThreadState_Delete(tstate)`: `tstate` was cleared and is attached nowhere; the
+//!   caller holds its interpreter's GIL, so that nothing else walks its list meanwhile.
+//!
+//! **Reading thread states and interpreters**
+//! - `PyThreadState_GetInterpreter(tstate)`, `PyThreadState_GetID(tstate)`: `tstate` is
+//!   live. They read immutable fields and need no attached thread state.
+//! - `PyInterpreterState_GetID(interp)`: `interp` is live.
+//! - `PyInterpreterState_ThreadHead(interp)`, `PyThreadState_Next(tstate)`: `interp` is
+//!   live and this thread holds its GIL, so that its list of thread states does not change
+//!   during the walk.
+//! - `PyThread_get_thread_ident()`, `Py_GetVersion()`, `PyStatus_Exception(status)`: no
+//!   precondition.
+//!
+//! **The runtime and interpreters**
+//! - `Py_InitializeEx(0)`: the runtime is neither initialized nor finalizing, and no other
+//!   thread initializes it at the same time. Leaves this thread attached to the new main
+//!   thread state.
+//! - `Py_AtExit(callback)`: the runtime is initialized; before 3.12 the caller holds the
+//!   main GIL (the slot table has no lock of its own). Fails (returns -1) when the 32 slots
+//!   are taken.
+//! - `Py_NewInterpreter()`, `Py_NewInterpreterFromConfig(&tstate, &config)` (3.12+): a
+//!   thread state is attached to this thread (its GIL held). On success the new
+//!   interpreter's first thread state is attached in its place, and the previous one is
+//!   swapped out without being detached properly: the caller brings it back. With
+//!   `OWN_GIL`, `config` has `use_main_obmalloc == 0` and
+//!   `check_multi_interp_extensions == 1`.
+//! - `Py_EndInterpreter(tstate)`: `tstate` is attached and belongs to the interpreter being
+//!   ended; it is that interpreter's only thread state (3.13+ aborts with "not the last
+//!   thread" otherwise) and runs no frame. Leaves nothing attached.
+//!
+//! **Objects** (`Py_None`, `Py_INCREF`, `Py_DECREF`, `Py_XDECREF`, `PyImport_ImportModule`,
+//! `PyObject_GetAttrString`, `PyObject_Call`, `PyTuple_New`, `PyTuple_Pack`,
+//! `PyCFunction_NewEx`, `PyDict_New`, `PyDict_SetItemString`, `PyEval_GetBuiltins`,
+//! `PyRun_String`, `PyRun_SimpleString`, `PyErr_WriteUnraisable`): this thread is attached
+//! to the interpreter the objects belong to; references are used as the C API documents
+//! them (new or borrowed); decrementing a count may run arbitrary Python code.
+//!
+//! **PEP 788** (3.15, `pep788` below): `PyInterpreterView_FromMain()`,
+//! `PyInterpreterGuard_FromView(view)` and `PyInterpreterGuard_Close(guard)` need no
+//! attached thread state; a view is used only in the runtime it was made in, and a guard is
+//! closed once.
+
+#![allow(unsafe_code, reason = "the C layer: every wrapper calls C")]
 
 use pyo3_ffi::{PyInterpreterState, PyThreadState};
 
@@ -41,7 +127,7 @@ pub(crate) fn is_finalizing() -> bool {
 /// On 3.12+ this is exactly "the thread state attached to *this* thread" (a thread-local).
 /// On 3.9–3.11 it is the thread state of whichever thread holds the one GIL, so a non-null
 /// answer only means "this thread is attached" when the pointer is known to belong to this
-/// thread; see [`crate::runtime::is_attached`].
+/// thread; see `guards::attached::is_attached`.
 #[inline]
 pub(crate) fn current_thread_state() -> *mut PyThreadState {
     // SAFETY: `PyThreadState_GetUnchecked` (3.13, `_PyThreadState_UncheckedGet` before) only
@@ -62,7 +148,7 @@ pub(crate) fn current_thread_state() -> *mut PyThreadState {
 /// the current thread state may be another thread's: confirm, then save.
 ///
 /// `confirm` is asked only when the pointers match, with the thread state still attached;
-/// it tells a thread state from a later one at the same address ([`Frame`]'s stamp).
+/// it tells a thread state from a later one at the same address (a frame's stamp, `guards::stack::Frame`).
 ///
 /// # Safety
 /// If it is current and confirmed, `expected` is a thread state this thread may detach, and
@@ -70,7 +156,6 @@ pub(crate) fn current_thread_state() -> *mut PyThreadState {
 /// Before 3.12, `confirm` must also establish that `expected` belongs to this thread (the
 /// current thread state is then process-wide) unless the caller knows it does.
 ///
-/// [`Frame`]: crate::stack::Frame
 #[inline]
 pub(crate) unsafe fn detach_if_current(
     expected: *mut PyThreadState,

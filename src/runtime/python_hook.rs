@@ -1,29 +1,33 @@
 //! Rust functions registered with Python-level hooks (`atexit.register`,
 //! `os.register_at_fork`), once per runtime.
 
+#![allow(
+    unsafe_code,
+    reason = "registers Rust functions with Python-level hooks through the C API"
+)]
+
 use core::ffi::CStr;
 use core::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use pyo3_ffi::{PyCFunction, PyMethodDef, PyMethodDefPointer, PyObject};
 
-/// No epoch: never registered.
-const NONE: u64 = u64::MAX;
+use crate::raw::epoch::{NO_EPOCH, epoch};
 
-/// A hook that is registered at most once per [runtime epoch](crate::runtime::epoch).
+/// A hook that is registered at most once per [runtime epoch](crate::raw::epoch).
 pub(crate) struct PythonHook {
     /// The epoch whose runtime has the hook registered.
     registered: AtomicU64,
     /// The epoch in which a thread has taken on registering the hook (until it succeeds, or
-    /// gives up and sets it back to `NONE`).
+    /// gives up and sets it back to `NO_EPOCH`).
     claimed: AtomicU64,
 }
 
 impl PythonHook {
     pub(crate) const fn new() -> PythonHook {
         PythonHook {
-            registered: AtomicU64::new(NONE),
-            claimed: AtomicU64::new(NONE),
+            registered: AtomicU64::new(NO_EPOCH),
+            claimed: AtomicU64::new(NO_EPOCH),
         }
     }
 
@@ -56,7 +60,7 @@ impl PythonHook {
         keyword: Option<&CStr>,
         definition: *mut PyMethodDef,
     ) {
-        let epoch = crate::runtime::epoch();
+        let epoch = epoch();
         loop {
             if self.is_registered(epoch) {
                 return;
@@ -66,6 +70,7 @@ impl PythonHook {
             }
             // SAFETY: attached (caller): detaches for the wait, and re-attaches the same
             // thread state right after; nothing of this thread runs in between.
+            // C preconditions: raw::ffi, PyEval_SaveThread, PyEval_RestoreThread.
             unsafe {
                 let tstate = pyo3_ffi::PyEval_SaveThread();
                 std::thread::sleep(Duration::from_millis(1));
@@ -76,10 +81,13 @@ impl PythonHook {
         // runtime can be made anywhere): set aside for the calls below, which must start
         // without one.
         // SAFETY: attached (caller); put back below.
-        let caller_error = unsafe { crate::ffi::take_error() };
+        let caller_error = unsafe { crate::raw::ffi::take_error() };
         // SAFETY: attached to the main interpreter (caller); `definition` outlives the
         // function object (static); every new reference is released; a failure's exception
         // is reported as unraisable (which clears it).
+        // C preconditions: raw::ffi, PyImport_ImportModule, PyCFunction_NewEx,
+        //     PyObject_GetAttrString, PyTuple_Pack, PyTuple_New, PyDict_New, PyDict_SetItemString,
+        //     PyObject_Call, PyErr_WriteUnraisable, Py_XDECREF.
         let registered = unsafe {
             let module = pyo3_ffi::PyImport_ImportModule(module.as_ptr());
             let callback = pyo3_ffi::PyCFunction_NewEx(
@@ -123,11 +131,11 @@ impl PythonHook {
             ok
         };
         // SAFETY: attached; what `take_error` took above.
-        unsafe { crate::ffi::restore_error(caller_error) };
+        unsafe { crate::raw::ffi::restore_error(caller_error) };
         if registered {
             self.registered.store(epoch, Ordering::Release);
         } else {
-            self.claimed.store(NONE, Ordering::Release); // another caller may try again
+            self.claimed.store(NO_EPOCH, Ordering::Release); // another caller may try again
         }
     }
 }
@@ -156,6 +164,7 @@ pub(crate) const fn no_args_method(
 pub(crate) unsafe fn none() -> *mut PyObject {
     // SAFETY: attached (caller); `Py_None` is immortal or reference-counted, either way
     // the increment makes the returned reference new.
+    // C preconditions: raw::ffi, Py_None, Py_INCREF.
     unsafe {
         let none = pyo3_ffi::Py_None();
         pyo3_ffi::Py_INCREF(none);

@@ -1,19 +1,26 @@
 //! [`ThreadStateHandle`]: one thread's thread state in one sub-interpreter, and
 //! [`AttachGuard`], which makes it current.
 
-use core::marker::PhantomData;
+#![allow(
+    unsafe_code,
+    reason = "creates, attaches and deletes handles' thread states"
+)]
+
 use core::ptr::NonNull;
 
 use pyo3_ffi::PyThreadState;
 
 use crate::error::GilError;
-use crate::handle_claims::{claim, record_thread_state, unclaim};
-use crate::interpreter::SubInterpreter;
-use crate::interpreter_ref::Interpreter;
-use crate::marker::ThreadBound;
-use crate::shutdown::{self, ThreadGuards};
-use crate::stack::{self, Entry, Frame, NO_FRAME};
-use crate::{ffi, native_thread, runtime};
+use crate::guards::stack::{self, Entry, Frame, NO_FRAME};
+use crate::guards::{attached, start};
+use crate::interpreters::attach_guard::AttachGuard;
+use crate::interpreters::handle_claims::{claim, record_thread_state, unclaim};
+use crate::interpreters::interpreter::Interpreter;
+use crate::interpreters::sub_interpreter::SubInterpreter;
+use crate::marker::CPythonThreadState;
+use crate::raw::ffi;
+use crate::runtime::shutdown::{self, ThreadGuards};
+use crate::runtime::{self, native_thread};
 
 /// The thread state of one (thread, interpreter) pair: created on the current thread for a
 /// [`SubInterpreter`] (or any [`Interpreter`]), used by that thread only, and reused for
@@ -53,7 +60,7 @@ pub struct ThreadStateHandle<'i> {
     /// This thread's count of guards for the shutdown gate, which counts the handle's
     /// attaches: the shutdown may end the interpreter, and must know no thread is attaching.
     guards: &'static ThreadGuards,
-    _thread: ThreadBound,
+    _thread: CPythonThreadState,
 }
 
 static_assertions::assert_not_impl_any!(ThreadStateHandle<'static>: Send, Sync);
@@ -107,7 +114,7 @@ impl<'i> ThreadStateHandle<'i> {
         runtime::check_can_attach()?;
         // Handles must learn when the runtime is finalized, even in a process where nothing
         // else of this crate attached yet.
-        runtime::ensure_watched()?;
+        start::ensure_watched()?;
         let guards = native_thread::thread_guards_or_register();
         // Counted while the thread state is made: the shutdown, which may end the
         // interpreter, either refuses this or waits for it.
@@ -122,13 +129,17 @@ impl<'i> ThreadStateHandle<'i> {
         let key = interpreter.as_ptr() as usize;
         // SAFETY: the interpreter is alive (caller, and not ended at shutdown: the count
         // above); creating a thread state needs no GIL and binds it to this thread.
+        // C preconditions: raw::ffi, PyThreadState_New.
         let tstate = unsafe { pyo3_ffi::PyThreadState_New(interpreter.as_ptr()) };
         let Some(tstate) = NonNull::new(tstate) else {
             unclaim(key);
             panic!("PyThreadState_New could not allocate a thread state");
         };
         record_thread_state(key, tstate.as_ptr());
-        crate::interpreter_end::handle_state_created(interpreter.as_ptr(), tstate.as_ptr());
+        crate::interpreters::interpreter_end::handle_state_created(
+            interpreter.as_ptr(),
+            tstate.as_ptr(),
+        );
         if let Some(owner) = owner {
             owner.thread_state_created();
         }
@@ -137,7 +148,7 @@ impl<'i> ThreadStateHandle<'i> {
             owner,
             tstate,
             guards,
-            _thread: PhantomData,
+            _thread: CPythonThreadState::NEW,
         })
     }
 
@@ -201,11 +212,7 @@ impl<'i> ThreadStateHandle<'i> {
     /// ```
     #[inline]
     pub fn attach(&self) -> Result<AttachGuard<'_>, GilError> {
-        Ok(AttachGuard {
-            frame: self.enter(false)?,
-            _handle: PhantomData,
-            _thread: PhantomData,
-        })
+        Ok(AttachGuard::new(self.enter(false)?))
     }
 
     /// Attaches this thread state, first detaching whatever thread state is attached (of
@@ -240,11 +247,7 @@ impl<'i> ThreadStateHandle<'i> {
     /// # Ok::<(), gilguard::GilError>(())
     /// ```
     pub unsafe fn attach_suspending(&self) -> Result<AttachGuard<'_>, GilError> {
-        Ok(AttachGuard {
-            frame: self.enter(true)?,
-            _handle: PhantomData,
-            _thread: PhantomData,
-        })
+        Ok(AttachGuard::new(self.enter(true)?))
     }
 
     /// Runs `f` with this thread state attached, then puts the thread back exactly as it was
@@ -317,13 +320,14 @@ impl<'i> ThreadStateHandle<'i> {
     /// Callers have checked that the thread is detached (before 3.12: that no thread holds
     /// the GIL), counted the attach for the shutdown gate and checked
     /// [`check_usable`](Self::check_usable), or done both with
-    /// [`admit_handle_if_open`](crate::shutdown::admit_handle_if_open).
+    /// [`admit_handle_if_open`](crate::runtime::shutdown::admit_handle_if_open).
     #[inline(always)]
     fn attach_detached(&self) -> u32 {
         let tstate = self.tstate.as_ptr();
         // SAFETY: detached (caller); `tstate` is this thread's live state of a live
         // interpreter (`check_usable` or `admit_handle_if_open`, by the caller). `Entry::Kept`
         // undoes this by detaching it and uncounting the attach.
+        // C preconditions: raw::ffi, PyEval_RestoreThread.
         unsafe { pyo3_ffi::PyEval_RestoreThread(tstate) };
         stack::push(Frame::new(Entry::Kept, tstate, false, true))
     }
@@ -339,7 +343,7 @@ impl<'i> ThreadStateHandle<'i> {
             self.admit()?;
             return Ok(self.attach_detached());
         }
-        let current = runtime::attached_thread_state();
+        let current = attached::attached_thread_state();
         if current == tstate {
             return Ok(stack::push(Frame::new(Entry::Nested, tstate, false, true)));
         }
@@ -352,10 +356,12 @@ impl<'i> ThreadStateHandle<'i> {
         if !current.is_null() {
             // SAFETY: `current` is attached to this thread; re-attached when the frame is
             // undone (`Frame::suspended`).
+            // C preconditions: raw::ffi, PyEval_SaveThread.
             frame.suspended = unsafe { pyo3_ffi::PyEval_SaveThread() };
         }
         // SAFETY: detached now; `tstate` is this thread's live state of a live interpreter.
         // `Entry::Kept` undoes this by detaching it and uncounting the attach.
+        // C preconditions: raw::ffi, PyEval_RestoreThread.
         unsafe { pyo3_ffi::PyEval_RestoreThread(tstate) };
         Ok(stack::push(frame))
     }
@@ -395,10 +401,11 @@ impl Drop for ThreadStateHandle<'_> {
             // finalizing, which frees it: nothing to touch.
             return;
         }
-        let previous = runtime::attached_thread_state();
+        let previous = attached::attached_thread_state();
         let mut frame = Frame::new(Entry::Deleting, tstate, false, true);
         // SAFETY: `tstate` is this thread's, detached (no frame uses it), and its interpreter
         // is alive. Whatever is attached is suspended and re-attached after the deletion.
+        // C preconditions: raw::ffi, PyEval_SaveThread, PyEval_RestoreThread.
         unsafe {
             if !previous.is_null() {
                 frame.suspended = pyo3_ffi::PyEval_SaveThread();
@@ -409,41 +416,9 @@ impl Drop for ThreadStateHandle<'_> {
         // finalizers left on it ended, then deleted.
         stack::finish(stack::push(frame));
         shutdown::dismiss(self.guards);
-        crate::interpreter_end::handle_state_deleted(tstate);
+        crate::interpreters::interpreter_end::handle_state_deleted(tstate);
         if let Some(owner) = self.owner {
             owner.thread_state_deleted();
         }
-    }
-}
-
-/// Keeps a [`ThreadStateHandle`] attached; detaches it (and re-attaches whatever it
-/// suspended) when dropped.
-///
-/// # Examples
-///
-/// ```
-/// gilguard::initialize()?;
-/// let interpreter = gilguard::SubInterpreter::new()?;
-/// let handle = interpreter.thread_state()?;
-/// let attached = handle.attach()?;
-/// assert!(gilguard::is_attached());
-/// drop(attached);
-/// assert!(!gilguard::is_attached());
-/// # Ok::<(), gilguard::GilError>(())
-/// ```
-#[must_use = "the thread state is detached as soon as the guard is dropped"]
-#[derive(Debug)]
-pub struct AttachGuard<'h> {
-    frame: u32,
-    _handle: PhantomData<&'h ()>,
-    _thread: ThreadBound,
-}
-
-static_assertions::assert_not_impl_any!(AttachGuard<'static>: Send, Sync);
-
-impl Drop for AttachGuard<'_> {
-    #[inline(always)]
-    fn drop(&mut self) {
-        stack::finish_likely(self.frame, Entry::Kept);
     }
 }

@@ -15,7 +15,14 @@
 //! other code on the thread (CPython's `threading`, a C library's `PyGILState_Ensure`,
 //! `pyo3`) attaches, detaches and deletes thread states too. So a frame's pointer is only
 //! passed back to CPython after CPython confirms it ([`Frame::is_current`]), or while the
-//! frame's scope vouches for it ([`Frame::vouches_for`]).
+//! frame's scope vouches for it ([`Frame::vouches_for`]). This is **the scope rule**:
+//!
+//! > a live frame that released or suspended a thread state is inside the code that had it
+//! > attached (a closure form still running, or an `unsafe` guard whose contract keeps it
+//! > there), so that thread state is alive, and this thread's, for as long as the frame is.
+//!
+//! `SAFETY` comments that rely on either cite it by name ("the stack invariant", "the scope
+//! rule"); the C calls' own contracts are stated in `raw::ffi`.
 //!
 //! Closure forms are scopes: when one returns or unwinds, every frame pushed inside it
 //! that still holds a change belongs to a guard that outlived it (leaked, stored in a
@@ -23,7 +30,14 @@
 //! stack as [`Entry::Forgotten`] frames until their guards are gone; the caller gets back
 //! exactly the state it had ([`Scope`]).
 
+#![allow(
+    unsafe_code,
+    reason = "the release fast path detaches the thread (C preconditions: raw::ffi)"
+)]
+
 mod frame;
+mod queries;
+mod scope;
 mod storage;
 #[cfg(test)]
 mod tests;
@@ -34,12 +48,14 @@ use pyo3_ffi::PyThreadState;
 
 use frame::Life;
 pub(crate) use frame::{Entry, Frame, NO_FRAME};
+#[cfg(not(Py_3_12))]
+pub(crate) use queries::vouches_for;
+pub(crate) use queries::{
+    forget_thread_states_except, holds_any_change, names, released_main_thread_state,
+};
+pub(crate) use scope::Scope;
+use scope::end_frame;
 use storage::{FRAMES, FrameStack};
-
-/// Whether any frame on this thread's stack still holds a change.
-pub(crate) fn holds_any_change() -> bool {
-    FRAMES.with(|stack| newest_holding(stack, 0).is_some())
-}
 
 /// The nested fast path: if the top frame attached a thread state the crate owns, that
 /// `accept` approves of and that is `current`, the one CPython considers current (code
@@ -88,7 +104,7 @@ pub(crate) fn push_nested_foreign(
 }
 
 /// The release fast path: if the top frame attached a thread state that CPython confirms
-/// is current, detaches it ([`detach_if_current`](crate::ffi::detach_if_current)) and
+/// is current, detaches it ([`detach_if_current`](crate::raw::ffi::detach_if_current)) and
 /// pushes the [`Entry::Released`] frame. `None` sends the caller to the slow path, with
 /// nothing changed.
 #[inline]
@@ -101,11 +117,12 @@ pub(crate) fn push_released(below_in_guard: u32) -> Option<u32> {
         if tstate.is_null() || (cfg!(not(Py_3_12)) && !top.owned) {
             return None;
         }
-        // SAFETY: a thread state CPython confirms is current on this thread is this
-        // thread's to detach (before 3.12: owned by the crate for this thread, checked
-        // above); the frame pushed below pairs it with `PyEval_RestoreThread(tstate)`. No
-        // Python code runs, so nothing touches the stack meanwhile.
-        if !unsafe { crate::ffi::detach_if_current(tstate, |_| true) } {
+        // SAFETY: the top frame's thread state (the stack invariant), detached only if
+        // CPython confirms it is current on this thread (before 3.12: owned by the crate
+        // for this thread, checked above); the frame pushed below pairs it with
+        // `PyEval_RestoreThread(tstate)`. No Python code runs, so nothing touches the stack
+        // meanwhile.
+        if !unsafe { crate::raw::ffi::detach_if_current(tstate, |_| true) } {
             return None;
         }
         stack.push_inline(len, Frame::released(tstate, top.owned, below_in_guard));
@@ -276,6 +293,10 @@ fn finish_below_top(index: u32) -> u32 {
             }
         }
         stack.set(index, frame);
+        debug_assert!(
+            stack.finished.get() <= stack.len.get(),
+            "more frames finished than on the stack"
+        );
         Some(frame.below_in_guard)
     });
     debug_assert!(
@@ -286,110 +307,12 @@ fn finish_below_top(index: u32) -> u32 {
     below_in_guard.unwrap_or(NO_FRAME)
 }
 
-/// The frame of a closure form (`with_gil`, `without_gil`, `run`, ...), finished when the
-/// closure returns or unwinds, with the fast path of [`finish_likely`] for a frame of
-/// entry `likely`.
-///
-/// Frames above it that still hold a change can only come from guards created inside the
-/// closure that outlived it: leaked with `mem::forget`, stored in a thread-local, or
-/// returned. They are ended first ([`end_above`]), so that the closure's caller gets back
-/// the state it had, whatever the closure left behind.
-pub(crate) struct Scope {
-    pub(crate) index: u32,
-    pub(crate) likely: Entry,
-}
-
-impl Drop for Scope {
-    #[inline(always)]
-    fn drop(&mut self) {
-        finish_fast_or(self.index, self.likely, || end_scope(self.index));
-    }
-}
-
-#[inline(never)]
-fn end_scope(index: u32) -> u32 {
-    if let Some((frame, any_finished)) = pop_top(index) {
-        frame.undo(true);
-        if any_finished {
-            unwind();
-        }
-        return frame.below_in_guard;
-    }
-    end_scope_slow(index)
-}
-
-#[cold]
-#[inline(never)]
-fn end_scope_slow(index: u32) -> u32 {
-    end_above(index);
-    finish_below_top(index)
-}
-
 /// The newest frame at `from` or above that still holds a change.
 fn newest_holding(stack: &FrameStack, from: u32) -> Option<(u32, Frame)> {
     (from..stack.len.get())
         .rev()
         .filter_map(|index| Some((index, stack.get(index)?)))
         .find(|(_, frame)| frame.entry != Entry::Forgotten)
-}
-
-/// Ends every frame above `index` that still holds a change, newest first: undoes it as far
-/// as CPython confirms it still describes the thread ([`Frame::undo`]), and leaves it on the
-/// stack as [`Entry::Forgotten`], for its guard to pop without effect.
-fn end_above(index: u32) {
-    while let Some((above, frame)) = FRAMES.with(|stack| newest_holding(stack, index + 1)) {
-        end_frame(above, frame);
-    }
-}
-
-/// Undoes `frame`, at `index`, no newer frame holding a change, and leaves it forgotten.
-/// Python code run by the undo (finalizers, while a thread state is cleared) may push frames
-/// above it and leave some alive: those are ended too, before the frame's own undo.
-fn end_frame(index: u32, frame: Frame) {
-    FRAMES.with(|stack| {
-        if frame.life == Life::Finished {
-            stack.finished.set(stack.finished.get() - 1);
-        }
-        let guard_gone = frame.life == Life::Finished;
-        stack.set(
-            index,
-            Frame {
-                life: if guard_gone {
-                    Life::UndoingFinished
-                } else {
-                    Life::Undoing
-                },
-                ..frame
-            },
-        );
-    });
-    frame.undo_in_place();
-    end_above(index);
-    frame.undo(false);
-    FRAMES.with(|stack| {
-        let guard_gone = stack
-            .get(index)
-            .is_some_and(|now| now.life == Life::UndoingFinished);
-        if guard_gone {
-            stack.finished.set(stack.finished.get() + 1);
-        }
-        stack.set(
-            index,
-            Frame {
-                entry: Entry::Forgotten,
-                tstate: ptr::null_mut(),
-                suspended: ptr::null_mut(),
-                main: false,
-                owned: false,
-                life: if guard_gone {
-                    Life::Finished
-                } else {
-                    Life::Live
-                },
-                ..frame
-            },
-        );
-    });
 }
 
 /// Undoes finished frames, newest first, as long as the newest frame holding a change is
@@ -412,94 +335,4 @@ fn unwind() {
             stack.pop();
         }
     });
-}
-
-/// Whether a frame on this thread's stack that holds a change names `tstate` as a thread
-/// state the crate owns, or as the one it suspended. Such a thread state must not be
-/// deleted while the frame exists.
-pub(crate) fn names(tstate: *mut PyThreadState) -> bool {
-    FRAMES.with(|stack| {
-        (0..stack.len.get())
-            .filter_map(|index| stack.get(index))
-            .filter(|frame| frame.entry != Entry::Forgotten)
-            .any(|frame| (frame.owned && frame.tstate == tstate) || frame.suspended == tstate)
-    })
-}
-
-/// Whether a live frame on this thread's stack vouches that `tstate` exists and is this
-/// thread's ([`Frame::vouches_for`]): what tells this thread's thread states apart before
-/// 3.12, where the current one may be another thread's.
-#[cfg(not(Py_3_12))]
-pub(crate) fn vouches_for(tstate: *mut PyThreadState) -> bool {
-    FRAMES.with(|stack| {
-        (0..stack.len.get())
-            .filter_map(|index| stack.get(index))
-            .any(|frame| frame.vouches_for(tstate))
-    })
-}
-
-/// In the child of a fork, where `survivor` is the only thread state left: turns every
-/// frame that names another one into an [`Entry::Forgotten`] one, so that undoing it does
-/// nothing to the state it would re-attach or delete, which is gone. Returns how many live
-/// [`Entry::Kept`] frames remain.
-pub(crate) fn forget_thread_states_except(survivor: *mut PyThreadState) -> usize {
-    FRAMES.with(|stack| {
-        let mut kept = 0;
-        for index in 0..stack.len.get() {
-            let Some(mut frame) = stack.get(index) else {
-                continue;
-            };
-            if frame.tstate != survivor {
-                frame.entry = Entry::Forgotten;
-                frame.tstate = ptr::null_mut();
-                frame.main = false;
-                frame.owned = false;
-            }
-            if frame.suspended != survivor {
-                frame.suspended = ptr::null_mut();
-            }
-            if frame.entry == Entry::Kept && frame.life == Life::Live {
-                kept += 1;
-            }
-            stack.set(index, frame);
-        }
-        kept
-    })
-}
-
-/// The main-interpreter thread state that the newest live release frame detached, if any,
-/// and whether the crate owns it: re-attaching it keeps the thread's Python identity (its
-/// `threading` thread, its thread-locals) instead of inventing another one. Only a live
-/// frame counts: its scope vouches for the thread state, where a finished one may have
-/// outlived it. None once the runtime is finalizing, which may free the thread states the
-/// frames name.
-#[inline]
-pub(crate) fn released_main_thread_state() -> Option<(*mut PyThreadState, bool)> {
-    if FRAMES.with(|stack| stack.len.get()) == 0 {
-        return None;
-    }
-    released_main_thread_state_below()
-}
-
-#[inline(never)]
-fn released_main_thread_state_below() -> Option<(*mut PyThreadState, bool)> {
-    if crate::runtime::check_not_finalizing().is_err() {
-        return None;
-    }
-    let epoch = crate::runtime::epoch();
-    FRAMES.with(|stack| {
-        (0..stack.len.get())
-            .rev()
-            .filter_map(|index| stack.get(index))
-            .filter(|frame| {
-                frame.vouches_for(frame.tstate)
-                    && frame.attached().is_null()
-                    && frame.stamp == epoch
-            })
-            // SAFETY: a live release frame's scope keeps its thread state alive (see
-            // `Frame::vouches_for`), in this runtime (the epoch, checked above) and until
-            // finalization (checked above).
-            .find(|frame| unsafe { crate::ffi::is_main_interpreter_state(frame.tstate) })
-            .map(|frame| (frame.tstate, frame.owned))
-    })
 }

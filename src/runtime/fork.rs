@@ -11,8 +11,14 @@
 //! thread states kept for native threads, and empties the forking thread's frames that
 //! name a deleted thread state, so that undoing them does nothing.
 
-use crate::python_hook::{self, PythonHook};
-use crate::{ffi, native_thread, runtime, shutdown, stack};
+#![allow(
+    unsafe_code,
+    reason = "registers a Python callback (C preconditions: raw::ffi)"
+)]
+
+use crate::raw::ffi;
+use crate::runtime::python_hook::{self, PythonHook};
+use crate::runtime::{self, native_thread, shutdown, upcalls};
 
 /// The after-fork callback.
 static HOOK: PythonHook = PythonHook::new();
@@ -48,7 +54,7 @@ unsafe extern "C" fn after_fork_in_child(
     let survivor = ffi::current_thread_state();
     let epoch = runtime::after_fork();
     HOOK.inherited(epoch);
-    let kept_frames = stack::forget_thread_states_except(survivor);
+    let kept_frames = upcalls::forget_thread_states_except(survivor);
     let guards = native_thread::after_fork(survivor, epoch);
     shutdown::after_fork(epoch, guards.map(|guards| (guards, kept_frames)));
     // SAFETY: attached.

@@ -19,7 +19,12 @@
 //! A kept thread state must never be touched once the runtime has begun finalizing, and
 //! never at all after it has been finalized (finalization frees every thread state, and a
 //! re-initialized runtime does not know the old ones): each one records the runtime's
-//! [epoch](crate::runtime::epoch) and is forgotten, not used, once that has moved on.
+//! [epoch](crate::raw::epoch) and is forgotten, not used, once that has moved on.
+
+#![allow(
+    unsafe_code,
+    reason = "creates, attaches and deletes the kept thread states"
+)]
 
 use core::cell::Cell;
 use core::ptr;
@@ -27,10 +32,20 @@ use core::ptr;
 use pyo3_ffi::PyThreadState;
 
 use crate::error::GilError;
-use crate::ffi;
-use crate::runtime::{self, epoch};
-use crate::shutdown;
-use crate::stack::Entry;
+use crate::raw::epoch::epoch;
+use crate::raw::ffi;
+use crate::runtime::{self, shutdown, upcalls};
+
+/// How [`attach_new`] attached this thread, which decides how its frame undoes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NewState {
+    /// Kept for later acquisitions, and counted for the shutdown gate: undone by detaching.
+    Kept,
+    /// Made by `PyGILState_Ensure` and not kept: undone by `PyGILState_Release`.
+    Ensured,
+    /// Made directly and not kept: undone by clearing and deleting it.
+    Deleting,
+}
 
 struct Kept {
     tstate: Cell<*mut PyThreadState>,
@@ -82,7 +97,7 @@ pub(crate) fn is_stale(tstate: *mut PyThreadState) -> bool {
 /// Counts a guard about to attach the kept state (see [`shutdown::admit`]), and returns
 /// whether it did: threads without a count (the initializing thread, which keeps a borrowed
 /// state, until it makes a handle) are only checked, and their frame must not be uncounted
-/// ([`Entry::Kept`] is the counted entry).
+/// (a [`NewState::Kept`] frame is the counted one).
 ///
 /// # Errors
 /// [`GilError::Finalizing`] (or [`GilError::NotInitialized`] for a thread without a count,
@@ -145,10 +160,12 @@ pub(crate) fn thread_guards_or_register() -> &'static shutdown::ThreadGuards {
 /// # Safety
 /// The runtime is initialized and not finalizing, this thread is detached, and `gilstate`
 /// is `PyGILState_GetThisThreadState()`: null, not of the main interpreter, or
-/// [stale](is_stale) (it is never dereferenced).
+/// [stale](is_stale) (it is never dereferenced). `install_hooks` is the guards layer's
+/// `start::install_hooks`, which registers its upcalls before the hooks that call them.
 pub(crate) unsafe fn attach_new(
     gilstate: *mut PyThreadState,
-) -> Result<(Entry, *mut PyThreadState), GilError> {
+    install_hooks: unsafe fn(),
+) -> Result<(NewState, *mut PyThreadState), GilError> {
     // Counted before attaching, like every attach of a kept state: once shutdown has begun
     // it refuses here, or it waits for this guard.
     let guards = thread_guards_or_register();
@@ -157,6 +174,7 @@ pub(crate) unsafe fn attach_new(
     // `PyGILState_Ensure` creates one in the main interpreter, binds it and attaches it.
     // Otherwise `PyGILState_Ensure` would attach the sub-interpreter's, so a state is made
     // directly; creating one needs no GIL.
+    // C preconditions: raw::ffi, PyGILState_Ensure, PyThreadState_New, PyEval_RestoreThread.
     let (tstate, ensured) = unsafe {
         if gilstate.is_null() {
             // Returns `UNLOCKED`: the thread was detached.
@@ -170,7 +188,7 @@ pub(crate) unsafe fn attach_new(
     };
     let epoch = epoch();
     // SAFETY: attached to the main interpreter just above.
-    unsafe { runtime::install_hooks() };
+    unsafe { install_hooks() };
     // Touching `DELETE_ON_EXIT` registers its destructor; it fails during teardown.
     let kept = runtime::watch_finalization(epoch) && DELETE_ON_EXIT.try_with(|_| ()).is_ok();
     if !kept {
@@ -179,9 +197,9 @@ pub(crate) unsafe fn attach_new(
         shutdown::dismiss(guards);
         return Ok((
             if ensured {
-                Entry::Ensured
+                NewState::Ensured
             } else {
-                Entry::Deleting
+                NewState::Deleting
             },
             tstate,
         ));
@@ -191,7 +209,7 @@ pub(crate) unsafe fn attach_new(
         kept.epoch.set(epoch);
         kept.owned.set(true);
     });
-    Ok((Entry::Kept, tstate))
+    Ok((NewState::Kept, tstate))
 }
 
 /// In the child of a fork: keeps this thread's kept state only if it is `survivor`, the one
@@ -223,14 +241,16 @@ impl Drop for DeleteOnExit {
             && KEPT.with(|kept| kept.owned.get())
             && ffi::is_initialized()
             && runtime::check_not_finalizing().is_ok()
-            && !crate::stack::holds_any_change()
-            && runtime::attached_thread_state().is_null();
+            && !upcalls::holds_any_change()
+            && upcalls::attached_thread_state().is_null();
         // Attaching to delete counts as a guard: shutdown refuses it or waits for it.
         if deletable && guards.is_none_or(|guards| shutdown::admit(guards).is_ok()) {
             // SAFETY: `tstate` is this thread's live, detached main-interpreter thread
             // state, made by `attach_new` (same epoch, runtime up, no frame and no
             // attachment on this thread). It is attached, cleared and deleted, which also
             // unbinds it from `PyGILState` if it is bound.
+            // C preconditions: raw::ffi, PyEval_RestoreThread, PyThreadState_Clear,
+            //     PyThreadState_DeleteCurrent.
             unsafe {
                 pyo3_ffi::PyEval_RestoreThread(tstate);
                 pyo3_ffi::PyThreadState_Clear(tstate);
@@ -242,6 +262,6 @@ impl Drop for DeleteOnExit {
         if let Some(guards) = guards {
             shutdown::unregister_thread(guards);
         }
-        crate::handle_claims::forget_claims();
+        upcalls::forget_claims();
     }
 }

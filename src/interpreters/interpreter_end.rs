@@ -12,6 +12,11 @@
 //!
 //! [`SubInterpreter::end`]: crate::SubInterpreter::end
 
+#![allow(
+    unsafe_code,
+    reason = "ends sub-interpreters and deletes their thread states"
+)]
+
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -19,8 +24,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use pyo3_ffi::{PyInterpreterState, PyThreadState};
 
 use crate::error::GilError;
-use crate::stack::{self, Entry, Frame};
-use crate::{ffi, runtime};
+use crate::guards::stack::{self, Entry, Frame};
+use crate::raw::epoch::epoch;
+use crate::raw::ffi;
 
 const LIVE: u8 = 0;
 const ENDING: u8 = 1;
@@ -73,6 +79,8 @@ impl Record {
         main_thread_ident: core::ffi::c_ulong,
         epoch: u64,
     ) -> Arc<Record> {
+        // Before the shutdown can find the record.
+        super::register_upcalls();
         let record = Arc::new(Record {
             interp,
             first,
@@ -91,7 +99,7 @@ impl Record {
     /// Whether the interpreter is alive and may be used: not ended (or being ended), and its
     /// runtime not finalized.
     pub(crate) fn is_usable(&self) -> bool {
-        self.state.load(Ordering::Acquire) == LIVE && self.epoch == runtime::epoch()
+        self.state.load(Ordering::Acquire) == LIVE && self.epoch == epoch()
     }
 
     /// Ends the interpreter from this thread, attached to the main interpreter (and again on
@@ -142,11 +150,13 @@ impl Record {
         let main_tstate = ffi::current_thread_state();
         let first = self.first.as_ptr();
         // SAFETY: reads the calling thread's identifier.
+        // C preconditions: raw::ffi, PyThread_get_thread_ident.
         let on_main_thread =
             unsafe { pyo3_ffi::PyThread_get_thread_ident() } == self.main_thread_ident;
         // SAFETY: the interpreter and `first` are alive, and `first` is detached; creating
         // a thread state needs no GIL. The main thread state is detached here and
         // re-attached below, on every path.
+        // C preconditions: raw::ffi, PyThreadState_New, PyEval_SaveThread, PyEval_RestoreThread.
         let tstate = unsafe {
             let tstate = if on_main_thread {
                 first
@@ -175,6 +185,8 @@ impl Record {
                 // CPython itself does when it ends an interpreter (`zapthreads`); with the
                 // GIL held nothing else touches it. Then `tstate` is current, frameless and
                 // the only thread state: `Py_EndInterpreter`'s preconditions.
+                // C preconditions: raw::ffi, PyThreadState_Clear, PyThreadState_Delete,
+                //     Py_EndInterpreter.
                 unsafe {
                     if tstate != first {
                         pyo3_ffi::PyThreadState_Clear(first);
@@ -185,11 +197,13 @@ impl Record {
                 true
             } else if tstate == first {
                 // SAFETY: attached above; detaching releases the interpreter's GIL.
+                // C preconditions: raw::ffi, PyEval_SaveThread.
                 unsafe { pyo3_ffi::PyEval_SaveThread() };
                 false
             } else {
                 // SAFETY: `tstate` is attached and was created above; clearing and deleting
                 // it detaches the thread and releases the interpreter's GIL.
+                // C preconditions: raw::ffi, PyThreadState_Clear, PyThreadState_DeleteCurrent.
                 unsafe {
                     pyo3_ffi::PyThreadState_Clear(tstate);
                     pyo3_ffi::PyThreadState_DeleteCurrent();
@@ -208,6 +222,7 @@ impl Record {
         let expected = if tstate == self.first.as_ptr() { 1 } else { 2 };
         // SAFETY: the interpreter is alive and its GIL is held; reading the list of its
         // thread states is what `Py_EndInterpreter` does for the same check.
+        // C preconditions: raw::ffi, PyInterpreterState_ThreadHead, PyThreadState_Next.
         unsafe {
             let mut count = 0;
             let mut next = pyo3_ffi::PyInterpreterState_ThreadHead(self.interp.as_ptr());
@@ -260,7 +275,7 @@ pub(crate) fn handle_state_deleted(tstate: *mut PyThreadState) {
 /// thread uses one of its thread states, or when it runs Python threads this crate does not
 /// know of.
 pub(crate) fn end_all_at_shutdown(drained: bool) {
-    let epoch = runtime::epoch();
+    let epoch = epoch();
     let alive: Vec<Arc<Record>> = LIVE_INTERPRETERS
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -299,6 +314,8 @@ unsafe fn delete_handle_states(tstate: *mut PyThreadState, handles: &[*mut PyThr
         // SAFETY: `tstate` is attached (caller) and re-attached at the end; `handle` is a
         // detached thread state of the same interpreter that nothing uses (caller), attached
         // here, cleared while attached, and deleted as the current one.
+        // C preconditions: raw::ffi, PyEval_SaveThread, PyEval_RestoreThread, PyThreadState_Clear,
+        //     PyThreadState_DeleteCurrent.
         unsafe {
             pyo3_ffi::PyEval_SaveThread();
             pyo3_ffi::PyEval_RestoreThread(handle);
@@ -338,6 +355,8 @@ atexit._run_exitfuncs()
 ";
     // SAFETY: attached to the interpreter being ended; the code runs in a fresh namespace,
     // every new reference is released, and a failure is reported as unraisable.
+    // C preconditions: raw::ffi, PyDict_New, PyDict_SetItemString, PyEval_GetBuiltins,
+    //     PyErr_WriteUnraisable, Py_XDECREF, PyRun_String, Py_DECREF.
     unsafe {
         let namespace = pyo3_ffi::PyDict_New();
         if namespace.is_null()
@@ -375,11 +394,13 @@ unsafe fn reattach(main_tstate: *mut PyThreadState, ended: bool) {
     #[cfg(not(Py_3_12))]
     if ended {
         // SAFETY: the GIL is held with nothing current, and `main_tstate` is detached.
+        // C preconditions: raw::ffi, PyThreadState_Swap.
         unsafe { pyo3_ffi::PyThreadState_Swap(main_tstate) };
         return;
     }
     #[cfg(Py_3_12)]
     let _ = ended;
     // SAFETY: detached with the GIL released (caller); `main_tstate` is this thread's.
+    // C preconditions: raw::ffi, PyEval_RestoreThread.
     unsafe { pyo3_ffi::PyEval_RestoreThread(main_tstate) };
 }

@@ -156,3 +156,39 @@ fn every_finish_order_around_a_scope_end() {
 fn finishing_a_frame_that_is_not_there_is_caught() {
     finish(7);
 }
+
+#[test]
+fn every_finish_order_across_the_spill_boundary() {
+    // Five frames straddling `INLINE` (two inline, three spilled) above live inline frames,
+    // finished in every order: the spill is freed once they are gone, the frames below stay.
+    let base = storage::INLINE as u32 - 2;
+    for order in permutations(5) {
+        let below: Vec<u32> = (0..base).map(|_| push(nested())).collect();
+        let above: Vec<u32> = (0..5).map(|_| push(nested())).collect();
+        assert!(FrameStack::spill_capacity() > 0);
+        for &which in &order {
+            finish(above[which]);
+        }
+        assert_eq!(len(), base, "order {order:?}");
+        assert_eq!(finished(), 0, "order {order:?}");
+        assert_eq!(
+            FrameStack::spill_capacity(),
+            0,
+            "the spill's buffer was not freed, order {order:?}"
+        );
+        for &index in below.iter().rev() {
+            finish(index);
+        }
+        assert_empty();
+    }
+}
+
+#[test]
+#[cfg(debug_assertions)]
+#[should_panic(expected = "a frame finished twice")]
+fn finishing_a_frame_twice_is_caught() {
+    let older = push(nested());
+    let _newer = push(nested());
+    finish(older);
+    finish(older);
+}

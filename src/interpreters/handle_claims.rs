@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use pyo3_ffi::PyThreadState;
 
-use crate::interpreter_end::Record;
-use crate::interpreter_ref::Interpreter;
-use crate::runtime;
+use crate::interpreters::interpreter::Interpreter;
+use crate::interpreters::interpreter_end::Record;
+use crate::raw::epoch::epoch;
 
 thread_local! {
     /// The handles of this thread. `ManuallyDrop`, so that it has no destructor and works
@@ -38,13 +38,15 @@ impl Claim {
     fn is_current(&self) -> bool {
         match &self.record {
             Some(record) => record.is_usable(),
-            None => self.epoch == runtime::epoch(),
+            None => self.epoch == epoch(),
         }
     }
 }
 
 /// Claims `interpreter` for a new handle of this thread; false if it already has one.
 pub(crate) fn claim(interpreter: &Interpreter) -> bool {
+    // Before a thread's exit or a shutdown can meet the claim.
+    super::register_upcalls();
     let key = interpreter.as_ptr() as usize;
     HANDLES.with(|handles| {
         let mut handles = handles.borrow_mut();
@@ -59,7 +61,7 @@ pub(crate) fn claim(interpreter: &Interpreter) -> bool {
         handles.push(Claim {
             interpreter: key,
             tstate: core::ptr::null_mut(),
-            record: crate::interpreter_end::record_of(interpreter.as_ptr()),
+            record: crate::interpreters::interpreter_end::record_of(interpreter.as_ptr()),
             epoch: interpreter.epoch(),
         });
         true

@@ -1,11 +1,12 @@
 //! [`GilGuard`]: a stack of acquire and release frames owned by one value.
 
-use core::marker::PhantomData;
+#![allow(unsafe_code, reason = "`GilGuard::release` is `unsafe`")]
 
 use crate::error::GilError;
-use crate::marker::ThreadBound;
-use crate::stack::{self, NO_FRAME};
-use crate::{ffi, with_gil, without_gil};
+use crate::guards::stack::{self, NO_FRAME};
+use crate::guards::{attach_main, without_gil};
+use crate::marker::CPythonThreadState;
+use crate::raw::ffi;
 
 /// A guard that can acquire, release and restore repeatedly, and undoes everything it did
 /// when dropped.
@@ -42,12 +43,13 @@ use crate::{ffi, with_gil, without_gil};
 /// assert!(!is_attached());
 /// # Ok::<(), gilguard::GilError>(())
 /// ```
+#[clippy::has_significant_drop]
 #[must_use = "dropping the guard undoes every frame it pushed"]
 #[derive(Debug)]
 pub struct GilGuard {
     /// Index of the most recent frame this guard pushed; [`NO_FRAME`] when it has none.
     top: u32,
-    _thread: ThreadBound,
+    _thread: CPythonThreadState,
 }
 
 static_assertions::assert_not_impl_any!(GilGuard: Send, Sync);
@@ -65,7 +67,7 @@ impl GilGuard {
     pub const fn new() -> GilGuard {
         GilGuard {
             top: NO_FRAME,
-            _thread: PhantomData,
+            _thread: CPythonThreadState::NEW,
         }
     }
 
@@ -92,7 +94,7 @@ impl GilGuard {
     #[inline]
     pub fn acquire(&mut self) {
         if let Err(error) = self.try_acquire() {
-            with_gil::refused("GilGuard::acquire", "GilGuard::try_acquire", error);
+            crate::error::refused("GilGuard::acquire", "GilGuard::try_acquire", error);
         }
     }
 
@@ -114,7 +116,7 @@ impl GilGuard {
     /// ```
     #[inline]
     pub fn try_acquire(&mut self) -> Result<(), GilError> {
-        self.top = with_gil::enter(false, self.top)?;
+        self.top = attach_main::enter(false, self.top)?;
         Ok(())
     }
 

@@ -1,13 +1,20 @@
 //! [`Interpreter`]: names an interpreter this crate may not own (the main one, or the one
 //! an extension module was imported into), so that native threads can attach to it.
 
+#![allow(
+    unsafe_code,
+    reason = "asks CPython which interpreter is current or main"
+)]
+
 use core::ptr::NonNull;
 
 use pyo3_ffi::PyInterpreterState;
 
 use crate::error::GilError;
-use crate::thread_state::ThreadStateHandle;
-use crate::{ffi, runtime};
+use crate::guards::attached;
+use crate::interpreters::thread_state::ThreadStateHandle;
+use crate::raw::epoch::epoch;
+use crate::raw::ffi;
 
 /// An interpreter of the running Python, named by address: the main one, the one this
 /// thread is attached to, or a [`SubInterpreter`](crate::SubInterpreter)'s.
@@ -77,7 +84,7 @@ impl Interpreter {
         }
         let interp = NonNull::new(ffi::main_interpreter()).ok_or(GilError::NotInitialized)?;
         // The main interpreter's id is always 0.
-        Ok(Interpreter::named(interp, runtime::epoch(), 0))
+        Ok(Interpreter::named(interp, epoch(), 0))
     }
 
     /// The interpreter this thread is attached to.
@@ -100,17 +107,18 @@ impl Interpreter {
     /// # Ok::<(), GilError>(())
     /// ```
     pub fn current() -> Result<Interpreter, GilError> {
-        let tstate = runtime::attached_thread_state();
+        let tstate = attached::attached_thread_state();
         if tstate.is_null() {
             return Err(GilError::NotAttached);
         }
         // SAFETY: a thread state attached to this thread is live, and so its interpreter.
+        // C preconditions: raw::ffi, PyThreadState_GetInterpreter, PyInterpreterState_GetID.
         let (interp, id) = unsafe {
             let interp = pyo3_ffi::PyThreadState_GetInterpreter(tstate);
             (interp, pyo3_ffi::PyInterpreterState_GetID(interp))
         };
         let interp = NonNull::new(interp).expect("a thread state has an interpreter");
-        Ok(Interpreter::named(interp, runtime::epoch(), id))
+        Ok(Interpreter::named(interp, epoch(), id))
     }
 
     /// `interp`, alive in the runtime of `epoch`, whose id is `id`.
@@ -181,7 +189,7 @@ impl Interpreter {
         self.interp.as_ptr()
     }
 
-    /// The [runtime epoch](runtime::epoch) it was named in.
+    /// The [runtime epoch](crate::raw::epoch) it was named in.
     #[inline(always)]
     pub(crate) fn epoch(&self) -> u64 {
         self.epoch
@@ -189,7 +197,7 @@ impl Interpreter {
 
     /// Refuses an interpreter from a runtime that has been finalized since it was named.
     pub(crate) fn check_epoch(&self) -> Result<(), GilError> {
-        if self.epoch == runtime::epoch() {
+        if self.epoch == epoch() {
             Ok(())
         } else {
             Err(GilError::InterpreterEnded)

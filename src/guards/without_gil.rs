@@ -1,11 +1,14 @@
 //! [`WithoutGil`] and [`without_gil`]: detach this thread while Rust code runs.
 
-use core::marker::PhantomData;
+#![allow(
+    unsafe_code,
+    reason = "detaches the thread; `WithoutGil::new` is `unsafe`"
+)]
 
 use crate::error::GilError;
-use crate::marker::ThreadBound;
-use crate::runtime;
-use crate::stack::{self, Entry, Frame, NO_FRAME};
+use crate::guards::attached;
+use crate::guards::stack::{self, Entry, Frame, NO_FRAME};
+use crate::marker::CPythonThreadState;
 
 /// Releases the GIL (detaches this thread) until dropped, then re-attaches the same thread
 /// state.
@@ -37,11 +40,12 @@ use crate::stack::{self, Entry, Frame, NO_FRAME};
 /// assert!(is_attached());
 /// # Ok::<(), gilguard::GilError>(())
 /// ```
+#[clippy::has_significant_drop]
 #[must_use = "the GIL is re-acquired as soon as the guard is dropped"]
 #[derive(Debug)]
 pub struct WithoutGil {
     frame: u32,
-    _thread: ThreadBound,
+    _thread: CPythonThreadState,
 }
 
 static_assertions::assert_not_impl_any!(WithoutGil: Send, Sync);
@@ -88,7 +92,7 @@ impl WithoutGil {
     pub unsafe fn new() -> Result<WithoutGil, GilError> {
         Ok(WithoutGil {
             frame: leave(NO_FRAME)?,
-            _thread: PhantomData,
+            _thread: CPythonThreadState::NEW,
         })
     }
 }
@@ -148,7 +152,7 @@ impl Drop for WithoutGil {
 ///
 /// Whatever needs the GIL cannot be captured:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0277
 /// gilguard::with_gil(|| {
 ///     let gil = gilguard::WithGil::acquire();
 ///     gilguard::without_gil(|| drop(&gil)); // `&WithGil` is not `Send`
@@ -219,7 +223,7 @@ where
     // With `pyo3` on the thread, through its own `Python::detach`, so that a
     // `Python::attach` inside `f` really attaches.
     #[cfg(feature = "pyo3")]
-    return crate::with_pyo3::detach(f);
+    return crate::guards::with_pyo3::detach(f);
     #[cfg(not(feature = "pyo3"))]
     {
         let Ok(index) = leave(NO_FRAME) else {
@@ -244,13 +248,14 @@ pub(crate) fn leave(below_in_guard: u32) -> Result<u32, GilError> {
 
 #[inline(never)]
 fn leave_slow(below_in_guard: u32) -> Result<u32, GilError> {
-    let attached = runtime::attached_thread_state();
+    let attached = attached::attached_thread_state();
     if attached.is_null() {
         return Err(GilError::NotAttached);
     }
-    let owned = runtime::owns(attached);
+    let owned = attached::owns(attached);
     // SAFETY: `attached` is attached to this thread. `Entry::Released` pairs this with
     // `PyEval_RestoreThread` of the returned state.
+    // C preconditions: raw::ffi, PyEval_SaveThread.
     let tstate = unsafe { pyo3_ffi::PyEval_SaveThread() };
     Ok(stack::push(Frame::released(tstate, owned, below_in_guard)))
 }

@@ -1,0 +1,163 @@
+//! The runtime's life: whether it runs or shuts down, watching its finalization, and the
+//! pieces that follow it (the shutdown gate, fork, the Python-level hooks, the kept thread
+//! states of native threads). This layer calls only down, into [`raw`](crate::raw); what it
+//! must tell the frame stack and the handles goes through [`upcalls`].
+
+#![allow(
+    unsafe_code,
+    reason = "registers the `Py_AtExit` callback (C preconditions: raw::ffi)"
+)]
+
+pub(crate) mod fork;
+pub(crate) mod native_thread;
+pub(crate) mod python_hook;
+pub(crate) mod shutdown;
+pub(crate) mod upcalls;
+
+use std::sync::{Mutex, PoisonError};
+
+use crate::error::GilError;
+use crate::raw::epoch::{self, epoch};
+use crate::raw::ffi;
+
+/// The epoch in which [`on_finalized`] was registered with `Py_AtExit`, if any.
+static WATCHED_EPOCH: Mutex<Option<u64>> = Mutex::new(None);
+
+extern "C" fn on_finalized() {
+    shutdown::runtime_finalized();
+    epoch::advance();
+}
+
+/// Makes sure the epoch advances when the current runtime (of epoch `epoch`) finishes
+/// finalizing. Returns false if CPython has no `Py_AtExit` slot left; then nothing that
+/// must not outlive the runtime may be kept.
+///
+/// Call it attached to the main interpreter: before 3.12 `Py_AtExit` has no lock of its
+/// own and relies on its callers holding the GIL.
+pub(crate) fn watch_finalization(epoch: u64) -> bool {
+    let mut watched = WATCHED_EPOCH.lock().unwrap_or_else(PoisonError::into_inner);
+    if *watched == Some(epoch) {
+        return true;
+    }
+    // SAFETY: the runtime is initialized and the caller holds the main GIL (see above).
+    // C preconditions: raw::ffi, Py_AtExit.
+    if unsafe { pyo3_ffi::Py_AtExit(Some(on_finalized)) } != 0 {
+        return false;
+    }
+    *watched = Some(epoch);
+    true
+}
+
+/// Whether the runtime of `epoch` is watched already (see [`watch_finalization`]).
+pub(crate) fn is_watched(epoch: u64) -> bool {
+    *WATCHED_EPOCH.lock().unwrap_or_else(PoisonError::into_inner) == Some(epoch)
+}
+
+/// In the child of a fork: starts a new epoch, since the child's runtime lost every thread
+/// state but one and every sub-interpreter. The `Py_AtExit` hook, copied with the rest of
+/// the runtime, keeps watching it. Returns the new epoch.
+pub(crate) fn after_fork() -> u64 {
+    let mut watched = WATCHED_EPOCH.lock().unwrap_or_else(PoisonError::into_inner);
+    let old = epoch::advance();
+    if *watched == Some(old) {
+        *watched = Some(old + 1);
+    }
+    old + 1
+}
+
+/// Registers this crate's `atexit` and after-fork callbacks for the current runtime. The
+/// guards layer has registered its [`upcalls`] (the callbacks call them): call it through
+/// `guards::start::install_hooks`.
+///
+/// # Safety
+/// The thread is attached to the main interpreter.
+pub(crate) unsafe fn install_hooks() {
+    debug_assert!(
+        upcalls::guards_registered(),
+        "hooks installed before the frame stack registered its upcalls"
+    );
+    // SAFETY: requirements upheld by the caller.
+    unsafe {
+        shutdown::install();
+        fork::install();
+    }
+}
+
+/// Whether the runtime this crate last watched has finished finalizing. CPython leaves its
+/// finalizing flag set after `Py_FinalizeEx` returns, until the next initialization, so the
+/// flag alone cannot tell "finalizing now" from "finalized".
+fn watched_runtime_finalized() -> bool {
+    WATCHED_EPOCH
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .is_some_and(|watched| watched != epoch())
+}
+
+/// Whether the Python runtime is initialized (`Py_IsInitialized`).
+///
+/// # Examples
+///
+/// ```
+/// gilguard::initialize()?;
+/// assert!(gilguard::is_initialized());
+/// # Ok::<(), gilguard::GilError>(())
+/// ```
+pub fn is_initialized() -> bool {
+    ffi::is_initialized()
+}
+
+/// Whether the Python runtime is shutting down: from the moment this crate's `atexit`
+/// callback runs (which is also when guards start refusing to attach; see
+/// [`set_shutdown_timeout`](crate::set_shutdown_timeout)), or CPython's finalizing flag is
+/// set (`Py_IsFinalizing`, `_Py_IsFinalizing` before 3.13), until `Py_FinalizeEx` returns.
+///
+/// CPython keeps the flag set after finalization completed; this crate reports the
+/// finalization as over when it saw it complete, which it does for every runtime it
+/// started or attached a native thread to.
+///
+/// # Examples
+///
+/// ```
+/// gilguard::initialize()?;
+/// assert!(!gilguard::is_finalizing());
+/// # Ok::<(), gilguard::GilError>(())
+/// ```
+pub fn is_finalizing() -> bool {
+    (shutdown::closed() == Some(true) || ffi::is_finalizing()) && !watched_runtime_finalized()
+}
+
+/// Refuses attaching once finalization has begun: attaching then hangs the thread or, up
+/// to 3.13, ends it with `pthread_exit`. CPython keeps the flag set after finalization
+/// completed, so this also refuses a finalized runtime until it is initialized again.
+#[inline]
+pub(crate) fn check_not_finalizing() -> Result<(), GilError> {
+    let finalizing = match shutdown::closed() {
+        // The gate closes before CPython's flag is set, and stays closed after.
+        Some(closed) => closed,
+        None => ffi::is_finalizing(),
+    };
+    if finalizing {
+        Err(finalizing_error())
+    } else {
+        Ok(())
+    }
+}
+
+#[cold]
+fn finalizing_error() -> GilError {
+    if watched_runtime_finalized() {
+        GilError::NotInitialized
+    } else {
+        GilError::Finalizing
+    }
+}
+
+/// Refuses attaching when CPython would abort, hang or kill the thread.
+pub(crate) fn check_can_attach() -> Result<(), GilError> {
+    check_not_finalizing()?;
+    if ffi::is_initialized() {
+        Ok(())
+    } else {
+        Err(GilError::NotInitialized)
+    }
+}
