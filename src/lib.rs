@@ -21,6 +21,7 @@
 //! | `Py_BEGIN_ALLOW_THREADS` … `Py_END_ALLOW_THREADS`, `gil_scoped_release`, `without_gil` | [`without_gil`], [`WithoutGil`] |
 //! | a `gil_guard` with `acquire()` / `release()` / `restore()` | [`GilGuard`] |
 //! | `Py_Initialize` + `PyEval_SaveThread` when embedding | [`initialize`] |
+//! | `Py_BEGIN_CRITICAL_SECTION`, PyO3's `PyOnceLock`, pybind11's `gil_safe_call_once_and_store`, a lock waited for with the GIL released | [`sync`] |
 //!
 //! # Quick start
 //!
@@ -102,6 +103,7 @@ mod python_hook;
 mod runtime;
 mod shutdown;
 mod stack;
+pub mod sync;
 mod thread_state;
 mod with_gil;
 #[cfg(feature = "pyo3")]
