@@ -16,8 +16,8 @@ use crate::GilError;
 /// with the GIL, the GIL already does that.
 ///
 /// As in CPython, the section is suspended while this thread is detached (inside `f`, by
-/// [`without_gil`](crate::without_gil) or by a blocking Python call) and when `f` begins a
-/// critical section on another object; it is re-acquired before `f` continues. So it
+/// [`without_gil`](crate::without_gil) or by a blocking Python call), and may be suspended
+/// when `f` begins another critical section; it is re-acquired before `f` continues. So it
 /// protects what `f` does between such points, not `f` as a whole, exactly as the GIL does
 /// on a build that has one. It ends when `f` returns or panics.
 ///
