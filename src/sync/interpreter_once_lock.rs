@@ -3,6 +3,7 @@
 use core::fmt;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, Ordering};
+use std::panic::{RefUnwindSafe, UnwindSafe};
 
 use super::GilOnceLock;
 use crate::{GilError, Interpreter};
@@ -66,6 +67,14 @@ struct Slot<T> {
 unsafe impl<T: Send + Sync> Sync for InterpreterOnceLock<T> {}
 // SAFETY: moving the lock moves ownership of its slots and values (`T: Send`).
 unsafe impl<T: Send> Send for InterpreterOnceLock<T> {}
+
+// Each value is a `GilOnceLock`'s: a panicking initialiser leaves it uninitialised.
+impl<T: RefUnwindSafe + UnwindSafe> RefUnwindSafe for InterpreterOnceLock<T> {}
+impl<T: UnwindSafe> UnwindSafe for InterpreterOnceLock<T> {}
+
+static_assertions::assert_impl_all!(InterpreterOnceLock<Vec<u8>>: Send, Sync, Default);
+static_assertions::assert_not_impl_any!(InterpreterOnceLock<core::cell::Cell<u8>>: Sync);
+static_assertions::assert_not_impl_any!(InterpreterOnceLock<std::rc::Rc<u8>>: Send, Sync);
 
 impl<T> InterpreterOnceLock<T> {
     /// A lock with no value for any interpreter; `const`, so that it can be a `static`.

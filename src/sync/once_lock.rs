@@ -4,6 +4,7 @@ use core::cell::UnsafeCell;
 use core::fmt;
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::panic::{RefUnwindSafe, UnwindSafe};
 use std::sync::{Mutex, PoisonError};
 
 use super::lock_ext::MutexExt;
@@ -76,6 +77,14 @@ pub struct GilOnceLock<T> {
 // the value may be made on one thread and dropped on another (so `T: Send`), as for
 // `std::sync::OnceLock`.
 unsafe impl<T: Send + Sync> Sync for GilOnceLock<T> {}
+
+// A panicking initialiser leaves the lock uninitialised and consistent (as `std`'s).
+impl<T: RefUnwindSafe + UnwindSafe> RefUnwindSafe for GilOnceLock<T> {}
+impl<T: UnwindSafe> UnwindSafe for GilOnceLock<T> {}
+
+static_assertions::assert_impl_all!(GilOnceLock<Vec<u8>>: Send, Sync, Default);
+static_assertions::assert_not_impl_any!(GilOnceLock<core::cell::Cell<u8>>: Sync);
+static_assertions::assert_not_impl_any!(GilOnceLock<std::rc::Rc<u8>>: Send, Sync);
 
 impl<T> GilOnceLock<T> {
     /// An uninitialised lock; `const`, so that it can be a `static`.
