@@ -13,8 +13,8 @@ use std::sync::{Mutex, RwLock};
 use std::thread;
 
 use gilguard::sync::{
-    GilOnceLock, InterpreterOnceLock, MutexExt, RwLockExt, with_critical_section,
-    with_critical_section2,
+    CriticalSection, CriticalSection2, GilOnceLock, InterpreterOnceLock, MutexExt, RwLockExt,
+    with_critical_section, with_critical_section2,
 };
 use gilguard::{
     GilError, Interpreter, InterpreterConfig, SubInterpreter, is_attached, with_gil, without_gil,
@@ -498,5 +498,84 @@ fn critical_sections_need_an_attached_thread() {
             assert_eq!(with_critical_section(list, is_attached), Ok(true));
             pyo3_ffi::Py_DECREF(list);
         }
+    });
+}
+
+#[test]
+fn critical_section_guards_need_an_attached_thread() {
+    common::python();
+    // SAFETY: not attached, so the pointers are never used.
+    unsafe {
+        assert_eq!(
+            CriticalSection::begin(std::ptr::null_mut()).unwrap_err(),
+            GilError::NotAttached
+        );
+        assert_eq!(
+            CriticalSection2::begin(std::ptr::null_mut(), std::ptr::null_mut()).unwrap_err(),
+            GilError::NotAttached
+        );
+    }
+    with_gil(|| {
+        // SAFETY: attached; two new lists, released below.
+        let (a, b) = unsafe { (pyo3_ffi::PyList_New(0), pyo3_ffi::PyList_New(0)) };
+        assert!(!a.is_null() && !b.is_null());
+        // SAFETY: both lists are live until the `Py_DECREF`s below, after every guard is
+        // dropped; the guards are dropped here, attached, newest first.
+        unsafe {
+            let section = CriticalSection::begin(a).unwrap();
+            assert_eq!(pyo3_ffi::PyList_Append(a, pyo3_ffi::Py_None()), 0);
+            drop(section);
+
+            // Two nested guards, dropped in reverse order of creation; the outer one moved
+            // (into a `Box`) while the inner one is live.
+            let outer = Box::new(CriticalSection::begin(a).unwrap());
+            let inner = CriticalSection2::begin(a, b).unwrap();
+            assert_eq!(pyo3_ffi::PyList_Append(b, pyo3_ffi::Py_None()), 0);
+            // A closure form nested inside the guards, with a detached stretch.
+            assert_eq!(with_critical_section(b, || without_gil(|| 3)), Ok(3));
+            assert!(is_attached());
+            drop(inner);
+            drop(outer);
+
+            // The same object twice.
+            let same = CriticalSection2::begin(a, a).unwrap();
+            drop(same);
+            // A guard nested inside a closure form, dropped before the closure returns.
+            let inside = with_critical_section(a, || {
+                let section = CriticalSection::begin(b).unwrap();
+                let size = pyo3_ffi::PyList_Size(b);
+                drop(section);
+                size
+            });
+            assert_eq!(inside, Ok(1));
+            // A panic while a guard is live ends the section on unwinding.
+            let panicked = catch_unwind(AssertUnwindSafe(|| {
+                let _section = CriticalSection::begin(a).unwrap();
+                panic!("inside the section");
+            }));
+            assert!(panicked.is_err());
+            assert_eq!(pyo3_ffi::PyList_Size(a), 1);
+            pyo3_ffi::Py_DECREF(a);
+            pyo3_ffi::Py_DECREF(b);
+        }
+    });
+}
+
+#[cfg(Py_3_14)]
+#[test]
+fn critical_section_mutex_guard_needs_an_attached_thread() {
+    static MUTEX: pyo3_ffi::PyMutex = pyo3_ffi::PyMutex::new();
+    common::python();
+    // SAFETY: `MUTEX` lives for good; not attached, so nothing begins.
+    let refused = unsafe { CriticalSection::begin_mutex(&MUTEX) };
+    assert_eq!(refused.unwrap_err(), GilError::NotAttached);
+    with_gil(|| {
+        // SAFETY: `MUTEX` lives for good; dropped here, attached, nothing begun meanwhile.
+        let section = unsafe { CriticalSection::begin_mutex(&MUTEX) }.unwrap();
+        drop(section);
+        assert_eq!(
+            gilguard::sync::with_critical_section_mutex(&MUTEX, || 4),
+            Ok(4)
+        );
     });
 }

@@ -70,7 +70,9 @@ mod once_lock;
 
 #[cfg(Py_3_14)]
 pub use critical_section::with_critical_section_mutex;
-pub use critical_section::{with_critical_section, with_critical_section2};
+pub use critical_section::{
+    CriticalSection, CriticalSection2, with_critical_section, with_critical_section2,
+};
 pub use interpreter_once_lock::InterpreterOnceLock;
 pub use lock_ext::{MutexExt, RwLockExt};
 pub use once_lock::GilOnceLock;
