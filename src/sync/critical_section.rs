@@ -8,7 +8,7 @@
 //!
 //! CPython requires a thread's critical sections to end in the reverse order of their
 //! beginning. The closure forms ([`with_critical_section`], [`with_critical_section2`],
-//! [`with_critical_section_mutex`]) keep that order by construction and are the
+//! `with_critical_section_mutex`) keep that order by construction and are the
 //! recommended way; they keep the section struct on the stack, as CPython's macros do. The
 //! guards ([`CriticalSection`], [`CriticalSection2`]) have `unsafe` constructors, since a
 //! guard dropped out of order corrupts CPython's list; they box the struct so that a moved
@@ -31,6 +31,11 @@ use crate::marker::ThreadBound;
 /// when `f` begins another critical section; it is re-acquired before `f` continues. So it
 /// protects what `f` does between such points, not `f` as a whole, exactly as the GIL does
 /// on a build that has one. It ends when `f` returns or panics.
+///
+/// This closure form is the recommended one: it ends the section where it began it, so
+/// sections nest by construction, and it keeps CPython's section struct on the stack, as
+/// `Py_BEGIN_CRITICAL_SECTION` does (no allocation). [`CriticalSection`] is the guard form,
+/// for code a closure does not fit.
 ///
 /// # Safety
 ///
@@ -94,7 +99,8 @@ pub unsafe fn with_critical_section<R>(
 /// lock-order deadlock two nested sections could have (CPython orders them); `a` and `b`
 /// may be the same object. With the GIL, only the check that the thread is attached.
 ///
-/// Suspended and resumed as [`with_critical_section`]'s.
+/// Suspended and resumed as [`with_critical_section`]'s. Recommended over the guard form,
+/// [`CriticalSection2`], for the same reasons.
 ///
 /// # Safety
 ///
@@ -163,7 +169,8 @@ pub unsafe fn with_critical_section2<R>(
 /// only checks that the thread is attached: the mutex is *not* locked then, and code that
 /// locks it directly (`PyMutex_Lock`) is not excluded.
 ///
-/// Safe, unlike the object forms: a reference is live for the call by construction.
+/// Safe, unlike the object forms: a reference is live for the call by construction. The
+/// guard form is [`CriticalSection::begin_mutex`] (`unsafe`, as every guard form).
 ///
 /// # Errors
 ///
@@ -214,8 +221,9 @@ pub fn with_critical_section_mutex<R>(
 /// A critical section on one Python object (or, on 3.14+, on a `PyMutex`), held until the
 /// guard is dropped: `Py_BEGIN_CRITICAL_SECTION` / `Py_END_CRITICAL_SECTION` as a guard.
 ///
-/// Prefer [`with_critical_section`] (and [`with_critical_section_mutex`] on 3.14+): a
-/// closure ends its section where it began it, so the rules below hold by construction.
+/// Prefer [`with_critical_section`] (and `with_critical_section_mutex` on 3.14+): a
+/// closure ends its section where it began it, so the rules of
+/// [`begin`](CriticalSection::begin)'s `# Safety` hold by construction.
 /// The guard is for code a closure does not fit, such as a section that spans several
 /// `match` arms or that is begun in one function and ended by its caller's scope; it has
 /// an `unsafe` constructor because misusing it is unsound, as [`WithoutGil`]'s has.
@@ -574,8 +582,9 @@ struct End(*mut pyo3_ffi::PyCriticalSection);
 impl Drop for End {
     fn drop(&mut self) {
         // SAFETY: pairs with the `Begin` that filled this section; the closure it wrapped
-        // has returned or unwound, so the sections it began have ended (they are closures
-        // too), and this one is the thread's innermost.
+        // has returned or unwound, so the sections it began have ended (closures end
+        // theirs, and a guard begun inside must be dropped before: its constructor's
+        // contract), and this one is the thread's innermost.
         unsafe { pyo3_ffi::PyCriticalSection_End(self.0) }
     }
 }

@@ -21,6 +21,10 @@
 //! * **A Python object mutated from two threads without the GIL.** On free-threaded builds
 //!   nothing serialises two threads that mutate one object: [`with_critical_section`] and
 //!   [`with_critical_section2`] lock the object(s) the way CPython's own C code does.
+//!   Their guard forms, [`CriticalSection`] and [`CriticalSection2`], have `unsafe`
+//!   constructors (a guard dropped out of order corrupts CPython's list of the thread's
+//!   sections) and are for code a closure does not fit; the closures, nested by
+//!   construction, are the recommended form.
 //!
 //! One value per interpreter matters for extension modules imported into several
 //! sub-interpreters: a Python object belongs to the interpreter it was made in, and must not
@@ -41,9 +45,12 @@
 //! garbage collector waits for every attached thread, so a thread that blocks while attached
 //! stalls the others), and the critical sections call `PyCriticalSection_Begin` /
 //! `PyCriticalSection2_Begin` / `PyCriticalSection_BeginMutex` and their `End`, which is
-//! what `Py_BEGIN_CRITICAL_SECTION` expands to. With the GIL, CPython's critical-section
-//! macros do nothing at all, and so the functions here only check that the thread is
-//! attached.
+//! what `Py_BEGIN_CRITICAL_SECTION` expands to (the guards with the section struct in a heap
+//! allocation, so that a moved guard stays valid and a leaked one leaves no dangling
+//! pointer; see [`CriticalSection::begin`]). With the GIL, CPython's critical-section
+//! macros do nothing at all, and so the functions and guards here only check that the
+//! thread is attached; that check, and guards nested and dropped in order, are what the
+//! tests run.
 //!
 //! # Examples
 //!
