@@ -241,7 +241,7 @@ pub fn with_critical_section_mutex<R>(
 #[clippy::has_significant_drop]
 #[derive(Debug)]
 pub struct CriticalSection<'a> {
-    /// From `Box::into_raw`; freed by `drop` after `PyCriticalSection_End`, never if leaked.
+    /// From `boxed`; freed by `drop` after `PyCriticalSection_End`, never if leaked.
     #[cfg(Py_GIL_DISABLED)]
     section: core::ptr::NonNull<pyo3_ffi::PyCriticalSection>,
     _object: PhantomData<&'a ()>,
@@ -279,14 +279,16 @@ impl<'a> CriticalSection<'a> {
     /// into that allocation); when it attaches again, and when a newer section ends, it
     /// resumes only the innermost one, locking its mutex again (the object's, which is why
     /// the object must stay alive). So a leaked section is a section whose end never comes:
-    /// the object is locked while this thread is attached with it innermost, and other
-    /// threads' critical sections on the object wait, a deadlock like a leaked
-    /// `MutexGuard`'s, not memory unsafety. What *is* undefined is ending an older section
-    /// afterwards: CPython's end unlocks that section's mutex and makes its predecessor the
-    /// innermost without checking that it was the innermost, so the leaked section leaves
-    /// the list with its lock held for good, or, if the older section was suspended when
-    /// the newer one began (beginning may wait detached), a mutex this thread does not hold
-    /// is unlocked. A section on the stack, as `Py_BEGIN_CRITICAL_SECTION` makes, would
+    /// the object stays locked except while the section is suspended, and other
+    /// threads' critical sections on the object wait meanwhile: at worst a deadlock, like
+    /// a leaked `MutexGuard`'s, not memory unsafety. What breaks is ending an older section
+    /// afterwards, which the nesting rule forbids: CPython's end unlocks that section's
+    /// mutex and makes its predecessor the innermost without checking that it was the
+    /// innermost, so the leaked section leaves the list with its lock held for good, or,
+    /// if the older section was suspended when the newer one began (beginning may wait
+    /// detached), a mutex this thread does not hold is unlocked: another thread's section
+    /// loses its exclusion (undefined behaviour), or CPython aborts on a mutex that is not
+    /// locked. A section on the stack, as `Py_BEGIN_CRITICAL_SECTION` makes, would
     /// instead leave CPython pointing into a dead frame. With the GIL a leaked guard has no
     /// effect at all.
     ///
@@ -449,7 +451,7 @@ impl Drop for CriticalSection<'_> {
 #[clippy::has_significant_drop]
 #[derive(Debug)]
 pub struct CriticalSection2<'a> {
-    /// From `Box::into_raw`; freed by `drop` after `PyCriticalSection2_End`, never if leaked.
+    /// From `boxed`; freed by `drop` after `PyCriticalSection2_End`, never if leaked.
     #[cfg(Py_GIL_DISABLED)]
     section: core::ptr::NonNull<pyo3_ffi::PyCriticalSection2>,
     _objects: PhantomData<&'a ()>,
