@@ -37,6 +37,8 @@ BASELINES = {
     "gil_guard_sequence": ("single_guards", None),
     "native_thread_callback": ("raw_reused_thread_state", "pyo3_attach"),
     "thread_state_handle": ("raw_restore_save", None),
+    "once_get": ("std_once_lock_get", "pyo3_once_lock_get"),
+    "lock_detached": ("std_mutex_lock", "pyo3_lock_py_attached"),
 }
 
 

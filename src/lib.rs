@@ -21,6 +21,7 @@
 //! | `Py_BEGIN_ALLOW_THREADS` … `Py_END_ALLOW_THREADS`, `gil_scoped_release`, `without_gil` | [`without_gil`], [`WithoutGil`] |
 //! | a `gil_guard` with `acquire()` / `release()` / `restore()` | [`GilGuard`] |
 //! | `Py_Initialize` + `PyEval_SaveThread` when embedding | [`initialize`] |
+//! | `Py_BEGIN_CRITICAL_SECTION`, PyO3's `PyOnceLock`, pybind11's `gil_safe_call_once_and_store`, a lock waited for with the GIL released | [`sync`] |
 //!
 //! # Quick start
 //!
@@ -80,6 +81,17 @@
 //!   is not.
 //! * [`set_shutdown_timeout`]: how long shutdown waits for native threads to drop their
 //!   guards.
+//!
+//! **Synchronization next to the GIL** ([`sync`])
+//! * [`sync::GilOnceLock`]: a value initialised once, whose waiters wait detached, so an
+//!   initialiser may release the GIL or run Python.
+//! * [`sync::InterpreterOnceLock`]: one such value per interpreter, for extension modules
+//!   imported into several sub-interpreters.
+//! * [`sync::MutexExt`], [`sync::RwLockExt`]: `std` locks waited for detached
+//!   (`lock_detached`, `read_detached`, `write_detached`).
+//! * [`sync::with_critical_section`], [`sync::with_critical_section2`],
+//!   [`sync::CriticalSection`], [`sync::CriticalSection2`]: critical sections on one or two
+//!   objects (`Py_BEGIN_CRITICAL_SECTION` on free-threaded builds).
 //!
 //! **Errors, markers, the C API and the guide**
 //! * [`GilError`]: every refused operation, each in place of a CPython abort, hang or
@@ -153,6 +165,8 @@ mod runtime;
 mod guards;
 
 mod interpreters;
+
+pub mod sync;
 
 mod error;
 pub mod marker;

@@ -1,5 +1,5 @@
 //! The cases both timing benches measure: each guard beside the raw `pyo3-ffi` calls it
-//! replaces and beside the `pyo3` equivalent, grouped by target of issue 5. `guards.rs`
+//! replaces and beside the `pyo3` equivalent, grouped by target of issue 5 (and issue 22's `sync` module). `guards.rs`
 //! times them with criterion, one case after another; `paired.rs` interleaves the cases of
 //! a group in short blocks, for machines too noisy for the first.
 //!
@@ -9,10 +9,13 @@
 
 use std::hint::black_box;
 use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use gilguard::sync::{GilOnceLock, MutexExt};
 use gilguard::{GilGuard, Interpreter, WithGil, WithoutGil, with_gil, without_gil};
 use pyo3::Python;
+use pyo3::sync::{MutexExt as _, PyOnceLock};
 use pyo3_ffi as ffi;
 
 /// Runs a case's step `iterations` times and returns how long the steps took.
@@ -54,6 +57,8 @@ pub fn groups() -> Vec<Group> {
         gil_guard_sequence(),
         native_thread_callback(),
         thread_state_handle(),
+        once_get(),
+        lock_detached(),
     ];
     #[cfg(Py_3_15)]
     groups.push(pep788::group());
@@ -361,6 +366,61 @@ fn thread_state_handle() -> Group {
                         ffi::PyThreadState_DeleteCurrent();
                     }
                 })
+            }),
+        ],
+    }
+}
+
+/// Issue 22: the value of an initialised once-cell, read from an attached thread.
+fn once_get() -> Group {
+    Group {
+        name: "once_get",
+        place: Place::MainThread,
+        raw: "std_once_lock_get",
+        pyo3: Some("pyo3_once_lock_get"),
+        cases: vec![
+            ("std_once_lock_get", |n| {
+                static CELL: OnceLock<u64> = OnceLock::new();
+                CELL.get_or_init(|| 1);
+                with_gil(|| timed(n, || black_box(&CELL).get().copied()))
+            }),
+            ("gil_once_lock_get", |n| {
+                static CELL: GilOnceLock<u64> = GilOnceLock::new();
+                with_gil(|| {
+                    CELL.get_or_init(|| 1);
+                    timed(n, || black_box(&CELL).get().copied())
+                })
+            }),
+            ("pyo3_once_lock_get", |n| {
+                static CELL: PyOnceLock<u64> = PyOnceLock::new();
+                Python::attach(|py| {
+                    CELL.get_or_init(py, || 1);
+                    timed(n, || black_box(&CELL).get(py).copied())
+                })
+            }),
+        ],
+    }
+}
+
+/// Issue 22: an uncontended `std::sync::Mutex`, locked and unlocked from an attached thread.
+fn lock_detached() -> Group {
+    Group {
+        name: "lock_detached",
+        place: Place::MainThread,
+        raw: "std_mutex_lock",
+        pyo3: Some("pyo3_lock_py_attached"),
+        cases: vec![
+            ("std_mutex_lock", |n| {
+                static MUTEX: Mutex<u64> = Mutex::new(0);
+                with_gil(|| timed(n, || drop(black_box(&MUTEX).lock())))
+            }),
+            ("lock_detached", |n| {
+                static MUTEX: Mutex<u64> = Mutex::new(0);
+                with_gil(|| timed(n, || drop(black_box(&MUTEX).lock_detached())))
+            }),
+            ("pyo3_lock_py_attached", |n| {
+                static MUTEX: Mutex<u64> = Mutex::new(0);
+                Python::attach(|py| timed(n, || drop(black_box(&MUTEX).lock_py_attached(py))))
             }),
         ],
     }

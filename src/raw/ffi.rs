@@ -85,6 +85,14 @@
 //! to the interpreter the objects belong to; references are used as the C API documents
 //! them (new or borrowed); decrementing a count may run arbitrary Python code.
 //!
+//! **Critical sections** (`sync::critical_section`): `PyCriticalSection_Begin(section,
+//! object)`, `PyCriticalSection2_Begin(section, a, b)`, `PyCriticalSection_BeginMutex(section,
+//! mutex)` (3.14+): this thread is attached; the objects (or the mutex) stay alive until the
+//! matching `End`; `section` stays at one address from `Begin` to `End`, since the thread
+//! state links to it. `PyCriticalSection_End(section)`, `PyCriticalSection2_End(section)`:
+//! this thread is attached to the same thread state, and `section` is its newest section not
+//! yet ended (CPython pops the top of its list without checking).
+//!
 //! **PEP 788** (3.15, `pep788` below): `PyInterpreterView_FromMain()`,
 //! `PyInterpreterGuard_FromView(view)` and `PyInterpreterGuard_Close(guard)` need no
 //! attached thread state; a view is used only in the runtime it was made in, and a guard is

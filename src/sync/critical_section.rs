@@ -1,0 +1,619 @@
+//! Critical sections: CPython's per-object locks of free-threaded builds, as closures and
+//! as guards.
+//!
+//! On a free-threaded build (`Py_GIL_DISABLED`) these call `PyCriticalSection_Begin` /
+//! `PyCriticalSection2_Begin` / `PyCriticalSection_BeginMutex` and the matching `End`,
+//! which is what `Py_BEGIN_CRITICAL_SECTION` and its variants expand to. With the GIL those
+//! macros expand to nothing, and so these only check that the thread is attached.
+//!
+//! CPython requires a thread's critical sections to end in the reverse order of their
+//! beginning. The closure forms ([`with_critical_section`], [`with_critical_section2`],
+//! `with_critical_section_mutex`) keep that order by construction and are the
+//! recommended way; they keep the section struct on the stack, as CPython's macros do. The
+//! guards ([`CriticalSection`], [`CriticalSection2`]) have `unsafe` constructors, since a
+//! guard dropped out of order corrupts CPython's list; they box the struct so that a moved
+//! guard stays valid and a leaked one leaves a section held for good instead of a pointer
+//! into a dead frame.
+
+#![allow(
+    unsafe_code,
+    reason = "calls CPython's critical-section functions (C preconditions: raw::ffi)"
+)]
+
+use core::marker::PhantomData;
+
+use pyo3_ffi::PyObject;
+
+use crate::GilError;
+use crate::marker::CPythonThreadState;
+
+/// Runs `f` inside a critical section on `object`: on free-threaded builds no other thread
+/// runs a critical section on the same object meanwhile (while this thread stays attached);
+/// with the GIL, the GIL already does that.
+///
+/// As in CPython, the section is suspended while this thread is detached (inside `f`, by
+/// [`without_gil`](crate::without_gil) or by a blocking Python call), and may be suspended
+/// when `f` begins another critical section; it is re-acquired before `f` continues. So it
+/// protects what `f` does between such points, not `f` as a whole, exactly as the GIL does
+/// on a build that has one. It ends when `f` returns or panics.
+///
+/// This closure form is the recommended one: it ends the section where it began it, so
+/// sections nest by construction, and it keeps CPython's section struct on the stack, as
+/// `Py_BEGIN_CRITICAL_SECTION` does (no allocation). [`CriticalSection`] is the guard form,
+/// for code a closure does not fit.
+///
+/// # Safety
+///
+/// `object` must point to a live Python object (of the interpreter this thread is attached
+/// to) for the duration of the call.
+///
+/// # Errors
+///
+/// [`GilError::NotAttached`] if this thread is not attached; `f` has not run then. (CPython
+/// would crash or corrupt the object.)
+///
+/// # Examples
+///
+/// ```
+/// use gilguard::sync::with_critical_section;
+///
+/// gilguard::initialize()?;
+/// gilguard::with_gil(|| {
+///     // SAFETY: attached; a new list, released below.
+///     let list = unsafe { pyo3_ffi::PyList_New(0) };
+///     assert!(!list.is_null());
+///     // SAFETY: `list` is a live object of this interpreter until the `Py_DECREF`.
+///     let length = unsafe {
+///         with_critical_section(list, || {
+///             // SAFETY: attached, `list` is live, and no other thread mutates it now.
+///             pyo3_ffi::PyList_Append(list, pyo3_ffi::Py_None());
+///             pyo3_ffi::PyList_Size(list)
+///         })
+///     };
+///     assert_eq!(length, Ok(1));
+///     // SAFETY: releases the reference made above.
+///     unsafe { pyo3_ffi::Py_DECREF(list) };
+/// });
+/// # Ok::<(), gilguard::GilError>(())
+/// ```
+pub unsafe fn with_critical_section<R>(
+    object: *mut PyObject,
+    f: impl FnOnce() -> R,
+) -> Result<R, GilError> {
+    if !crate::is_attached() {
+        return Err(GilError::NotAttached);
+    }
+    #[cfg(Py_GIL_DISABLED)]
+    {
+        let mut section = core::mem::MaybeUninit::<pyo3_ffi::PyCriticalSection>::uninit();
+        // C preconditions: raw::ffi, PyCriticalSection_Begin.
+        // SAFETY: attached (checked); `object` is live (the caller's contract); `section`
+        // stays in place on this frame until `End` below, which pairs with this `Begin`.
+        unsafe { pyo3_ffi::PyCriticalSection_Begin(section.as_mut_ptr(), object) };
+        let _end = End(section.as_mut_ptr());
+        Ok(f())
+    }
+    #[cfg(not(Py_GIL_DISABLED))]
+    {
+        let _ = object;
+        Ok(f())
+    }
+}
+
+/// Runs `f` inside a critical section on two objects at once, as
+/// `Py_BEGIN_CRITICAL_SECTION2`: on free-threaded builds both are locked without the
+/// lock-order deadlock two nested sections could have (CPython orders them); `a` and `b`
+/// may be the same object. With the GIL, only the check that the thread is attached.
+///
+/// Suspended and resumed as [`with_critical_section`]'s. Recommended over the guard form,
+/// [`CriticalSection2`], for the same reasons.
+///
+/// # Safety
+///
+/// `a` and `b` must point to live Python objects (of the interpreter this thread is
+/// attached to) for the duration of the call.
+///
+/// # Errors
+///
+/// [`GilError::NotAttached`] if this thread is not attached; `f` has not run then.
+///
+/// # Examples
+///
+/// ```
+/// use gilguard::sync::with_critical_section2;
+///
+/// gilguard::initialize()?;
+/// gilguard::with_gil(|| {
+///     // SAFETY: attached; two new lists, released below.
+///     let (from, to) = unsafe { (pyo3_ffi::PyList_New(0), pyo3_ffi::PyList_New(0)) };
+///     // SAFETY: both are live until the `Py_DECREF`s.
+///     let moved = unsafe {
+///         with_critical_section2(from, to, || {
+///             // SAFETY: attached, both lists live and locked.
+///             pyo3_ffi::PyList_Append(to, pyo3_ffi::Py_None());
+///             pyo3_ffi::PyList_Size(to) - pyo3_ffi::PyList_Size(from)
+///         })
+///     };
+///     assert_eq!(moved, Ok(1));
+///     // SAFETY: releases the references made above.
+///     unsafe {
+///         pyo3_ffi::Py_DECREF(from);
+///         pyo3_ffi::Py_DECREF(to);
+///     }
+/// });
+/// # Ok::<(), gilguard::GilError>(())
+/// ```
+pub unsafe fn with_critical_section2<R>(
+    a: *mut PyObject,
+    b: *mut PyObject,
+    f: impl FnOnce() -> R,
+) -> Result<R, GilError> {
+    if !crate::is_attached() {
+        return Err(GilError::NotAttached);
+    }
+    #[cfg(Py_GIL_DISABLED)]
+    {
+        let mut section = core::mem::MaybeUninit::<pyo3_ffi::PyCriticalSection2>::uninit();
+        // C preconditions: raw::ffi, PyCriticalSection2_Begin.
+        // SAFETY: attached (checked); `a` and `b` are live (the caller's contract);
+        // `section` stays in place on this frame until `End2` below, which pairs with this
+        // `Begin`.
+        unsafe { pyo3_ffi::PyCriticalSection2_Begin(section.as_mut_ptr(), a, b) };
+        let _end = End2(section.as_mut_ptr());
+        Ok(f())
+    }
+    #[cfg(not(Py_GIL_DISABLED))]
+    {
+        let _ = (a, b);
+        Ok(f())
+    }
+}
+
+/// Runs `f` inside a critical section on `mutex`, as `Py_BEGIN_CRITICAL_SECTION_MUTEX`
+/// (CPython 3.14+): for data that is not a Python object but is used from Python code, and
+/// must follow the same rules (suspended while the thread is detached, no deadlock with the
+/// critical sections of objects). With the GIL, CPython's macro does nothing, and so this
+/// only checks that the thread is attached: the mutex is *not* locked then, and code that
+/// locks it directly (`PyMutex_Lock`) is not excluded.
+///
+/// Safe, unlike the object forms: a reference is live for the call by construction. The
+/// guard form is [`CriticalSection::begin_mutex`] (`unsafe`, as every guard form).
+///
+/// # Errors
+///
+/// [`GilError::NotAttached`] if this thread is not attached; `f` has not run then.
+///
+/// # Examples
+///
+/// ```
+/// use gilguard::sync::with_critical_section_mutex;
+///
+/// static MUTEX: pyo3_ffi::PyMutex = pyo3_ffi::PyMutex::new();
+///
+/// gilguard::initialize()?;
+/// assert_eq!(with_critical_section_mutex(&MUTEX, || 1), Err(gilguard::GilError::NotAttached));
+/// assert_eq!(gilguard::with_gil(|| with_critical_section_mutex(&MUTEX, || 2)), Ok(2));
+/// # Ok::<(), gilguard::GilError>(())
+/// ```
+#[cfg(Py_3_14)]
+pub fn with_critical_section_mutex<R>(
+    mutex: &pyo3_ffi::PyMutex,
+    f: impl FnOnce() -> R,
+) -> Result<R, GilError> {
+    if !crate::is_attached() {
+        return Err(GilError::NotAttached);
+    }
+    #[cfg(Py_GIL_DISABLED)]
+    {
+        let mut section = core::mem::MaybeUninit::<pyo3_ffi::PyCriticalSection>::uninit();
+        // C preconditions: raw::ffi, PyCriticalSection_BeginMutex.
+        // SAFETY: attached (checked); a `PyMutex` is an atomic byte, so CPython may change
+        // it through a pointer made from a shared reference, which lives for this call;
+        // `section` stays in place until `End` below, which pairs with this `BeginMutex`.
+        unsafe {
+            pyo3_ffi::PyCriticalSection_BeginMutex(
+                section.as_mut_ptr(),
+                core::ptr::from_ref(mutex).cast_mut(),
+            )
+        };
+        let _end = End(section.as_mut_ptr());
+        Ok(f())
+    }
+    #[cfg(not(Py_GIL_DISABLED))]
+    {
+        let _ = mutex;
+        Ok(f())
+    }
+}
+
+/// A critical section on one Python object (or, on 3.14+, on a `PyMutex`), held until the
+/// guard is dropped: `Py_BEGIN_CRITICAL_SECTION` / `Py_END_CRITICAL_SECTION` as a guard.
+///
+/// Prefer [`with_critical_section`] (and `with_critical_section_mutex` on 3.14+): a
+/// closure ends its section where it began it, so the rules of
+/// [`begin`](CriticalSection::begin)'s `# Safety` hold by construction.
+/// The guard is for code a closure does not fit, such as a section that spans several
+/// `match` arms or that is begun in one function and ended by its caller's scope; it has
+/// an `unsafe` constructor because misusing it is unsound, as [`WithoutGil`]'s has.
+///
+/// On a free-threaded build the guard owns one heap allocation holding CPython's
+/// `PyCriticalSection`, whose address CPython links into the thread state's list of
+/// critical sections: moving the guard does not move the section. With the GIL the guard
+/// holds nothing (CPython's macros expand to nothing there); beginning it only checks that
+/// the thread is attached. Suspension and resumption are [`with_critical_section`]'s: the
+/// section protects what the thread does while it stays attached and begins no other
+/// section, not the guard's whole life.
+///
+/// [`WithoutGil`]: crate::WithoutGil
+#[must_use = "the critical section ends as soon as the guard is dropped"]
+#[clippy::has_significant_drop]
+#[derive(Debug)]
+pub struct CriticalSection<'a> {
+    /// From `boxed`; freed by `drop` after `PyCriticalSection_End`, never if leaked.
+    #[cfg(Py_GIL_DISABLED)]
+    section: core::ptr::NonNull<pyo3_ffi::PyCriticalSection>,
+    _object: PhantomData<&'a ()>,
+    _thread: CPythonThreadState,
+}
+
+static_assertions::assert_not_impl_any!(CriticalSection<'static>: Send, Sync);
+
+impl<'a> CriticalSection<'a> {
+    /// Begins a critical section on `object`, held until the guard is dropped.
+    ///
+    /// # Safety
+    ///
+    /// * `object` points to a live Python object of the interpreter this thread is attached
+    ///   to, and stays alive as long as the guard exists (at least for `'a`, which the
+    ///   compiler does not relate to `object`); for good if the guard is leaked.
+    /// * The thread's critical sections end in the reverse order of their beginning: this
+    ///   guard is dropped after every critical section this thread begins after it (guards,
+    ///   closure forms, CPython's own `Py_BEGIN_CRITICAL_SECTION` in code you call) and
+    ///   before any begun before it ends (those of the closure forms and of the C code that
+    ///   called yours: do not return the guard out of such a closure or callback). Guards
+    ///   dropped in reverse order of creation, that is strictly nested, satisfy this.
+    /// * It is dropped on the thread that created it (the compiler enforces that) while that
+    ///   thread is attached to the thread state it was attached to when the section began:
+    ///   not inside a [`without_gil`](crate::without_gil) or [`WithoutGil`](crate::WithoutGil)
+    ///   begun after it, nor with another interpreter's thread state attached.
+    ///
+    /// **Leaking** a guard (`mem::forget`, an `Rc` cycle) is allowed within these rules: the
+    /// section then never ends, so nothing begun before it may end either, and the object
+    /// must stay alive for good. On a free-threaded build that is not undefined behaviour,
+    /// because the section lives in an allocation that only `drop` frees: every pointer
+    /// CPython keeps to it (the thread state's innermost section, the link of each section
+    /// begun later) stays valid. When the thread detaches, CPython walks the active
+    /// sections from the innermost, unlocks their mutexes and marks them suspended (writing
+    /// into that allocation); when it attaches again, and when a newer section ends, it
+    /// resumes only the innermost one, locking its mutex again (the object's, which is why
+    /// the object must stay alive). So a leaked section is a section whose end never comes:
+    /// the object stays locked except while the section is suspended, and other
+    /// threads' critical sections on the object wait meanwhile: at worst a deadlock, like
+    /// a leaked `MutexGuard`'s, not memory unsafety. What breaks is ending an older section
+    /// afterwards, which the nesting rule forbids: CPython's end unlocks that section's
+    /// mutex and makes its predecessor the innermost without checking that it was the
+    /// innermost, so the leaked section leaves the list with its lock held for good, or,
+    /// if the older section was suspended when the newer one began (beginning may wait
+    /// detached), a mutex this thread does not hold is unlocked: another thread's section
+    /// loses its exclusion (undefined behaviour), or CPython aborts on a mutex that is not
+    /// locked. A section on the stack, as `Py_BEGIN_CRITICAL_SECTION` makes, would
+    /// instead leave CPython pointing into a dead frame. With the GIL a leaked guard has no
+    /// effect at all.
+    ///
+    /// # Errors
+    ///
+    /// [`GilError::NotAttached`] if this thread is not attached; no section has begun then
+    /// (CPython would crash or corrupt the object).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gilguard::sync::CriticalSection;
+    ///
+    /// gilguard::initialize()?;
+    /// // SAFETY: not attached, so the pointer is never used.
+    /// let refused = unsafe { CriticalSection::begin(std::ptr::null_mut()) };
+    /// assert_eq!(refused.unwrap_err(), gilguard::GilError::NotAttached);
+    /// gilguard::with_gil(|| -> Result<(), gilguard::GilError> {
+    ///     // SAFETY: attached; a new list, released below.
+    ///     let list = unsafe { pyo3_ffi::PyList_New(0) };
+    ///     assert!(!list.is_null());
+    ///     // SAFETY: `list` is live until the `Py_DECREF`, after the guard is dropped; the
+    ///     // guard is dropped below, on this thread, attached, and no section is begun
+    ///     // meanwhile.
+    ///     let section = unsafe { CriticalSection::begin(list)? };
+    ///     // SAFETY: attached, `list` is live, and no other thread mutates it now.
+    ///     let length = unsafe {
+    ///         pyo3_ffi::PyList_Append(list, pyo3_ffi::Py_None());
+    ///         pyo3_ffi::PyList_Size(list)
+    ///     };
+    ///     drop(section);
+    ///     assert_eq!(length, 1);
+    ///     // SAFETY: releases the reference made above.
+    ///     unsafe { pyo3_ffi::Py_DECREF(list) };
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), gilguard::GilError>(())
+    /// ```
+    pub unsafe fn begin(object: *mut PyObject) -> Result<CriticalSection<'a>, GilError> {
+        if !crate::is_attached() {
+            return Err(GilError::NotAttached);
+        }
+        #[cfg(Py_GIL_DISABLED)]
+        {
+            let section = boxed::<pyo3_ffi::PyCriticalSection>();
+            // C preconditions: raw::ffi, PyCriticalSection_Begin.
+            // SAFETY: attached (checked); `object` is live (the caller's contract);
+            // `section` is a fresh allocation that stays in place until `drop`, whose
+            // `PyCriticalSection_End` pairs with this `Begin`.
+            unsafe { pyo3_ffi::PyCriticalSection_Begin(section.as_ptr(), object) };
+            Ok(CriticalSection {
+                section,
+                _object: PhantomData,
+                _thread: CPythonThreadState::NEW,
+            })
+        }
+        #[cfg(not(Py_GIL_DISABLED))]
+        {
+            let _ = object;
+            Ok(CriticalSection {
+                _object: PhantomData,
+                _thread: CPythonThreadState::NEW,
+            })
+        }
+    }
+
+    /// Begins a critical section on `mutex` (CPython 3.14+), held until the guard is
+    /// dropped: `Py_BEGIN_CRITICAL_SECTION_MUTEX` as a guard. With the GIL the mutex is
+    /// *not* locked, as in CPython (see [`with_critical_section_mutex`]).
+    ///
+    /// # Safety
+    ///
+    /// As [`CriticalSection::begin`]'s, with `mutex` for the object: the borrow keeps it
+    /// alive for `'a`, but a leaked guard needs it alive for good (a `static`, or leaked
+    /// too), since CPython locks it again whenever it resumes the section.
+    ///
+    /// # Errors
+    ///
+    /// [`GilError::NotAttached`] if this thread is not attached; no section has begun then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gilguard::sync::CriticalSection;
+    ///
+    /// static MUTEX: pyo3_ffi::PyMutex = pyo3_ffi::PyMutex::new();
+    ///
+    /// gilguard::initialize()?;
+    /// gilguard::with_gil(|| {
+    ///     // SAFETY: `MUTEX` lives for good; the guard is dropped at the end of this
+    ///     // closure, attached, and no section is begun meanwhile.
+    ///     let _section = unsafe { CriticalSection::begin_mutex(&MUTEX) }?;
+    ///     // ... use what `MUTEX` protects ...
+    ///     Ok::<(), gilguard::GilError>(())
+    /// })?;
+    /// # Ok::<(), gilguard::GilError>(())
+    /// ```
+    #[cfg(Py_3_14)]
+    pub unsafe fn begin_mutex(
+        mutex: &'a pyo3_ffi::PyMutex,
+    ) -> Result<CriticalSection<'a>, GilError> {
+        if !crate::is_attached() {
+            return Err(GilError::NotAttached);
+        }
+        #[cfg(Py_GIL_DISABLED)]
+        {
+            let section = boxed::<pyo3_ffi::PyCriticalSection>();
+            // C preconditions: raw::ffi, PyCriticalSection_BeginMutex.
+            // SAFETY: attached (checked); a `PyMutex` is an atomic byte, so CPython may
+            // change it through a pointer made from a shared reference, which is live while
+            // the section is (the caller's contract); `section` is a fresh allocation that
+            // stays in place until `drop`, whose `PyCriticalSection_End` pairs with this
+            // `BeginMutex`.
+            unsafe {
+                pyo3_ffi::PyCriticalSection_BeginMutex(
+                    section.as_ptr(),
+                    core::ptr::from_ref(mutex).cast_mut(),
+                )
+            };
+            Ok(CriticalSection {
+                section,
+                _object: PhantomData,
+                _thread: CPythonThreadState::NEW,
+            })
+        }
+        #[cfg(not(Py_GIL_DISABLED))]
+        {
+            let _ = mutex;
+            Ok(CriticalSection {
+                _object: PhantomData,
+                _thread: CPythonThreadState::NEW,
+            })
+        }
+    }
+}
+
+impl Drop for CriticalSection<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        #[cfg(Py_GIL_DISABLED)]
+        // C preconditions: raw::ffi, PyCriticalSection_End.
+        // SAFETY: pairs with the `Begin` / `BeginMutex` that filled `section`; by the
+        // constructor's contract this thread is attached to the same thread state, the
+        // object (mutex) is live, and every section begun after this one has ended, so it
+        // is the innermost. Then the allocation, made by `boxed` and no longer in CPython's
+        // list, is freed once.
+        unsafe {
+            pyo3_ffi::PyCriticalSection_End(self.section.as_ptr());
+            unboxed(self.section);
+        }
+    }
+}
+
+/// A critical section on two Python objects at once, held until the guard is dropped:
+/// `Py_BEGIN_CRITICAL_SECTION2` / `Py_END_CRITICAL_SECTION2` as a guard. Both objects are
+/// locked without the lock-order deadlock two nested sections could have; they may be the
+/// same object.
+///
+/// Prefer [`with_critical_section2`]; the guard is [`CriticalSection`]'s two-object form,
+/// with the same storage (one allocation on free-threaded builds, nothing with the GIL)
+/// and the same rules.
+#[must_use = "the critical section ends as soon as the guard is dropped"]
+#[clippy::has_significant_drop]
+#[derive(Debug)]
+pub struct CriticalSection2<'a> {
+    /// From `boxed`; freed by `drop` after `PyCriticalSection2_End`, never if leaked.
+    #[cfg(Py_GIL_DISABLED)]
+    section: core::ptr::NonNull<pyo3_ffi::PyCriticalSection2>,
+    _objects: PhantomData<&'a ()>,
+    _thread: CPythonThreadState,
+}
+
+static_assertions::assert_not_impl_any!(CriticalSection2<'static>: Send, Sync);
+
+impl<'a> CriticalSection2<'a> {
+    /// Begins a critical section on `a` and `b`, held until the guard is dropped.
+    ///
+    /// # Safety
+    ///
+    /// As [`CriticalSection::begin`]'s, for both objects: `a` and `b` live as long as the
+    /// guard exists (for good if it is leaked), sections end in the reverse order of their
+    /// beginning, and the guard is dropped attached to the thread state it began in. A
+    /// leaked guard is not undefined behaviour for the reasons given there; CPython
+    /// suspends and resumes both mutexes of a two-object section together.
+    ///
+    /// # Errors
+    ///
+    /// [`GilError::NotAttached`] if this thread is not attached; no section has begun then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gilguard::sync::{CriticalSection, CriticalSection2};
+    ///
+    /// gilguard::initialize()?;
+    /// gilguard::with_gil(|| -> Result<(), gilguard::GilError> {
+    ///     // SAFETY: attached; two new lists, released below.
+    ///     let (from, to) = unsafe { (pyo3_ffi::PyList_New(0), pyo3_ffi::PyList_New(0)) };
+    ///     // SAFETY: both lists are live until the `Py_DECREF`s, after both guards are
+    ///     // dropped; the guards are dropped newest first, here, attached.
+    ///     let (outer, inner) = unsafe {
+    ///         let outer = CriticalSection::begin(from)?;
+    ///         (outer, CriticalSection2::begin(from, to)?)
+    ///     };
+    ///     // SAFETY: attached, both lists live and locked (the inner section is the
+    ///     // innermost, which holds both).
+    ///     let moved = unsafe {
+    ///         pyo3_ffi::PyList_Append(to, pyo3_ffi::Py_None());
+    ///         pyo3_ffi::PyList_Size(to) - pyo3_ffi::PyList_Size(from)
+    ///     };
+    ///     drop(inner);
+    ///     drop(outer);
+    ///     assert_eq!(moved, 1);
+    ///     // SAFETY: releases the references made above.
+    ///     unsafe {
+    ///         pyo3_ffi::Py_DECREF(from);
+    ///         pyo3_ffi::Py_DECREF(to);
+    ///     }
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), gilguard::GilError>(())
+    /// ```
+    pub unsafe fn begin(
+        a: *mut PyObject,
+        b: *mut PyObject,
+    ) -> Result<CriticalSection2<'a>, GilError> {
+        if !crate::is_attached() {
+            return Err(GilError::NotAttached);
+        }
+        #[cfg(Py_GIL_DISABLED)]
+        {
+            let section = boxed::<pyo3_ffi::PyCriticalSection2>();
+            // C preconditions: raw::ffi, PyCriticalSection2_Begin.
+            // SAFETY: attached (checked); `a` and `b` are live (the caller's contract);
+            // `section` is a fresh allocation that stays in place until `drop`, whose
+            // `PyCriticalSection2_End` pairs with this `Begin`.
+            unsafe { pyo3_ffi::PyCriticalSection2_Begin(section.as_ptr(), a, b) };
+            Ok(CriticalSection2 {
+                section,
+                _objects: PhantomData,
+                _thread: CPythonThreadState::NEW,
+            })
+        }
+        #[cfg(not(Py_GIL_DISABLED))]
+        {
+            let _ = (a, b);
+            Ok(CriticalSection2 {
+                _objects: PhantomData,
+                _thread: CPythonThreadState::NEW,
+            })
+        }
+    }
+}
+
+impl Drop for CriticalSection2<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        #[cfg(Py_GIL_DISABLED)]
+        // C preconditions: raw::ffi, PyCriticalSection2_End.
+        // SAFETY: as for `CriticalSection`'s drop, pairing with `PyCriticalSection2_Begin`:
+        // the section is the innermost, the objects are live, the thread is attached to the
+        // thread state it began in; then the allocation made by `boxed` is freed once.
+        unsafe {
+            pyo3_ffi::PyCriticalSection2_End(self.section.as_ptr());
+            unboxed(self.section);
+        }
+    }
+}
+
+/// A fresh, uninitialised heap slot for a section struct, at an address that stays put
+/// until [`unboxed`]: CPython fills it in `Begin` and links it into the thread state.
+/// Kept as a raw pointer, not a `Box`, so that moving the guard asserts nothing about the
+/// slot CPython writes through its own pointers.
+#[cfg(Py_GIL_DISABLED)]
+fn boxed<T>() -> core::ptr::NonNull<T> {
+    let slot = Box::new(core::mem::MaybeUninit::<T>::uninit());
+    core::ptr::NonNull::from(Box::leak(slot)).cast()
+}
+
+/// Frees a slot made by [`boxed`].
+///
+/// # Safety
+///
+/// `slot` came from `boxed::<T>()`, is no longer used by CPython (its section has ended),
+/// and is freed only once.
+#[cfg(Py_GIL_DISABLED)]
+unsafe fn unboxed<T>(slot: core::ptr::NonNull<T>) {
+    // SAFETY: `slot` is a `Box<MaybeUninit<T>>` allocation that nothing else uses (the
+    // caller's contract, after the `End` paired with the `Begin` that filled it).
+    drop(unsafe { Box::from_raw(slot.cast::<core::mem::MaybeUninit<T>>().as_ptr()) });
+}
+
+/// Ends a one-object (or mutex) critical section when dropped, also on unwinding.
+#[cfg(Py_GIL_DISABLED)]
+struct End(*mut pyo3_ffi::PyCriticalSection);
+
+#[cfg(Py_GIL_DISABLED)]
+impl Drop for End {
+    fn drop(&mut self) {
+        // C preconditions: raw::ffi, PyCriticalSection_End.
+        // SAFETY: pairs with the `Begin` that filled this section; the closure it wrapped
+        // has returned or unwound, so the sections it began have ended (closures end
+        // theirs, and a guard begun inside must be dropped before: its constructor's
+        // contract), and this one is the thread's innermost.
+        unsafe { pyo3_ffi::PyCriticalSection_End(self.0) }
+    }
+}
+
+/// Ends a two-object critical section when dropped, also on unwinding.
+#[cfg(Py_GIL_DISABLED)]
+struct End2(*mut pyo3_ffi::PyCriticalSection2);
+
+#[cfg(Py_GIL_DISABLED)]
+impl Drop for End2 {
+    fn drop(&mut self) {
+        // C preconditions: raw::ffi, PyCriticalSection2_End.
+        // SAFETY: as for `End`, with `PyCriticalSection2_Begin`.
+        unsafe { pyo3_ffi::PyCriticalSection2_End(self.0) }
+    }
+}
