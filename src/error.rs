@@ -8,6 +8,14 @@ use core::fmt;
 /// or by killing the thread. This crate checks the precondition first and returns one of
 /// these values instead, so the caller can decide what to do.
 ///
+/// Match on the variant, not on the text: the `&'static str` of
+/// [`InvalidConfig`](GilError::InvalidConfig) and [`Unsupported`](GilError::Unsupported) is
+/// this crate's explanation for people, fixed at compile time (no allocation on the error
+/// path), and may be reworded in any release; only
+/// [`CreationFailed`](GilError::CreationFailed) carries a `String`, CPython's own message.
+/// `GilError` is `Send + Sync + 'static`, so it converts into `Box<dyn Error + Send + Sync>`
+/// and `anyhow`-style errors, and it is `Hash`, so it can be counted or deduplicated.
+///
 /// # Examples
 ///
 /// ```
@@ -17,7 +25,7 @@ use core::fmt;
 /// let mut guard = GilGuard::new();
 /// assert_eq!(guard.restore(), Err(GilError::NothingToRestore));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum GilError {
     /// The Python runtime is not initialized (call [`initialize`](crate::initialize) first
@@ -100,4 +108,4 @@ pub(crate) fn refused(what: &str, instead: &str, error: GilError) -> ! {
     panic!("{what}: {error} (use {instead} to handle this)")
 }
 
-static_assertions::assert_impl_all!(GilError: std::error::Error, Send, Sync, Unpin);
+static_assertions::assert_impl_all!(GilError: std::error::Error, Send, Sync, Unpin, core::hash::Hash);

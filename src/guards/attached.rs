@@ -25,6 +25,7 @@ use crate::runtime::{native_thread, upcalls};
 /// gilguard::with_gil(|| assert!(gilguard::is_attached()));
 /// # Ok::<(), gilguard::GilError>(())
 /// ```
+#[must_use]
 pub fn is_attached() -> bool {
     !attached_thread_state().is_null()
 }

@@ -200,6 +200,7 @@ impl GilGuard {
     /// assert!(guard.owns_gil());
     /// # Ok::<(), gilguard::GilError>(())
     /// ```
+    #[must_use]
     pub fn owns_gil(&self) -> bool {
         stack::frame(self.top).is_some_and(|frame| {
             let tstate = frame.attached();
@@ -220,6 +221,7 @@ impl GilGuard {
     /// assert_eq!(guard.depth(), 1);
     /// # Ok::<(), gilguard::GilError>(())
     /// ```
+    #[must_use]
     pub fn depth(&self) -> usize {
         core::iter::successors(stack::frame(self.top), |frame| {
             stack::frame(frame.below_in_guard)

@@ -28,6 +28,11 @@ use crate::raw::ffi;
 /// An `Interpreter` does not keep the interpreter alive: whoever owns it can end it. That
 /// is why [`thread_state`](Self::thread_state) is `unsafe`.
 ///
+/// Two `Interpreter`s are equal when they name the same interpreter of the same runtime:
+/// address, id and the runtime's life (an address reused by a later interpreter, or by a
+/// re-initialized runtime, compares unequal). `Hash` agrees, so an `Interpreter` can key a
+/// map of per-interpreter state.
+///
 /// # Examples
 ///
 /// ```
@@ -46,7 +51,7 @@ use crate::raw::ffi;
 /// .unwrap()?;
 /// # Ok::<(), gilguard::GilError>(())
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Interpreter {
     interp: NonNull<PyInterpreterState>,
     /// The runtime epoch it was named in: a finalized runtime takes every interpreter along.
@@ -135,6 +140,7 @@ impl Interpreter {
     /// assert_eq!(gilguard::Interpreter::main()?.id(), 0);
     /// # Ok::<(), gilguard::GilError>(())
     /// ```
+    #[must_use]
     pub fn id(&self) -> i64 {
         self.id
     }
@@ -148,6 +154,7 @@ impl Interpreter {
     /// assert!(gilguard::Interpreter::main()?.is_main());
     /// # Ok::<(), gilguard::GilError>(())
     /// ```
+    #[must_use]
     pub fn is_main(&self) -> bool {
         self.interp.as_ptr() == ffi::main_interpreter()
     }
@@ -204,3 +211,5 @@ impl Interpreter {
         }
     }
 }
+
+static_assertions::assert_impl_all!(Interpreter: Send, Sync, Copy, Eq, core::hash::Hash);

@@ -27,7 +27,7 @@ use crate::error::GilError;
 /// // Sharing the main allocator while owning a GIL is refused before CPython sees it.
 /// assert!(config.use_main_obmalloc(true).check().is_err());
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct InterpreterConfig {
     pub(crate) own_gil: bool,
     pub(crate) use_main_obmalloc: bool,
@@ -195,6 +195,7 @@ impl InterpreterConfig {
     /// ```
     /// assert!(gilguard::InterpreterConfig::isolated().has_own_gil());
     /// ```
+    #[must_use]
     pub const fn has_own_gil(&self) -> bool {
         self.own_gil
     }
@@ -260,3 +261,5 @@ impl Default for InterpreterConfig {
         InterpreterConfig::legacy()
     }
 }
+
+static_assertions::assert_impl_all!(InterpreterConfig: Send, Sync, Copy, Eq, core::hash::Hash);

@@ -165,6 +165,7 @@ impl SubInterpreter {
     /// assert!(interpreter.id() > 0);
     /// # Ok::<(), gilguard::GilError>(())
     /// ```
+    #[must_use]
     pub fn id(&self) -> i64 {
         self.id
     }
@@ -179,6 +180,7 @@ impl SubInterpreter {
     /// assert!(!interpreter.interpreter().is_main());
     /// # Ok::<(), gilguard::GilError>(())
     /// ```
+    #[must_use]
     pub fn interpreter(&self) -> Interpreter {
         Interpreter::named(self.record.interp, self.record.epoch, self.id)
     }
@@ -192,6 +194,7 @@ impl SubInterpreter {
     /// assert!(!gilguard::SubInterpreter::new()?.has_own_gil());
     /// # Ok::<(), gilguard::GilError>(())
     /// ```
+    #[must_use]
     pub fn has_own_gil(&self) -> bool {
         self.own_gil
     }

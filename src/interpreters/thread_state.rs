@@ -163,6 +163,7 @@ impl<'i> ThreadStateHandle<'i> {
     /// assert_eq!(handle.interpreter(), interpreter.interpreter());
     /// # Ok::<(), gilguard::GilError>(())
     /// ```
+    #[must_use]
     pub fn interpreter(&self) -> Interpreter {
         self.interpreter
     }
@@ -179,6 +180,7 @@ impl<'i> ThreadStateHandle<'i> {
     /// handle.run(|| assert!(handle.is_attached()))?;
     /// # Ok::<(), gilguard::GilError>(())
     /// ```
+    #[must_use]
     pub fn is_attached(&self) -> bool {
         ffi::current_thread_state() == self.tstate.as_ptr()
     }

@@ -102,6 +102,7 @@ fn watched_runtime_finalized() -> bool {
 /// assert!(gilguard::is_initialized());
 /// # Ok::<(), gilguard::GilError>(())
 /// ```
+#[must_use]
 pub fn is_initialized() -> bool {
     ffi::is_initialized()
 }
@@ -122,6 +123,7 @@ pub fn is_initialized() -> bool {
 /// assert!(!gilguard::is_finalizing());
 /// # Ok::<(), gilguard::GilError>(())
 /// ```
+#[must_use]
 pub fn is_finalizing() -> bool {
     (shutdown::closed() == Some(true) || ffi::is_finalizing()) && !watched_runtime_finalized()
 }
