@@ -83,7 +83,11 @@
 //!
 //! **Errors, markers, the C API and the guide**
 //! * [`GilError`]: every refused operation, each in place of a CPython abort, hang or
-//!   `pthread_exit`.
+//!   `pthread_exit`; [`GilError::raise_in_python`] sets it as the attached thread's Python
+//!   exception (for an extension function to return `NULL`).
+//! * [`PythonException`]: a Python exception taken on one thread (a native worker inside
+//!   [`with_gil`]), `Send`, readable without the GIL, and raised again on the thread that
+//!   waits for it ([`PythonException::take`], [`PythonException::restore`]).
 //! * [`marker::CPythonThreadState`]: what makes every guard and handle `!Send` and `!Sync`;
 //!   compiler errors name it.
 //! * [`ffi`]: `pyo3-ffi` re-exported whole, the one copy of the build, for the C calls made
@@ -160,6 +164,7 @@ pub mod marker;
 pub use error::GilError;
 pub use guards::attached::is_attached;
 pub use guards::gil_guard::GilGuard;
+pub use guards::python_exception::PythonException;
 pub use guards::start::initialize;
 pub use guards::with_gil::{WithGil, try_with_gil, with_gil};
 #[cfg(feature = "pyo3")]
