@@ -132,8 +132,8 @@
 //! # Supported Pythons
 //!
 //! CPython 3.9 to 3.15. The repository's CI runs the whole test suite (with the doctests
-//! and examples) and an extension module's tests on each of 3.9, 3.10, 3.11, 3.12, 3.13,
-//! 3.14 and 3.15, the last with the PEP 788 code (`PyInterpreterGuard`,
+//! and examples) and the two example extension modules' tests on each of 3.9, 3.10, 3.11,
+//! 3.12, 3.13, 3.14 and 3.15, the last with the PEP 788 code (`PyInterpreterGuard`,
 //! `PyInterpreterView`) this crate declares for it. The free-threaded builds (3.14t, 3.15t)
 //! are only type-checked: no free-threaded interpreter was available to run the tests on,
 //! and what the guards mean there is argued in the guide ([`guide::rules`], §7), not tested.
