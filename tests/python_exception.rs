@@ -134,6 +134,38 @@ fn take_and_restore_need_an_attached_thread() {
 }
 
 #[test]
+fn a_captured_exception_outliving_its_runtime_is_leaked() {
+    common::run_child("child_exception_outliving_its_runtime");
+}
+
+#[test]
+#[ignore = "runs in a child process, started by a_captured_exception_outliving_its_runtime_is_leaked"]
+fn child_exception_outliving_its_runtime() {
+    python();
+    let (kept, restored) = with_gil(|| {
+        (
+            raise_on_worker(c"raise WorkerError('kept across finalization')"),
+            raise_on_worker(c"raise WorkerError('restored after finalization')"),
+        )
+    });
+    // SAFETY: initialized; this thread attaches to the main interpreter and finalizes it.
+    // Nothing of this crate is alive on this thread.
+    unsafe {
+        ffi::PyGILState_Ensure();
+        assert_eq!(ffi::Py_FinalizeEx(), 0);
+    }
+    // Printing needs no runtime; dropping must not touch the freed object.
+    assert_eq!(kept.to_string(), "WorkerError: kept across finalization");
+    std::thread::spawn(move || drop(kept)).join().unwrap();
+    // A new runtime: the old exception is not its to raise.
+    gilguard::initialize().expect("the runtime starts again");
+    with_gil(|| {
+        assert_eq!(restored.restore(), Err(GilError::NotInitialized));
+        assert!(PythonException::take().unwrap().is_none());
+    });
+}
+
+#[test]
 fn gil_errors_become_python_exceptions() {
     python();
     assert_eq!(

@@ -221,12 +221,17 @@ impl PythonException {
     /// returns `NULL` to let it propagate to its Python caller.
     ///
     /// # Errors
-    /// [`GilError::NotAttached`] if this thread is not attached to the interpreter the
-    /// exception was taken in (in the same runtime); the exception is then dropped (see the
-    /// type's docs for what that does).
+    /// [`GilError::NotInitialized`] if the runtime the exception was taken in has been
+    /// finalized, and [`GilError::NotAttached`] if this thread is not attached to the
+    /// interpreter it was taken in. The exception is then dropped (see the type's docs for
+    /// what that does).
     pub fn restore(self) -> Result<(), GilError> {
         if !self.attached_to_its_interpreter() {
-            return Err(GilError::NotAttached);
+            return Err(if self.runtime_is_gone() {
+                GilError::NotInitialized
+            } else {
+                GilError::NotAttached
+            });
         }
         let exception = self.exception.as_ptr();
         // SAFETY: attached to the exception's interpreter (checked above). The indicator
@@ -254,10 +259,15 @@ impl PythonException {
         &self.message
     }
 
+    /// Whether the runtime the exception came from has finalized (as far as the crate saw).
+    fn runtime_is_gone(&self) -> bool {
+        epoch() != self.epoch || !runtime::is_initialized()
+    }
+
     /// Whether this thread is attached to the interpreter the exception came from, in the
     /// runtime it came from.
     fn attached_to_its_interpreter(&self) -> bool {
-        if epoch() != self.epoch || !runtime::is_initialized() {
+        if self.runtime_is_gone() {
             return false;
         }
         let tstate = attached_thread_state();
@@ -280,7 +290,7 @@ impl Drop for PythonException {
             unsafe { pyo3_ffi::Py_DECREF(exception) };
             return;
         }
-        if self.main && epoch() == self.epoch {
+        if self.main && !self.runtime_is_gone() {
             // Fails (and leaks) if the runtime is finalizing or gone.
             let _ = try_with_gil(|| {
                 // SAFETY: attached to the main interpreter (`try_with_gil`), of the runtime
