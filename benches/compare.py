@@ -9,7 +9,7 @@ the group's raw C API case (median and spread over the rounds).
 
 With --paired, each round runs one process of `benches/paired.rs` instead (1000 interleaved
 rounds of the group's cases, about 2 s), which gives ratios that repeat to about 1% on
-virtual machines where criterion's move by tens of percent (docs/performance.md); the
+virtual machines where criterion's move by tens of percent (docs/performance-log.md); the
 ratio cells are then the paired bench's own, per process.
 
 Usage: python3 benches/compare.py [--paired] GROUP ROUNDS REV [REV ...]

@@ -1,7 +1,7 @@
 //! The guards beside the raw `pyo3-ffi` calls they wrap and the `pyo3` equivalents, in one
 //! criterion run, so that ratios compare like with like (the cases: `cases/mod.rs`).
-//! `benches/report.py` runs it several times and prints the table of
-//! `docs/performance.md`.
+//! `benches/report.py` runs it several times and prints the criterion tables of
+//! `docs/performance-log.md`.
 //!
 //! `cargo bench -p gilguard-benches --bench guards`
 

@@ -3,7 +3,7 @@
 //!
 //! Criterion times one case for seconds, then the next: a virtual machine that is slowed
 //! down for a second slows one case and not the other, and the ratio of two medians moved
-//! by up to 1.7x between runs on a 2-vCPU VM (docs/performance.md). Here every round times
+//! by up to 1.7x between runs on a 2-vCPU VM (docs/performance-log.md). Here every round times
 //! each case of a group once, for a block of about 100 µs, in an order that rotates from
 //! round to round; the ratio of a case to the group's raw case is taken within each round,
 //! and a run reports the median over its rounds. A slow-down longer than a round touches

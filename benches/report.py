@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Runs the `guards` criterion bench several times and prints the table of
-docs/performance.md: time per operation and the ratio to the raw C API calls and to pyo3.
+"""Runs the `guards` criterion bench several times and prints the criterion tables of
+docs/performance-log.md: time per operation and the ratio to the raw C API calls and to pyo3.
 
 Each run's figure for a bench is criterion's median; the table gives the median of the runs
 and the spread (lowest and highest run) of each ratio. Ratios are taken within one run, so

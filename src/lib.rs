@@ -95,7 +95,11 @@
 //!
 //! **Errors, markers, the C API and the guide**
 //! * [`GilError`]: every refused operation, each in place of a CPython abort, hang or
-//!   `pthread_exit`.
+//!   `pthread_exit`; [`GilError::raise_in_python`] sets it as the attached thread's Python
+//!   exception (for an extension function to return `NULL`).
+//! * [`PythonException`]: a Python exception taken on one thread (a native worker inside
+//!   [`with_gil`]), `Send`, readable without the GIL, and raised again on the thread that
+//!   waits for it ([`PythonException::take`], [`PythonException::restore`]).
 //! * [`marker::CPythonThreadState`]: what makes every guard and handle `!Send` and `!Sync`;
 //!   compiler errors name it.
 //! * [`ffi`]: `pyo3-ffi` re-exported whole, the one copy of the build, for the C calls made
@@ -140,8 +144,8 @@
 //! # Supported Pythons
 //!
 //! CPython 3.9 to 3.15. The repository's CI runs the whole test suite (with the doctests
-//! and examples) and an extension module's tests on each of 3.9, 3.10, 3.11, 3.12, 3.13,
-//! 3.14 and 3.15, the last with the PEP 788 code (`PyInterpreterGuard`,
+//! and examples) and the two example extension modules' tests on each of 3.9, 3.10, 3.11,
+//! 3.12, 3.13, 3.14 and 3.15, the last with the PEP 788 code (`PyInterpreterGuard`,
 //! `PyInterpreterView`) this crate declares for it. The free-threaded builds (3.14t, 3.15t)
 //! are only type-checked: no free-threaded interpreter was available to run the tests on,
 //! and what the guards mean there is argued in the guide ([`guide::rules`], §7), not tested.
@@ -174,6 +178,7 @@ pub mod marker;
 pub use error::GilError;
 pub use guards::attached::is_attached;
 pub use guards::gil_guard::GilGuard;
+pub use guards::python_exception::PythonException;
 pub use guards::start::initialize;
 pub use guards::with_gil::{WithGil, try_with_gil, with_gil};
 #[cfg(feature = "pyo3")]

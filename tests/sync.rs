@@ -464,6 +464,39 @@ fn interpreters_initialise_in_parallel() {
 }
 
 #[test]
+fn take_finds_each_interpreters_value_after_racing_appends() {
+    common::python();
+    let mut lock = InterpreterOnceLock::new();
+    let interpreters: Vec<SubInterpreter> = (0..3)
+        .map(|_| SubInterpreter::with_config(&parallel_config()).unwrap())
+        .collect();
+    thread::scope(|scope| {
+        for interpreter in &interpreters {
+            for _ in 0..2 {
+                let lock = &lock;
+                scope.spawn(move || {
+                    let handle = interpreter.thread_state().unwrap();
+                    handle.run(|| *lock.get_or_init(current_id)).unwrap();
+                });
+            }
+        }
+    });
+    let listed = format!("{lock:?}");
+    for interpreter in &interpreters {
+        assert!(
+            listed.contains(&format!("{}: ", interpreter.id())),
+            "{listed}"
+        );
+    }
+    assert_eq!(lock.take(Interpreter::main().unwrap()), None);
+    for interpreter in interpreters.iter().rev() {
+        let id = interpreter.id();
+        assert_eq!(lock.take(interpreter.interpreter()), Some(id));
+        assert_eq!(lock.take(interpreter.interpreter()), None);
+    }
+}
+
+#[test]
 fn a_detached_thread_has_no_interpreter_value() {
     common::python();
     let lock = InterpreterOnceLock::new();

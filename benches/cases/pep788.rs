@@ -1,5 +1,5 @@
 //! CPython 3.15 only: what attaching a thread Python did not create costs with PEP 788's
-//! calls beside the 3.9-3.14 ways (docs/performance.md, "PEP 788"). Every case runs on a
+//! calls beside the 3.9-3.14 ways (docs/performance-log.md, "PEP 788"). Every case runs on a
 //! native thread of its own and attaches and detaches once per step.
 
 use std::hint::black_box;

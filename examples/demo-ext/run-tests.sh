@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Builds gilguard_demo with maturin and runs its pytest suite under each CPython given on the
+# Builds the example extension modules (gilguard_minimal from examples/minimal-ext, then
+# gilguard_demo) with maturin and runs their pytest suites under each CPython given on the
 # command line, or, with none given, under every CPython >= 3.9 that pyenv knows. Each
 # version gets a fresh venv and its own cargo target dir under target/demo-ext/ (so versions
-# do not rebuild each other's artifacts). Each step prints what it runs; the first failure
-# stops the script with a non-zero status.
+# do not rebuild each other's artifacts; the two modules share it, and so gilguard's build).
+# Each step prints what it runs; the first failure stops the script with a non-zero status.
 #
 # Usage, from anywhere: bash examples/demo-ext/run-tests.sh [PYTHON ...]
+# GILGUARD_EXAMPLES ("dir:module ...") picks the modules; examples/minimal-ext/run-tests.sh
+# runs this script for gilguard_minimal alone.
 #
 # An interpreter without `ensurepip` (Debian's CPython unpacked by
 # ../shared/tools/sid-python.sh) gets a venv without pip, into which pip is run from its
@@ -73,6 +76,9 @@ if [ ${#pythons[@]} -eq 0 ]; then
     exit 1
 fi
 
+examples=${GILGUARD_EXAMPLES:-minimal-ext:gilguard_minimal demo-ext:gilguard_demo}
+modules=$(for example in $examples; do echo -n "${example#*:} "; done)
+
 tested=()
 for python in "${pythons[@]}"; do
     version=$("$python" -c 'import platform; print(platform.python_version())')
@@ -82,23 +88,29 @@ for python in "${pythons[@]}"; do
     venv="$dir/venv"
     step rm -rf "$venv" "$dir/wheels"
     make_venv "$python" "$venv"
-    # maturin sets PYO3_BUILD_EXTENSION_MODULE, so pyo3-ffi does not link libpython; the
-    # ldd check below verifies it.
-    step env CARGO_TARGET_DIR="$dir/cargo" "$venv/bin/maturin" build --release \
-        --manifest-path "$demo/Cargo.toml" --interpreter "$venv/bin/python" \
-        --out "$dir/wheels"
-    step "$venv/bin/python" -m pip install --quiet --force-reinstall --no-deps "$dir"/wheels/*.whl
-    # maturin wraps the extension in a package (gilguard_demo/__init__.py re-exports
-    # gilguard_demo.gilguard_demo); older versions install the extension alone.
-    so=$("$venv/bin/python" -c 'import sys, gilguard_demo
-print(sys.modules.get("gilguard_demo.gilguard_demo", gilguard_demo).__file__)')
-    step check_no_libpython "$so"
-    # From the demo directory, so that pytest reads pyproject.toml; nothing (caches,
-    # bytecode) is written into the source tree. `timeout` turns a deadlock into a failure.
-    (cd "$demo" && step env PYTHONDONTWRITEBYTECODE=1 timeout 600 \
-        "$venv/bin/python" -m pytest -p no:cacheprovider -v)
+    for example in $examples; do
+        package="$root/examples/${example%%:*}"
+        module=${example#*:}
+        rm -rf "$dir/wheels"
+        # maturin sets PYO3_BUILD_EXTENSION_MODULE, so pyo3-ffi does not link libpython;
+        # the ldd check below verifies it.
+        step env CARGO_TARGET_DIR="$dir/cargo" "$venv/bin/maturin" build --release \
+            --manifest-path "$package/Cargo.toml" --interpreter "$venv/bin/python" \
+            --out "$dir/wheels"
+        step "$venv/bin/python" -m pip install --quiet --force-reinstall --no-deps "$dir"/wheels/*.whl
+        # maturin wraps the extension in a package (gilguard_demo/__init__.py re-exports
+        # gilguard_demo.gilguard_demo); older versions install the extension alone.
+        so=$("$venv/bin/python" -c "import sys, $module
+print(sys.modules.get('$module.$module', $module).__file__)")
+        step check_no_libpython "$so"
+        # From the package directory, so that pytest reads pyproject.toml; nothing (caches,
+        # bytecode) is written into the source tree. `timeout` turns a deadlock into a
+        # failure.
+        (cd "$package" && step env PYTHONDONTWRITEBYTECODE=1 timeout 600 \
+            "$venv/bin/python" -m pytest -p no:cacheprovider -v)
+    done
     tested+=("$version")
 done
 
 echo
-echo "==> gilguard_demo passed on CPython ${tested[*]}"
+echo "==> ${modules}passed on CPython ${tested[*]}"

@@ -295,7 +295,7 @@ impl<'i> ThreadStateHandle<'i> {
     ///
     /// Always inlined: the caller then gets the frame's index in a register rather than a
     /// `Result` in memory, and the detached path adds to the raw calls only CPython's
-    /// answer, one load and the frame (measured in docs/performance.md).
+    /// answer, one load and the frame (measured in docs/performance-log.md).
     #[inline(always)]
     fn enter(&self, suspend: bool) -> Result<u32, GilError> {
         let tstate = self.tstate.as_ptr();

@@ -93,6 +93,15 @@
 //! this thread is attached to the same thread state, and `section` is its newest section not
 //! yet ended (CPython pops the top of its list without checking).
 //!
+//! **Exceptions** (`PyErr_GetRaisedException`, `PyErr_SetRaisedException` (3.12+),
+//! `PyErr_Fetch`, `PyErr_NormalizeException`, `PyErr_Restore`, `PyException_SetTraceback`,
+//! `PyException_GetTraceback`, `PyErr_SetObject`, `PyErr_Clear`, `PyObject_Str`,
+//! `PyUnicode_AsUTF8AndSize`, `PyUnicode_FromStringAndSize`): this thread is attached, to
+//! the interpreter the objects belong to. Taking the error indicator hands its references
+//! to the caller; restoring or setting it steals them (`PyErr_SetObject` does not steal).
+//! `PyObject_Str` runs Python code and must not be called with an exception set. The
+//! `PyExc_*` type objects are static, shared by every interpreter, and never freed.
+//!
 //! **PEP 788** (3.15, `pep788` below): `PyInterpreterView_FromMain()`,
 //! `PyInterpreterGuard_FromView(view)` and `PyInterpreterGuard_Close(guard)` need no
 //! attached thread state; a view is used only in the runtime it was made in, and a guard is
@@ -292,6 +301,85 @@ pub(crate) unsafe fn restore_error(saved: SavedError) {
             pyo3_ffi::PyErr_Restore(kind, value, traceback);
         }
     }
+}
+
+/// The attached thread's raised exception as one object (a new reference, normalized: an
+/// instance carrying its traceback), clearing the error indicator; null if none is set.
+/// `PyErr_GetRaisedException` from 3.12; before, `PyErr_Fetch` and
+/// `PyErr_NormalizeException`, with the traceback stored on the instance as 3.12 keeps it.
+///
+/// # Safety
+/// The thread is attached.
+pub(crate) unsafe fn take_raised_exception() -> *mut pyo3_ffi::PyObject {
+    #[cfg(Py_3_12)]
+    {
+        // SAFETY: attached (caller); hands over the indicator's reference.
+        // C preconditions: raw::ffi, PyErr_GetRaisedException.
+        unsafe { pyo3_ffi::PyErr_GetRaisedException() }
+    }
+    #[cfg(not(Py_3_12))]
+    {
+        let [mut kind, mut value, mut traceback] = [core::ptr::null_mut(); 3];
+        // SAFETY: attached (caller). Fetching hands over three new (or null) references and
+        // clears the indicator; normalizing replaces them with new references and makes
+        // `value` an instance; the instance then takes its own reference to the traceback,
+        // and the type and traceback references fetched here are released.
+        // C preconditions: raw::ffi, PyErr_Fetch, PyErr_NormalizeException.
+        unsafe {
+            pyo3_ffi::PyErr_Fetch(&mut kind, &mut value, &mut traceback);
+            if kind.is_null() {
+                return core::ptr::null_mut();
+            }
+            pyo3_ffi::PyErr_NormalizeException(&mut kind, &mut value, &mut traceback);
+            if !value.is_null() && !traceback.is_null() {
+                pyo3_ffi::PyException_SetTraceback(value, traceback);
+            }
+            pyo3_ffi::Py_XDECREF(traceback);
+            pyo3_ffi::Py_XDECREF(kind);
+        }
+        value
+    }
+}
+
+/// Sets `exception` (an instance of an exception type, as [`take_raised_exception`] returns
+/// it) as the attached thread's raised exception, stealing the reference.
+/// `PyErr_SetRaisedException` from 3.12; `PyErr_Restore` of its type, itself and its
+/// traceback before.
+///
+/// # Safety
+/// The thread is attached to the interpreter `exception` belongs to; `exception` is a
+/// strong reference to an exception instance, given up here.
+pub(crate) unsafe fn set_raised_exception(exception: *mut pyo3_ffi::PyObject) {
+    #[cfg(Py_3_12)]
+    {
+        // SAFETY: attached, an exception instance (caller); steals the reference.
+        // C preconditions: raw::ffi, PyErr_SetRaisedException.
+        unsafe { pyo3_ffi::PyErr_SetRaisedException(exception) };
+    }
+    #[cfg(not(Py_3_12))]
+    {
+        // SAFETY: attached, an exception instance (caller). `PyErr_Restore` steals three
+        // references: a new one to the type, the caller's to the instance, and the new one
+        // `PyException_GetTraceback` returns (or null).
+        // C preconditions: raw::ffi, PyErr_Restore, PyException_GetTraceback.
+        unsafe {
+            let kind = pyo3_ffi::Py_TYPE(exception).cast::<pyo3_ffi::PyObject>();
+            pyo3_ffi::Py_INCREF(kind);
+            let traceback = pyo3_ffi::PyException_GetTraceback(exception);
+            pyo3_ffi::PyErr_Restore(kind, exception, traceback);
+        }
+    }
+}
+
+/// `PythonFinalizationError` (3.13+), a subclass of `RuntimeError`. `pyo3-ffi` 0.30 does not
+/// declare it; CPython 3.13 exports it (`Include/cpython/pyerrors.h`).
+#[cfg(Py_3_13)]
+pub(crate) fn python_finalization_error() -> *mut pyo3_ffi::PyObject {
+    unsafe extern "C" {
+        static mut PyExc_PythonFinalizationError: *mut pyo3_ffi::PyObject;
+    }
+    // SAFETY: a static CPython sets once at start-up and never writes again; read by value.
+    unsafe { PyExc_PythonFinalizationError }
 }
 
 /// CPython's message for a failed `PyStatus`.

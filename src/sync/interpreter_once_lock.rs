@@ -1,14 +1,11 @@
 //! [`InterpreterOnceLock`]: one lazily initialised value per interpreter.
-
-#![allow(
-    unsafe_code,
-    reason = "an append-only list of per-interpreter values, shared without a lock"
-)]
+//!
+//! No `unsafe` here: the values live in an append-only chain of `OnceLock<Box<Node>>`, so a
+//! node, once set, is neither moved nor freed while the lock is shared, and `&T` borrows
+//! `&self`.
 
 use core::fmt;
-use core::ptr;
-use core::sync::atomic::{AtomicPtr, Ordering};
-use std::panic::{RefUnwindSafe, UnwindSafe};
+use std::sync::OnceLock;
 
 use super::GilOnceLock;
 use crate::{GilError, Interpreter};
@@ -54,30 +51,26 @@ use crate::{GilError, Interpreter};
 /// # Ok::<(), gilguard::GilError>(())
 /// ```
 pub struct InterpreterOnceLock<T> {
-    /// A list of slots that only grows (newest first) until `&mut self`: a slot, once
-    /// published, is neither moved nor freed while the lock is shared.
-    head: AtomicPtr<Slot<T>>,
+    /// The first node of a chain that only grows (oldest first) until `&mut self`: a node,
+    /// once set, is neither moved nor freed while the lock is shared.
+    head: OnceLock<Box<Node<T>>>,
 }
 
-struct Slot<T> {
+struct Node<T> {
     interpreter: Interpreter,
     value: GilOnceLock<T>,
-    /// The slot published before this one; null at the end.
-    next: *mut Slot<T>,
+    /// The node set after this one; unset at the end of the chain.
+    next: OnceLock<Box<Node<T>>>,
 }
 
-// SAFETY: the slots are owned by the lock (freed only in `drop`, through `&mut self`), and
-// hold `GilOnceLock<T>`s: sharing the lock shares `&T` between threads (`T: Sync`), and a
-// value made on one thread may be dropped on another (`T: Send`), as for `GilOnceLock`.
-unsafe impl<T: Send + Sync> Sync for InterpreterOnceLock<T> {}
-// SAFETY: moving the lock moves ownership of its slots and values (`T: Send`).
-unsafe impl<T: Send> Send for InterpreterOnceLock<T> {}
-
-// Each value is a `GilOnceLock`'s: a panicking initialiser leaves it uninitialised.
-impl<T: RefUnwindSafe + UnwindSafe> RefUnwindSafe for InterpreterOnceLock<T> {}
-impl<T: UnwindSafe> UnwindSafe for InterpreterOnceLock<T> {}
-
+// `Send`, `Sync` and the unwind-safety traits follow from the fields: those of
+// `GilOnceLock<T>` (`Sync` needs `T: Send + Sync`, `Send` needs `T: Send`). Each value is a
+// `GilOnceLock`'s: a panicking initialiser leaves it uninitialised.
 static_assertions::assert_impl_all!(InterpreterOnceLock<Vec<u8>>: Send, Sync, Default);
+static_assertions::assert_impl_all!(
+    InterpreterOnceLock<Vec<u8>>: std::panic::UnwindSafe,
+    std::panic::RefUnwindSafe
+);
 static_assertions::assert_not_impl_any!(InterpreterOnceLock<core::cell::Cell<u8>>: Sync);
 static_assertions::assert_not_impl_any!(InterpreterOnceLock<std::rc::Rc<u8>>: Send, Sync);
 
@@ -93,7 +86,7 @@ impl<T> InterpreterOnceLock<T> {
     /// ```
     pub const fn new() -> InterpreterOnceLock<T> {
         InterpreterOnceLock {
-            head: AtomicPtr::new(ptr::null_mut()),
+            head: OnceLock::new(),
         }
     }
 
@@ -115,7 +108,8 @@ impl<T> InterpreterOnceLock<T> {
     /// ```
     pub fn get(&self) -> Option<&T> {
         let interpreter = Interpreter::current().ok()?;
-        self.find(self.head.load(Ordering::Acquire), interpreter)?
+        self.nodes()
+            .find(|node| node.interpreter == interpreter)?
             .value
             .get()
     }
@@ -173,7 +167,7 @@ impl<T> InterpreterOnceLock<T> {
     /// ```
     pub fn try_get_or_init(&self, f: impl FnOnce() -> T) -> Result<&T, GilError> {
         let interpreter = Interpreter::current()?;
-        Ok(self.slot(interpreter).value.get_or_init(f))
+        Ok(self.node(interpreter).value.get_or_init(f))
     }
 
     /// Takes the value of `interpreter` out, leaving it uninitialised there (a later
@@ -192,69 +186,52 @@ impl<T> InterpreterOnceLock<T> {
     /// # Ok::<(), gilguard::GilError>(())
     /// ```
     pub fn take(&mut self, interpreter: Interpreter) -> Option<T> {
-        let slot = find(*self.head.get_mut(), interpreter);
-        if slot.is_null() {
-            return None;
-        }
-        // SAFETY: `&mut self`: no other reference to any slot exists, and `slot` (from
-        // `Box::into_raw`) is a live slot of this lock.
-        unsafe { (*slot).value.take() }
-    }
-
-    /// The slot of `interpreter` in the list that starts at `head`.
-    fn find(&self, head: *mut Slot<T>, interpreter: Interpreter) -> Option<&Slot<T>> {
-        // SAFETY: a slot found from `head` (read with Acquire, or from the `next` of a slot,
-        // written before it was published) lives as long as `self`.
-        unsafe { find(head, interpreter).as_ref() }
-    }
-
-    /// The slot of `interpreter`, published if there was none.
-    fn slot(&self, interpreter: Interpreter) -> &Slot<T> {
-        let mut head = self.head.load(Ordering::Acquire);
-        let mut new: Option<Box<Slot<T>>> = None;
-        loop {
-            if let Some(slot) = self.find(head, interpreter) {
-                return slot;
+        let mut next = &mut self.head;
+        while let Some(node) = next.get_mut() {
+            if node.interpreter == interpreter {
+                return node.value.take();
             }
-            let mut slot = new.take().unwrap_or_else(|| {
-                Box::new(Slot {
+            next = &mut node.next;
+        }
+        None
+    }
+
+    /// The nodes of the chain, oldest first.
+    fn nodes(&self) -> impl Iterator<Item = &Node<T>> {
+        core::iter::successors(self.head.get(), |node| node.next.get()).map(|node| &**node)
+    }
+
+    /// The node of `interpreter`, appended if there was none.
+    ///
+    /// Walks to the first unset `next` (or `head`) and sets it; a thread that loses that
+    /// race gets its node back and walks on from the node the winner set (which may be
+    /// this interpreter's). `OnceLock::set` may wait, attached, for another thread's `set`
+    /// of the same link, which only moves a `Box` in: it never waits for Python.
+    fn node(&self, interpreter: Interpreter) -> &Node<T> {
+        let mut new: Option<Box<Node<T>>> = None;
+        let mut link = &self.head;
+        loop {
+            if let Some(node) = link.get() {
+                if node.interpreter == interpreter {
+                    return node;
+                }
+                link = &node.next;
+                continue;
+            }
+            let node = new.take().unwrap_or_else(|| {
+                Box::new(Node {
                     interpreter,
                     value: GilOnceLock::new(),
-                    next: ptr::null_mut(),
+                    next: OnceLock::new(),
                 })
             });
-            slot.next = head;
-            let raw = Box::into_raw(slot);
-            match self
-                .head
-                .compare_exchange(head, raw, Ordering::AcqRel, Ordering::Acquire)
-            {
-                // SAFETY: published: it lives as long as `self` (freed only by `drop`).
-                Ok(_) => return unsafe { &*raw },
-                Err(newer) => {
-                    // SAFETY: not published, so still owned here; from `Box::into_raw`.
-                    new = Some(unsafe { Box::from_raw(raw) });
-                    // Another thread published a slot (maybe for this interpreter): look
-                    // again.
-                    head = newer;
-                }
+            // Set: the loop finds it next. Lost the race: keep the node and look at the one
+            // that won (maybe this interpreter's).
+            if let Err(node) = link.set(node) {
+                new = Some(node);
             }
         }
     }
-}
-
-/// The slot of `interpreter` in the list that starts at `slot`, or null.
-fn find<T>(mut slot: *mut Slot<T>, interpreter: Interpreter) -> *mut Slot<T> {
-    while !slot.is_null() {
-        // SAFETY: the slots of a list are live while the lock they belong to is (the caller
-        // holds a reference to it); the borrow ends before this function returns.
-        let current = unsafe { &*slot };
-        if current.interpreter == interpreter {
-            break;
-        }
-        slot = current.next;
-    }
-    slot
 }
 
 impl<T> Default for InterpreterOnceLock<T> {
@@ -264,27 +241,23 @@ impl<T> Default for InterpreterOnceLock<T> {
 }
 
 impl<T> Drop for InterpreterOnceLock<T> {
+    /// Unlinks the chain node by node: dropping it as nested boxes would recurse once per
+    /// interpreter.
     fn drop(&mut self) {
-        let mut slot = *self.head.get_mut();
-        while !slot.is_null() {
-            // SAFETY: `&mut self`: the slots are owned here and no longer shared; each came
-            // from `Box::into_raw` and is freed once.
-            let owned = unsafe { Box::from_raw(slot) };
-            slot = owned.next;
+        let mut next = self.head.take();
+        while let Some(mut node) = next {
+            next = node.next.take();
         }
     }
 }
 
 impl<T: fmt::Debug> fmt::Debug for InterpreterOnceLock<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut list = f.debug_map();
-        let mut slot = self.head.load(Ordering::Acquire);
-        while !slot.is_null() {
-            // SAFETY: as in `find`.
-            let current = unsafe { &*slot };
-            list.entry(&current.interpreter.id(), &current.value);
-            slot = current.next;
-        }
-        list.finish()
+        f.debug_map()
+            .entries(
+                self.nodes()
+                    .map(|node| (node.interpreter.id(), &node.value)),
+            )
+            .finish()
     }
 }

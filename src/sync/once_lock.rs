@@ -1,16 +1,11 @@
 //! [`GilOnceLock`]: a value initialised once, waited for with the thread detached.
+//!
+//! No `unsafe` here: the value is a [`std::sync::OnceLock`], only ever set by the thread
+//! that holds `init`; waiting for `init` detached is [`MutexExt::lock_detached`]'s.
 
-#![allow(
-    unsafe_code,
-    reason = "the value in an `UnsafeCell`, written once before it is shared"
-)]
-
-use core::cell::UnsafeCell;
 use core::fmt;
-use core::mem::MaybeUninit;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::panic::{RefUnwindSafe, UnwindSafe};
-use std::sync::{Mutex, PoisonError};
+use core::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use super::lock_ext::MutexExt;
 
@@ -66,28 +61,24 @@ use super::lock_ext::MutexExt;
 /// # Ok::<(), gilguard::GilError>(())
 /// ```
 pub struct GilOnceLock<T> {
-    /// Set (`Release`) once `value` is written; never cleared through `&self`.
-    ready: AtomicBool,
+    /// The value; set only by the thread holding `init`, and never cleared through `&self`.
+    value: OnceLock<T>,
     /// Held by the thread that runs the initialiser; the others wait for it detached.
     init: Mutex<()>,
     /// The [`thread_token`] of the thread running the initialiser, 0 if none: a nested
     /// `get_or_init` on the same thread would wait for itself.
     running_on: AtomicUsize,
-    value: UnsafeCell<MaybeUninit<T>>,
 }
 
-// SAFETY: `value` is written once, by the thread holding `init` while `ready` is false, and
-// read through `&self` only after `ready` is seen true (Acquire, paired with the Release
-// store after the write). Sharing it hands out `&T` to several threads (so `T: Sync`), and
-// the value may be made on one thread and dropped on another (so `T: Send`), as for
-// `std::sync::OnceLock`.
-unsafe impl<T: Send + Sync> Sync for GilOnceLock<T> {}
-
-// A panicking initialiser leaves the lock uninitialised and consistent (as `std`'s).
-impl<T: RefUnwindSafe + UnwindSafe> RefUnwindSafe for GilOnceLock<T> {}
-impl<T: UnwindSafe> UnwindSafe for GilOnceLock<T> {}
-
+// `Send`, `Sync` and the unwind-safety traits follow from the fields, with the bounds of
+// `std::sync::OnceLock<T>`: `Sync` needs `T: Send + Sync` (a value made on one thread, shared
+// as `&T` and dropped on another). A panicking initialiser leaves the lock uninitialised and
+// consistent (as `std`'s): the poisoned `init` is taken over by the next initialiser.
 static_assertions::assert_impl_all!(GilOnceLock<Vec<u8>>: Send, Sync, Default);
+static_assertions::assert_impl_all!(
+    GilOnceLock<Vec<u8>>: std::panic::UnwindSafe,
+    std::panic::RefUnwindSafe
+);
 static_assertions::assert_not_impl_any!(GilOnceLock<core::cell::Cell<u8>>: Sync);
 static_assertions::assert_not_impl_any!(GilOnceLock<std::rc::Rc<u8>>: Send, Sync);
 
@@ -102,10 +93,9 @@ impl<T> GilOnceLock<T> {
     /// ```
     pub const fn new() -> GilOnceLock<T> {
         GilOnceLock {
-            ready: AtomicBool::new(false),
+            value: OnceLock::new(),
             init: Mutex::new(()),
             running_on: AtomicUsize::new(0),
-            value: UnsafeCell::new(MaybeUninit::uninit()),
         }
     }
 
@@ -121,13 +111,7 @@ impl<T> GilOnceLock<T> {
     /// ```
     #[inline]
     pub fn get(&self) -> Option<&T> {
-        if self.ready.load(Ordering::Acquire) {
-            // SAFETY: `ready` was set (Acquire, paired with the Release store in
-            // `initialize`) after `value` was written, and is never cleared through `&self`.
-            Some(unsafe { (*self.value.get()).assume_init_ref() })
-        } else {
-            None
-        }
+        self.value.get()
     }
 
     /// The value, initialised by `f` if no other call did so first.
@@ -204,13 +188,7 @@ impl<T> GilOnceLock<T> {
     /// assert_eq!(lock.get(), None);
     /// ```
     pub fn take(&mut self) -> Option<T> {
-        if core::mem::replace(self.ready.get_mut(), false) {
-            // SAFETY: `ready` was true, so `value` is initialised; it is now false, so the
-            // value is not read or dropped again.
-            Some(unsafe { self.value.get_mut().assume_init_read() })
-        } else {
-            None
-        }
+        self.value.take()
     }
 
     /// The value, if it was initialised, consuming the lock.
@@ -222,8 +200,8 @@ impl<T> GilOnceLock<T> {
     /// lock.get_or_init(|| String::from("value"));
     /// assert_eq!(lock.into_inner().as_deref(), Some("value"));
     /// ```
-    pub fn into_inner(mut self) -> Option<T> {
-        self.take()
+    pub fn into_inner(self) -> Option<T> {
+        self.value.into_inner()
     }
 
     /// The slow path: waits for the right to initialise (detached if attached), then runs
@@ -236,7 +214,7 @@ impl<T> GilOnceLock<T> {
             "GilOnceLock: the initialiser called get_or_init on the same lock (it would wait \
              for itself)"
         );
-        // Poisoning only says an initialiser panicked, which left `ready` false: the next
+        // Poisoning only says an initialiser panicked, which left `value` unset: the next
         // one runs.
         let _init = self
             .init
@@ -250,12 +228,9 @@ impl<T> GilOnceLock<T> {
             let _done = scopeguard::guard((), |()| self.running_on.store(0, Ordering::Relaxed));
             f()?
         };
-        // SAFETY: this thread holds `init` and `ready` is false, so no other thread reads
-        // or writes `value`, and it holds no value to overwrite.
-        unsafe { (*self.value.get()).write(value) };
-        self.ready.store(true, Ordering::Release);
-        // SAFETY: written just above, and `ready` set.
-        Ok(unsafe { (*self.value.get()).assume_init_ref() })
+        // Only the holder of `init` sets `value`, and it was unset after `init` was taken:
+        // this sets it, and `OnceLock`'s own (attached) wait is never entered.
+        Ok(self.value.get_or_init(|| value))
     }
 }
 
@@ -271,12 +246,6 @@ fn thread_token() -> usize {
 impl<T> Default for GilOnceLock<T> {
     fn default() -> Self {
         GilOnceLock::new()
-    }
-}
-
-impl<T> Drop for GilOnceLock<T> {
-    fn drop(&mut self) {
-        drop(self.take());
     }
 }
 
@@ -300,10 +269,9 @@ impl<T> From<T> for GilOnceLock<T> {
     /// ```
     fn from(value: T) -> Self {
         GilOnceLock {
-            ready: AtomicBool::new(true),
+            value: OnceLock::from(value),
             init: Mutex::new(()),
             running_on: AtomicUsize::new(0),
-            value: UnsafeCell::new(MaybeUninit::new(value)),
         }
     }
 }

@@ -64,7 +64,7 @@ use storage::{FRAMES, FrameStack};
 /// [`push_nested_foreign`] or the slow path.
 ///
 /// The caller asks CPython for `current` before the stack is read, so that nothing read
-/// from the stack has to be kept across that call (measured: docs/performance.md), and
+/// from the stack has to be kept across that call (measured: docs/performance-log.md), and
 /// passes it on to its detached path when this one declines.
 #[inline]
 pub(crate) fn push_nested(

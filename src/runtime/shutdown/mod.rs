@@ -20,9 +20,10 @@
 //! makes sure that shutdown either refuses such an attach or waits for it.
 //!
 //! What remains before 3.15 (documented in `docs/reliability.md`): a guard held past the
-//! timeout re-attaches after the flag is set, and attaches this crate does not count
-//! (`ThreadStateHandle`s, foreign code) are not waited for. They end with the thread parked
-//! (3.9–3.13) or blocked (3.14), never in undefined behaviour: CPython checks its flag
+//! timeout re-attaches after the flag is set, and attaches this crate does not make
+//! (foreign code's own `PyGILState_Ensure`, `pyo3`) are not waited for; a
+//! `ThreadStateHandle`'s attaches are counted like a native thread's guards. Late threads
+//! end parked (3.9–3.13) or blocked (3.14), never in undefined behaviour: CPython checks its flag
 //! before it touches the thread state of a late thread. From 3.15 a native thread also holds
 //! a PEP 788 interpreter guard while it holds guards of this crate: CPython does not set its
 //! flag while one is open, so a thread that drops its guards in time never meets it, and a
