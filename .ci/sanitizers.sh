@@ -51,10 +51,9 @@ export ASAN_OPTIONS="detect_leaks=1:log_path=$reports/report:log_exe_name=1"
 # list of suppressions that matched, printed into the same report files.
 export LSAN_OPTIONS="suppressions=$root/.ci/lsan.supp:print_suppressions=1"
 
-# The test targets, one --test per file in tests/, except:
-# - compile_fail (trybuild): it only checks compile errors, runs no code of the crate, and
-#   under these flags would rebuild the crate and its dependencies a second time, with
-#   RUSTC_BOOTSTRAP=1 changing what the compiler accepts; `cargo test` in .ci/run covers it.
+# The test targets, one --test per file in tests/ (the compile-fail test, trybuild, is a package
+# of its own in tests/compile-fail/ and runs no code of the crate; `cargo test` in .ci/run
+# covers it), except:
 # - stress: run on its own below, without a quarantine.
 tests=()
 for file in tests/*.rs tests/*/main.rs; do
@@ -65,7 +64,7 @@ for file in tests/*.rs tests/*/main.rs; do
     esac
     case "$name" in
         # pyo3: needs the `pyo3` feature; run on its own below.
-        compile_fail | stress | pyo3) continue ;;
+        stress | pyo3) continue ;;
     esac
     tests+=(--test "$name")
 done

@@ -65,12 +65,19 @@ def target_dir(tree):
     return tree / "target" / f"compare-python-{PYTHON_VERSION}"
 
 
+def bench_command(tree, bench):
+    """`cargo bench` of `bench` in `tree`: in the `gilguard-benches` package where the benches
+    are one (benches/Cargo.toml), in the crate itself in older revisions."""
+    package = ["-p", "gilguard-benches"] if (tree / "benches" / "Cargo.toml").exists() else []
+    return ["cargo", "bench", *package, "--bench", bench]
+
+
 def run_paired(tree, group):
     """Runs one process of the paired bench for `group` in `tree`; returns
     {bench: (ns per step, ratio to the raw case)}."""
     env = dict(os.environ, CARGO_TARGET_DIR=str(target_dir(tree)))
     lines = subprocess.run(
-        ["cargo", "bench", "--bench", "paired", "--", "--one-run", group], cwd=tree, env=env,
+        [*bench_command(tree, "paired"), "--", "--one-run", group], cwd=tree, env=env,
         check=True, capture_output=True, text=True,
     ).stdout.splitlines()
     figures = {}
@@ -85,7 +92,7 @@ def run_group(tree, group):
     """Runs `group` once in `tree`; returns {bench: median ns}."""
     env = dict(os.environ, CARGO_TARGET_DIR=str(target_dir(tree)))
     subprocess.run(
-        ["cargo", "bench", "--bench", "guards", "--", f"^{group}/"], cwd=tree, env=env,
+        [*bench_command(tree, "guards"), "--", f"^{group}/"], cwd=tree, env=env,
         check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     figures = {}
@@ -110,7 +117,7 @@ def main():
         print(f"building {rev}", file=sys.stderr)
         env = dict(os.environ, CARGO_TARGET_DIR=str(target_dir(tree)))
         subprocess.run(
-            ["cargo", "bench", "--bench", bench, "--no-run"], cwd=tree, env=env,
+            [*bench_command(tree, bench), "--no-run"], cwd=tree, env=env,
             check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
     raw = BASELINES[group][0]

@@ -3,7 +3,7 @@
 //! `benches/report.py` runs it several times and prints the criterion tables of
 //! `docs/performance-log.md`.
 //!
-//! `cargo bench --bench guards`
+//! `cargo bench -p gilguard-benches --bench guards`
 
 #![allow(missing_docs)] // `criterion_group!` generates an undocumented public function
 

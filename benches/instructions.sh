@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-binary=$(cargo bench --bench instructions --no-run --message-format=json 2>/dev/null |
+binary=$(cargo bench -p gilguard-benches --bench instructions --no-run --message-format=json 2>/dev/null |
     python3 -c '
 import json, sys
 for line in sys.stdin:

@@ -12,8 +12,9 @@
 //! process can land in a slower state for its whole life; the table gives the median of
 //! the runs and the lowest and highest run.
 //!
-//! `cargo bench --bench paired [-- [--runs N] [--rounds N] [GROUP ...]]`: by default 5 runs
-//! of 1000 rounds of every group, about 30 s; a group is picked by any part of its name.
+//! `cargo bench -p gilguard-benches --bench paired [-- [--runs N] [--rounds N] [GROUP ...]]`:
+//! by default 5 runs of 1000 rounds of every group, about 30 s; a group is picked by any part
+//! of its name.
 
 use std::collections::BTreeMap;
 use std::process::Command;

@@ -3,7 +3,7 @@
 //! alone. Criterion reports calls of `work()` per second (elements/s); the ratio (b)/(a)
 //! is the parallel speed-up own-GIL interpreters give.
 //!
-//! `cargo bench --bench parallelism`
+//! `cargo bench -p gilguard-benches --bench parallelism`
 
 #![allow(missing_docs)] // `criterion_group!` generates an undocumented public function
 

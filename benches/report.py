@@ -26,7 +26,9 @@ import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-CRITERION = ROOT / os.environ.get("CARGO_TARGET_DIR", "target") / "criterion"
+# Absolute: criterion resolves CARGO_TARGET_DIR from the bench package's folder (benches/).
+TARGET = ROOT / os.environ.get("CARGO_TARGET_DIR", "target")
+CRITERION = TARGET / "criterion"
 
 # Per group: the raw C API case the guards are measured against, and the pyo3 case.
 BASELINES = {
@@ -47,8 +49,9 @@ def one_run():
     extra = shlex.split(os.environ.get("CARGO_BENCH_ARGS", ""))
     started = time.time()
     subprocess.run(
-        ["cargo", "bench", "--bench", "guards", *extra],
+        ["cargo", "bench", "-p", "gilguard-benches", "--bench", "guards", *extra],
         cwd=ROOT,
+        env=dict(os.environ, CARGO_TARGET_DIR=str(TARGET)),
         check=True,
         stdout=subprocess.DEVNULL,
     )
