@@ -61,7 +61,7 @@ impl Pool {
             let interpreter = match placement {
                 Placement::MainInterpreter => None,
                 Placement::OwnGilInterpreters => Some(Arc::new(
-                    SubInterpreter::with_config(&InterpreterConfig::isolated())
+                    SubInterpreter::with_config(InterpreterConfig::isolated())
                         .expect("an own-GIL sub-interpreter (CPython 3.12+)"),
                 )),
             };

@@ -53,8 +53,8 @@ fn config() -> InterpreterConfig {
 pub fn run(runs: usize) -> Report {
     gilguard::initialize().expect("Python starts");
     let mut interpreters = [
-        SubInterpreter::with_config(&config()).expect("interpreter 1"),
-        SubInterpreter::with_config(&config()).expect("interpreter 2"),
+        SubInterpreter::with_config(config()).expect("interpreter 1"),
+        SubInterpreter::with_config(config()).expect("interpreter 2"),
     ];
     let own_gil = interpreters[0].has_own_gil();
     // Thread number -> interpreter index.

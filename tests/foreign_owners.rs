@@ -635,7 +635,7 @@ mod f3_own_gil {
     #[ignore = "runs in a child process, started by f3_finalizing_with_a_leaked_own_gil_interpreter_and_handle"]
     fn child_f3_own_gil_leaked() {
         common::python();
-        let sub = SubInterpreter::with_config(&InterpreterConfig::isolated()).unwrap();
+        let sub = SubInterpreter::with_config(InterpreterConfig::isolated()).unwrap();
         assert!(sub.has_own_gil());
         std::thread::scope(|scope| {
             scope.spawn(|| {
@@ -659,7 +659,7 @@ mod f3_own_gil {
     #[ignore = "runs in a child process, started by f3_own_gil_interpreter_and_handle_dropped_after_the_host_finalized"]
     fn child_f3_own_gil_locals() {
         common::python();
-        let sub = SubInterpreter::with_config(&InterpreterConfig::isolated()).unwrap();
+        let sub = SubInterpreter::with_config(InterpreterConfig::isolated()).unwrap();
         let handle = sub.thread_state().unwrap();
         handle.run(|| common::run("x = 1")).unwrap();
         with_gil(|| ()); // see child_f3e
@@ -685,7 +685,7 @@ unsafe extern "C" fn f4_create_while_finalizing(
 ) -> *mut ffi::PyObject {
     let finalizing = gilguard::is_finalizing();
     let new = SubInterpreter::new().map(drop);
-    let with_config = SubInterpreter::with_config(&InterpreterConfig::legacy()).map(drop);
+    let with_config = SubInterpreter::with_config(InterpreterConfig::legacy()).map(drop);
     record(&F4_OUTCOME, (finalizing, new, with_config));
     common::none()
 }

@@ -23,7 +23,7 @@ fn parallel_config() -> InterpreterConfig {
 fn creating_leaves_the_caller_as_it_was() {
     common::python();
     std::thread::spawn(|| {
-        let detached = SubInterpreter::with_config(&parallel_config()).unwrap();
+        let detached = SubInterpreter::with_config(parallel_config()).unwrap();
         assert_eq!(common::attachment(), Attachment::Detached);
         with_gil(|| {
             let before = common::current_thread_state();
@@ -49,8 +49,8 @@ fn creating_leaves_the_caller_as_it_was() {
 fn globals_are_isolated() {
     common::python();
     std::thread::spawn(|| {
-        let first = SubInterpreter::with_config(&parallel_config()).unwrap();
-        let second = SubInterpreter::with_config(&parallel_config()).unwrap();
+        let first = SubInterpreter::with_config(parallel_config()).unwrap();
+        let second = SubInterpreter::with_config(parallel_config()).unwrap();
         assert_ne!(first.id(), second.id());
         let in_first = first.thread_state().unwrap();
         let in_second = second.thread_state().unwrap();
@@ -70,7 +70,7 @@ fn globals_are_isolated() {
 #[test]
 fn each_thread_reuses_one_thread_state_per_interpreter() {
     common::python();
-    let interpreter = SubInterpreter::with_config(&parallel_config()).unwrap();
+    let interpreter = SubInterpreter::with_config(parallel_config()).unwrap();
     std::thread::scope(|scope| {
         for _ in 0..3 {
             scope.spawn(|| {
@@ -354,7 +354,7 @@ fn run_sequence<'h>(
 #[test]
 fn ending_is_refused_while_in_use_and_clean_after() {
     common::python();
-    let mut interpreter = SubInterpreter::with_config(&parallel_config()).unwrap();
+    let mut interpreter = SubInterpreter::with_config(parallel_config()).unwrap();
     std::thread::scope(|scope| {
         scope.spawn(|| std::mem::forget(interpreter.thread_state().unwrap()));
     });
@@ -365,7 +365,7 @@ fn ending_is_refused_while_in_use_and_clean_after() {
     drop(handle);
     std::mem::forget(interpreter); // it can never be ended: the leaked handle is in it
 
-    let mut clean = SubInterpreter::with_config(&parallel_config()).unwrap();
+    let mut clean = SubInterpreter::with_config(parallel_config()).unwrap();
     std::thread::scope(|scope| {
         for _ in 0..2 {
             scope.spawn(|| {
@@ -552,17 +552,17 @@ fn invalid_configurations_are_refused_before_cpython_sees_them() {
     common::python();
     let own_gil_shared_allocator = InterpreterConfig::isolated().use_main_obmalloc(true);
     assert!(matches!(
-        SubInterpreter::with_config(&own_gil_shared_allocator),
+        SubInterpreter::with_config(own_gil_shared_allocator),
         Err(GilError::InvalidConfig(_))
     ));
     let own_allocator_single_phase = InterpreterConfig::legacy()
         .use_main_obmalloc(false)
         .check_multi_interp_extensions(false);
     assert!(matches!(
-        SubInterpreter::with_config(&own_allocator_single_phase),
+        SubInterpreter::with_config(own_allocator_single_phase),
         Err(GilError::InvalidConfig(_))
     ));
-    let isolated = SubInterpreter::with_config(&InterpreterConfig::isolated());
+    let isolated = SubInterpreter::with_config(InterpreterConfig::isolated());
     if cfg!(Py_3_12) {
         assert!(isolated.unwrap().has_own_gil());
     } else {
@@ -606,8 +606,8 @@ mod own_gil {
     #[test]
     fn own_gil_interpreters_run_python_at_the_same_time() {
         common::python();
-        let first = SubInterpreter::with_config(&InterpreterConfig::isolated()).unwrap();
-        let second = SubInterpreter::with_config(&InterpreterConfig::isolated()).unwrap();
+        let first = SubInterpreter::with_config(InterpreterConfig::isolated()).unwrap();
+        let second = SubInterpreter::with_config(InterpreterConfig::isolated()).unwrap();
         let (holding, held) = std::sync::mpsc::channel();
         std::thread::scope(|scope| {
             let waiter = scope.spawn(|| {

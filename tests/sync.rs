@@ -414,7 +414,7 @@ fn each_interpreter_gets_its_own_value() {
     thread::scope(|scope| {
         scope.spawn(|| {
             assert_eq!(with_gil(|| *lock.get_or_init(current_id)), 0);
-            let first = SubInterpreter::with_config(&parallel_config()).unwrap();
+            let first = SubInterpreter::with_config(parallel_config()).unwrap();
             let first_handle = first.thread_state().unwrap();
             assert_eq!(first_handle.run(|| lock.get()).unwrap(), None);
             assert_eq!(
@@ -429,7 +429,7 @@ fn each_interpreter_gets_its_own_value() {
             drop(first_handle);
             drop(first);
             // A new interpreter may get the ended one's address, but not its value.
-            let second = SubInterpreter::with_config(&parallel_config()).unwrap();
+            let second = SubInterpreter::with_config(parallel_config()).unwrap();
             let second_handle = second.thread_state().unwrap();
             assert_eq!(second_handle.run(|| lock.get().copied()).unwrap(), None);
             assert_eq!(
@@ -447,7 +447,7 @@ fn interpreters_initialise_in_parallel() {
     common::python();
     let lock = InterpreterOnceLock::new();
     let interpreters: Vec<SubInterpreter> = (0..3)
-        .map(|_| SubInterpreter::with_config(&parallel_config()).unwrap())
+        .map(|_| SubInterpreter::with_config(parallel_config()).unwrap())
         .collect();
     thread::scope(|scope| {
         for interpreter in &interpreters {
@@ -468,7 +468,7 @@ fn take_finds_each_interpreters_value_after_racing_appends() {
     common::python();
     let mut lock = InterpreterOnceLock::new();
     let interpreters: Vec<SubInterpreter> = (0..3)
-        .map(|_| SubInterpreter::with_config(&parallel_config()).unwrap())
+        .map(|_| SubInterpreter::with_config(parallel_config()).unwrap())
         .collect();
     thread::scope(|scope| {
         for interpreter in &interpreters {

@@ -17,6 +17,12 @@ use crate::error::GilError;
 /// Every setting can then be changed with the builder methods; the rules CPython documents
 /// between them are checked when the interpreter is created.
 ///
+/// It is a small `Copy` value, passed and returned by value: the builder methods are
+/// `const fn`s that take `self`, so a configuration can be a `const`, and
+/// [`SubInterpreter::with_config`](crate::SubInterpreter::with_config) takes it by value,
+/// keeping nothing of the caller's. Its fields are private, so settings CPython adds later
+/// can arrive as new builder methods without breaking code that uses it.
+///
 /// # Examples
 ///
 /// ```

@@ -87,7 +87,7 @@ impl SubInterpreter {
     /// # Ok::<(), gilguard::GilError>(())
     /// ```
     pub fn new() -> Result<SubInterpreter, GilError> {
-        SubInterpreter::with_config(&InterpreterConfig::legacy())
+        SubInterpreter::with_config(InterpreterConfig::legacy())
     }
 
     /// Creates a sub-interpreter with the given settings: `Py_NewInterpreterFromConfig` on
@@ -110,14 +110,14 @@ impl SubInterpreter {
     /// use gilguard::{GilError, InterpreterConfig, SubInterpreter};
     ///
     /// gilguard::initialize()?;
-    /// match SubInterpreter::with_config(&InterpreterConfig::isolated()) {
+    /// match SubInterpreter::with_config(InterpreterConfig::isolated()) {
     ///     Ok(interpreter) => assert!(interpreter.has_own_gil()), // CPython 3.12+
     ///     Err(GilError::Unsupported(_)) => {}                     // CPython 3.9-3.11
     ///     Err(other) => panic!("{other}"),
     /// }
     /// # Ok::<(), GilError>(())
     /// ```
-    pub fn with_config(config: &InterpreterConfig) -> Result<SubInterpreter, GilError> {
+    pub fn with_config(config: InterpreterConfig) -> Result<SubInterpreter, GilError> {
         config.check()?;
         if cfg!(not(Py_3_12)) && !config.is_legacy() {
             return Err(GilError::Unsupported(
@@ -277,7 +277,7 @@ impl Drop for SubInterpreter {
 
 /// Creates the interpreter. The thread is attached to the main interpreter, and is again
 /// on return.
-fn create(config: &InterpreterConfig) -> Result<SubInterpreter, GilError> {
+fn create(config: InterpreterConfig) -> Result<SubInterpreter, GilError> {
     // Checked here, attached, and not only by `try_with_gil`, which does not check a thread
     // that is attached already: Python code that runs while the runtime finalizes (a
     // `__del__`, an `atexit` callback after the crate's) must not create an interpreter that
@@ -295,7 +295,7 @@ fn create(config: &InterpreterConfig) -> Result<SubInterpreter, GilError> {
     // SAFETY: attached to the main interpreter (the caller).
     unsafe { start::install_hooks() };
     let main_tstate = ffi::current_thread_state();
-    let first = new_interpreter(config)?;
+    let first = new_interpreter(&config)?;
     import_threading();
     // SAFETY: `Py_NewInterpreter*` attached `first`, the new interpreter's first thread
     // state, and detached `main_tstate`. `first` is detached (releasing the new

@@ -157,7 +157,7 @@ fn run_all(scripts: &[CString], threads: usize, own_gil: bool) -> Result<Vec<Str
     };
     let mut interpreters = Vec::with_capacity(scripts.len());
     for index in 0..scripts.len() {
-        match SubInterpreter::with_config(&config) {
+        match SubInterpreter::with_config(config) {
             Ok(interpreter) => interpreters.push(interpreter),
             Err(error) => {
                 // Whatever the outcome of ending them, creation is the error to report.
