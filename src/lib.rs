@@ -242,6 +242,9 @@ pub mod guide {
     //! * [`subinterpreters`]: sub-interpreters from many OS threads, their thread states,
     //!   and their own GIL on CPython 3.12+.
     //! * [`reliability`]: what each misuse returns, shutdown, fork, and how it is tested.
+    //! * [`performance`]: what the benches measure, the ratios against the raw C calls and
+    //!   `pyo3`, and how to reproduce them (the dated record of every run stays in
+    //!   `docs/performance-log.md`).
 
     #[doc = include_str!("../docs/guide.md")]
     pub mod rules {}
@@ -251,6 +254,9 @@ pub mod guide {
 
     #[doc = include_str!("../docs/reliability.md")]
     pub mod reliability {}
+
+    #[doc = include_str!("../docs/performance.md")]
+    pub mod performance {}
 }
 
 /// The examples of `README.md`, compiled and run with the doctests.
