@@ -76,6 +76,26 @@ fn reader_waits_kind() -> LockKind<RwLock<u32>> {
 /// while an attached thread waits for the lock. Waiting attached, the waiter would keep the
 /// GIL the holder needs to finish.
 fn lock_then_gil<L: Sync>(lock: &L, kind: &LockKind<L>) {
+    lock_then_gil_attached_by(lock, kind, &|body| with_gil(body));
+}
+
+/// A C library's callback: attached through its own `PyGILState_Ensure` / `Release` pair,
+/// a thread state gilguard did not make and does not own.
+fn attached_by_c_library(body: &dyn Fn()) {
+    // SAFETY: the runtime is initialized (`common::python`); the pair is balanced on this
+    // thread, and `body` leaves the thread attached as it found it.
+    let state = unsafe { pyo3_ffi::PyGILState_Ensure() };
+    body();
+    // SAFETY: pairs with the `PyGILState_Ensure` above, its thread state attached.
+    unsafe { pyo3_ffi::PyGILState_Release(state) };
+}
+
+/// [`lock_then_gil`] with the waiter attached by `attach`.
+fn lock_then_gil_attached_by<L: Sync>(
+    lock: &L,
+    kind: &LockKind<L>,
+    attach: &(dyn Fn(&dyn Fn()) + Sync),
+) {
     let locked = AtomicBool::new(false);
     let waiting = AtomicBool::new(false);
     thread::scope(|scope| {
@@ -89,7 +109,7 @@ fn lock_then_gil<L: Sync>(lock: &L, kind: &LockKind<L>) {
             });
         });
         scope.spawn(|| {
-            with_gil(|| {
+            attach(&|| {
                 wait_for(&locked);
                 waiting.store(true, Ordering::Release);
                 (kind.wait)(lock);
@@ -150,6 +170,24 @@ fn child_lock_holder_that_needs_the_gil() {
     let rwlock = RwLock::new(0);
     lock_then_gil(&rwlock, &writer_waits_kind());
     lock_then_gil(&rwlock, &reader_waits_kind());
+    assert_eq!(*rwlock.read().unwrap(), 1);
+}
+
+#[test]
+fn lock_holder_that_needs_the_gil_beside_a_c_library() {
+    common::run_child("child_lock_holder_that_needs_the_gil_beside_a_c_library");
+}
+
+#[test]
+#[ignore = "runs in a child process, started by lock_holder_that_needs_the_gil_beside_a_c_library"]
+fn child_lock_holder_that_needs_the_gil_beside_a_c_library() {
+    common::python();
+    let mutex = Mutex::new(0);
+    lock_then_gil_attached_by(&mutex, &mutex_kind(), &attached_by_c_library);
+    assert_eq!(*mutex.lock().unwrap(), 1);
+    let rwlock = RwLock::new(0);
+    lock_then_gil_attached_by(&rwlock, &writer_waits_kind(), &attached_by_c_library);
+    lock_then_gil_attached_by(&rwlock, &reader_waits_kind(), &attached_by_c_library);
     assert_eq!(*rwlock.read().unwrap(), 1);
 }
 
