@@ -16,7 +16,6 @@ use pyo3_ffi::PyObject;
 
 use crate::error::GilError;
 use crate::guards::attached::{attached_thread_state, is_attached};
-use crate::guards::start::ensure_watched;
 use crate::guards::with_gil::try_with_gil;
 use crate::raw::epoch::epoch;
 use crate::raw::ffi;
@@ -177,7 +176,9 @@ impl PythonException {
     /// already taken out.
     ///
     /// # Errors
-    /// [`GilError::NotAttached`] if this thread is not attached.
+    /// [`GilError::NotAttached`] if this thread is not attached, and
+    /// [`GilError::Unsupported`] if other code took every `Py_AtExit` slot (the crate could
+    /// not tell this runtime from a later one); the exception stays set then.
     ///
     /// Returns `Ok(None)` when no exception is set.
     pub fn take() -> Result<Option<PythonException>, GilError> {
@@ -185,6 +186,9 @@ impl PythonException {
         if tstate.is_null() {
             return Err(GilError::NotAttached);
         }
+        // So that the epoch moves on when this runtime finalizes, whoever started it and in
+        // whichever interpreter: `restore` and `Drop` rely on it.
+        let epoch = runtime::watched_epoch()?;
         // SAFETY: `tstate` is attached to this thread, so live.
         // C preconditions: raw::ffi, PyThreadState_GetInterpreter, PyInterpreterState_GetID.
         let (interpreter, main) = unsafe {
@@ -198,19 +202,13 @@ impl PythonException {
         let Some(exception) = NonNull::new(unsafe { ffi::take_raised_exception() }) else {
             return Ok(None);
         };
-        if main {
-            // So that the epoch moves on when this runtime finalizes (`Drop` relies on it).
-            // Without a `Py_AtExit` slot, `Drop` still releases only while attached to the
-            // same interpreter, as a C extension would.
-            let _ = ensure_watched();
-        }
         // SAFETY: attached, no exception set; `exception` is a live instance.
         let (type_name, message) = unsafe { (type_name(exception), message(exception)) };
         Ok(Some(PythonException {
             exception,
             interpreter,
             main,
-            epoch: epoch(),
+            epoch,
             type_name,
             message,
         }))

@@ -47,7 +47,7 @@ pub(crate) fn register_upcalls() {
 pub(crate) unsafe fn install_hooks() {
     register_upcalls();
     // SAFETY: requirements upheld by the caller.
-    unsafe { runtime::install_hooks() };
+    stack::calling_python(|| unsafe { runtime::install_hooks() });
 }
 
 /// Starts the Python runtime, for programs that embed Python. Does nothing if it is already
@@ -115,7 +115,7 @@ pub fn initialize() -> Result<(), GilError> {
 /// and [`GilError::Unsupported`] if CPython has no `Py_AtExit` slot left.
 pub(crate) fn ensure_watched() -> Result<(), GilError> {
     let epoch = epoch();
-    if runtime::is_watched(epoch) {
+    if runtime::is_watched(epoch) && runtime::hooks_installed(epoch) {
         return Ok(());
     }
     let watched = try_with_gil(|| {
@@ -126,8 +126,6 @@ pub(crate) fn ensure_watched() -> Result<(), GilError> {
     if watched {
         Ok(())
     } else {
-        Err(GilError::Unsupported(
-            "no Py_AtExit slot left to watch finalization",
-        ))
+        Err(runtime::no_exit_slot())
     }
 }

@@ -11,10 +11,11 @@ use core::ptr::NonNull;
 use pyo3_ffi::PyInterpreterState;
 
 use crate::error::GilError;
-use crate::guards::attached;
+use crate::guards::{attached, start};
 use crate::interpreters::thread_state::ThreadStateHandle;
 use crate::raw::epoch::epoch;
 use crate::raw::ffi;
+use crate::runtime;
 
 /// An interpreter of the running Python, named by address: the main one, the one this
 /// thread is attached to, or a [`SubInterpreter`](crate::SubInterpreter)'s.
@@ -74,7 +75,9 @@ impl Interpreter {
     /// # Errors
     ///
     /// [`GilError::NotInitialized`] before the runtime is initialized, or after it was
-    /// finalized.
+    /// finalized; [`GilError::Finalizing`] while it finalizes, the first time a runtime the
+    /// host started is named (this crate then attaches to watch it); and
+    /// [`GilError::Unsupported`] if other code took every `Py_AtExit` slot.
     ///
     /// # Examples
     ///
@@ -87,6 +90,9 @@ impl Interpreter {
         if !ffi::is_initialized() {
             return Err(GilError::NotInitialized);
         }
+        // Named in a watched runtime, so that a later one is told apart (its main
+        // interpreter may have the same address).
+        start::ensure_watched()?;
         let interp = NonNull::new(ffi::main_interpreter()).ok_or(GilError::NotInitialized)?;
         // The main interpreter's id is always 0.
         Ok(Interpreter::named(interp, epoch(), 0))
@@ -96,7 +102,9 @@ impl Interpreter {
     ///
     /// # Errors
     ///
-    /// [`GilError::NotAttached`] if the thread is not attached.
+    /// [`GilError::NotAttached`] if the thread is not attached, and
+    /// [`GilError::Unsupported`] if other code took every `Py_AtExit` slot (the crate could
+    /// not tell this runtime's interpreters from those of a later one).
     ///
     /// # Examples
     ///
@@ -116,6 +124,9 @@ impl Interpreter {
         if tstate.is_null() {
             return Err(GilError::NotAttached);
         }
+        // Named in a watched runtime, so that a later one is told apart (addresses and ids
+        // repeat there).
+        let epoch = runtime::watched_epoch()?;
         // SAFETY: a thread state attached to this thread is live, and so its interpreter.
         // C preconditions: raw::ffi, PyThreadState_GetInterpreter, PyInterpreterState_GetID.
         let (interp, id) = unsafe {
@@ -123,7 +134,7 @@ impl Interpreter {
             (interp, pyo3_ffi::PyInterpreterState_GetID(interp))
         };
         let interp = NonNull::new(interp).expect("a thread state has an interpreter");
-        Ok(Interpreter::named(interp, epoch(), id))
+        Ok(Interpreter::named(interp, epoch, id))
     }
 
     /// `interp`, alive in the runtime of `epoch`, whose id is `id`.

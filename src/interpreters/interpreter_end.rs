@@ -149,10 +149,7 @@ impl Record {
     fn end_from_main(&self, handles: &[*mut PyThreadState]) -> bool {
         let main_tstate = ffi::current_thread_state();
         let first = self.first.as_ptr();
-        // SAFETY: reads the calling thread's identifier.
-        // C preconditions: raw::ffi, PyThread_get_thread_ident.
-        let on_main_thread =
-            unsafe { pyo3_ffi::PyThread_get_thread_ident() } == self.main_thread_ident;
+        let on_main_thread = ffi::thread_ident() == self.main_thread_ident;
         // SAFETY: the interpreter and `first` are alive, and `first` is detached; creating
         // a thread state needs no GIL. The main thread state is detached here and
         // re-attached below, on every path.

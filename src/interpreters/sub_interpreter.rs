@@ -9,7 +9,7 @@ use std::sync::Arc;
 use pyo3_ffi::PyThreadState;
 
 use crate::error::GilError;
-use crate::guards::{start, with_gil};
+use crate::guards::{stack, start, with_gil};
 use crate::interpreters::interpreter::Interpreter;
 use crate::interpreters::interpreter_config::InterpreterConfig;
 use crate::interpreters::interpreter_end::Record;
@@ -286,17 +286,20 @@ fn create(config: InterpreterConfig) -> Result<SubInterpreter, GilError> {
     runtime::check_can_attach()?;
     let epoch = epoch();
     if !runtime::watch_finalization(epoch) {
-        return Err(GilError::Unsupported(
-            "no Py_AtExit slot left to watch finalization",
-        ));
+        return Err(runtime::no_exit_slot());
     }
     // In a runtime the host started, the shutdown callback that ends this interpreter may not
     // be registered yet.
     // SAFETY: attached to the main interpreter (the caller).
     unsafe { start::install_hooks() };
     let main_tstate = ffi::current_thread_state();
-    let first = new_interpreter(&config)?;
-    import_threading();
+    // The new interpreter runs Python code (`site`, `threading`) attached to a thread state
+    // made inside the call, which may call back into Rust.
+    let first = stack::calling_python(|| {
+        let first = new_interpreter(&config)?;
+        import_threading();
+        Ok(first)
+    })?;
     // SAFETY: `Py_NewInterpreter*` attached `first`, the new interpreter's first thread
     // state, and detached `main_tstate`. `first` is detached (releasing the new
     // interpreter's GIL) and kept for the interpreter's life; re-attaching the main thread
@@ -314,9 +317,7 @@ fn create(config: InterpreterConfig) -> Result<SubInterpreter, GilError> {
     let record = Record::register(
         NonNull::new(interp).expect("a new interpreter"),
         NonNull::new(first).expect("checked by new_interpreter"),
-        // SAFETY: reads the calling thread's identifier.
-        // C preconditions: raw::ffi, PyThread_get_thread_ident.
-        unsafe { pyo3_ffi::PyThread_get_thread_ident() },
+        ffi::thread_ident(),
         epoch,
     );
     Ok(SubInterpreter {

@@ -395,7 +395,9 @@ impl Drop for ThreadStateHandle<'_> {
             // beside it.
             return;
         }
-        unclaim(self.interpreter.as_ptr() as usize);
+        // Given up once the thread state is gone: Python code that clearing it runs may call
+        // back into this crate and must find the thread state still this thread's.
+        let _claim = scopeguard::guard(self.interpreter.as_ptr() as usize, unclaim);
         // Counted like an attach: the shutdown, which may end the interpreter, either
         // refuses this or waits for it.
         if self.check_usable().is_err() || shutdown::admit_handle(self.guards).is_err() {

@@ -204,6 +204,13 @@ pub(crate) unsafe fn detach_if_current(
     }
 }
 
+/// `PyThread_get_thread_ident()`: this OS thread's identifier, unique among live threads.
+#[inline]
+pub(crate) fn thread_ident() -> core::ffi::c_ulong {
+    // SAFETY: no precondition; reads the calling thread's identifier.
+    unsafe { pyo3_ffi::PyThread_get_thread_ident() }
+}
+
 /// `PyThreadState_GetID(tstate)`: a number unique among the thread states its interpreter
 /// ever had, so that a thread state can be told from a later one at the same address.
 ///
@@ -226,6 +233,78 @@ pub(crate) fn is_this_threads(current: *mut PyThreadState) -> bool {
     return !current.is_null();
     #[cfg(not(Py_3_12))]
     return !current.is_null() && current == gilstate_thread_state();
+}
+
+/// Before 3.12: whether `tstate` was created on this thread, from its `thread_id` field.
+/// Where the current thread state may be another thread's, this tells this thread's apart
+/// while the crate itself runs Python code that attaches thread states it cannot name
+/// beforehand (the first thread state of a new sub-interpreter).
+///
+/// # Safety
+/// `tstate` is live.
+#[cfg(not(Py_3_12))]
+pub(crate) unsafe fn created_on_this_thread(tstate: *mut PyThreadState) -> bool {
+    // SAFETY: live (caller); `thread_id` is written when the thread state is created and
+    // never after.
+    unsafe { (*tstate.cast::<layout::ThreadStateHead>()).thread_id == thread_ident() }
+}
+
+/// The start of `struct _ts` (`Include/cpython/pystate.h`) up to `thread_id`, which no
+/// function returns before 3.12. Public headers, stable within a minor version, without
+/// conditional fields; `tests::thread_id_is_read_where_cpython_keeps_it` checks it on
+/// each version.
+#[cfg(not(Py_3_12))]
+mod layout {
+    use core::ffi::{c_int, c_ulong, c_void};
+
+    type Pointer = *mut c_void;
+
+    #[cfg(not(Py_3_10))]
+    #[repr(C)]
+    pub(super) struct ThreadStateHead {
+        links: [Pointer; 4], // prev, next, interp, frame
+        recursion_depth: c_int,
+        flags: [core::ffi::c_char; 2], // overflowed, recursion_critical
+        counters: [c_int; 3],          // stackcheck_counter, tracing, use_tracing
+        tracing: [Pointer; 4],
+        raised: [Pointer; 3],
+        exc_state: [Pointer; 4],
+        rest: [Pointer; 2], // exc_info, dict
+        gilstate_counter: c_int,
+        async_exc: Pointer,
+        pub(super) thread_id: c_ulong,
+    }
+
+    #[cfg(all(Py_3_10, not(Py_3_11)))]
+    #[repr(C)]
+    pub(super) struct ThreadStateHead {
+        links: [Pointer; 4],  // prev, next, interp, frame
+        counters: [c_int; 4], // recursion_depth, recursion_headroom, stackcheck_counter, tracing
+        cframe: Pointer,
+        tracing: [Pointer; 4],
+        raised: [Pointer; 3],
+        exc_state: [Pointer; 4],
+        rest: [Pointer; 2], // exc_info, dict
+        gilstate_counter: c_int,
+        async_exc: Pointer,
+        pub(super) thread_id: c_ulong,
+    }
+
+    #[cfg(Py_3_11)]
+    #[repr(C)]
+    pub(super) struct ThreadStateHead {
+        links: [Pointer; 3], // prev, next, interp
+        // _initialized, _static, recursion_remaining, recursion_limit, recursion_headroom,
+        // tracing, tracing_what
+        counters: [c_int; 7],
+        cframe: Pointer,
+        tracing: [Pointer; 4],
+        raised: [Pointer; 3],
+        rest: [Pointer; 2], // exc_info, dict
+        gilstate_counter: c_int,
+        async_exc: Pointer,
+        pub(super) thread_id: c_ulong,
+    }
 }
 
 /// `PyGILState_GetThisThreadState()`: the thread state the `PyGILState_*` API associates
@@ -400,8 +479,42 @@ pub(crate) fn status_message(status: &pyo3_ffi::PyStatus) -> String {
     }
 }
 
-#[cfg(all(test, Py_3_12))]
+#[cfg(test)]
 mod tests {
+    #[cfg(not(Py_3_12))]
+    #[test]
+    fn thread_id_is_read_where_cpython_keeps_it() {
+        // SAFETY: the runtime is started here, once, for this test binary's threads; the
+        // thread states read are live (made and attached here, deleted after).
+        unsafe {
+            if pyo3_ffi::Py_IsInitialized() == 0 {
+                pyo3_ffi::Py_InitializeEx(0);
+                pyo3_ffi::PyEval_SaveThread();
+            }
+            let on_this_thread = || {
+                let tstate = pyo3_ffi::PyThreadState_New(super::main_interpreter());
+                let mine = super::created_on_this_thread(tstate);
+                pyo3_ffi::PyEval_RestoreThread(tstate);
+                pyo3_ffi::PyThreadState_Clear(tstate);
+                pyo3_ffi::PyThreadState_DeleteCurrent();
+                mine
+            };
+            assert!(on_this_thread());
+            assert!(std::thread::spawn(on_this_thread).join().unwrap());
+            // A thread state made on another thread is not this one's.
+            let theirs = std::thread::spawn(|| {
+                pyo3_ffi::PyThreadState_New(super::main_interpreter()) as usize
+            })
+            .join()
+            .unwrap() as *mut pyo3_ffi::PyThreadState;
+            assert!(!super::created_on_this_thread(theirs));
+            pyo3_ffi::PyEval_RestoreThread(theirs);
+            pyo3_ffi::PyThreadState_Clear(theirs);
+            pyo3_ffi::PyThreadState_DeleteCurrent();
+        }
+    }
+
+    #[cfg(Py_3_12)]
     #[test]
     fn status_message_carries_cpythons_text() {
         // SAFETY: builds a status value; needs no runtime.

@@ -14,14 +14,20 @@ pub(crate) mod python_hook;
 pub(crate) mod shutdown;
 pub(crate) mod upcalls;
 
+use core::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use crate::error::GilError;
-use crate::raw::epoch::{self, epoch};
+use crate::raw::epoch::{self, NO_EPOCH, epoch};
 use crate::raw::ffi;
 
-/// The epoch in which [`on_finalized`] was registered with `Py_AtExit`, if any.
+/// The epoch in which [`on_finalized`] was registered with `Py_AtExit`, if any; the lock
+/// serializes registering.
 static WATCHED_EPOCH: Mutex<Option<u64>> = Mutex::new(None);
+/// The same, readable in one load: the watched epoch, or `NO_EPOCH`.
+static WATCHED: AtomicU64 = AtomicU64::new(NO_EPOCH);
+/// The epoch whose runtime has had [`install_hooks`] run.
+static HOOKED: AtomicU64 = AtomicU64::new(NO_EPOCH);
 
 extern "C" fn on_finalized() {
     shutdown::runtime_finalized();
@@ -32,25 +38,57 @@ extern "C" fn on_finalized() {
 /// finalizing. Returns false if CPython has no `Py_AtExit` slot left; then nothing that
 /// must not outlive the runtime may be kept.
 ///
-/// Call it attached to the main interpreter: before 3.12 `Py_AtExit` has no lock of its
-/// own and relies on its callers holding the GIL.
+/// Call it attached, to any interpreter: before 3.12 `Py_AtExit` has no lock of its own
+/// and relies on its callers holding the (one) GIL.
 pub(crate) fn watch_finalization(epoch: u64) -> bool {
+    if is_watched(epoch) {
+        return true;
+    }
     let mut watched = WATCHED_EPOCH.lock().unwrap_or_else(PoisonError::into_inner);
     if *watched == Some(epoch) {
         return true;
     }
-    // SAFETY: the runtime is initialized and the caller holds the main GIL (see above).
+    // SAFETY: the runtime is initialized and the caller holds a GIL (see above).
     // C preconditions: raw::ffi, Py_AtExit.
     if unsafe { pyo3_ffi::Py_AtExit(Some(on_finalized)) } != 0 {
         return false;
     }
     *watched = Some(epoch);
+    WATCHED.store(epoch, Ordering::Release);
     true
 }
 
 /// Whether the runtime of `epoch` is watched already (see [`watch_finalization`]).
+#[inline]
 pub(crate) fn is_watched(epoch: u64) -> bool {
-    *WATCHED_EPOCH.lock().unwrap_or_else(PoisonError::into_inner) == Some(epoch)
+    WATCHED.load(Ordering::Acquire) == epoch
+}
+
+/// The current runtime's epoch, for a record that must never be taken for one of a later
+/// runtime (an interpreter's name, an object's origin): the runtime is watched first, so
+/// that the epoch moves on when it finalizes, whoever started it. The thread is attached,
+/// to any interpreter.
+///
+/// # Errors
+/// [`GilError::Unsupported`] if CPython has no `Py_AtExit` slot left.
+pub(crate) fn watched_epoch() -> Result<u64, GilError> {
+    let epoch = epoch();
+    if watch_finalization(epoch) {
+        Ok(epoch)
+    } else {
+        Err(no_exit_slot())
+    }
+}
+
+/// The refusal when every `Py_AtExit` slot is taken.
+#[cold]
+pub(crate) fn no_exit_slot() -> GilError {
+    GilError::Unsupported("no Py_AtExit slot left to watch finalization")
+}
+
+/// Whether [`install_hooks`] has run for the runtime of `epoch`.
+pub(crate) fn hooks_installed(epoch: u64) -> bool {
+    HOOKED.load(Ordering::Acquire) == epoch
 }
 
 /// In the child of a fork: starts a new epoch, since the child's runtime lost every thread
@@ -61,7 +99,9 @@ pub(crate) fn after_fork() -> u64 {
     let old = epoch::advance();
     if *watched == Some(old) {
         *watched = Some(old + 1);
+        WATCHED.store(old + 1, Ordering::Release);
     }
+    let _ = HOOKED.compare_exchange(old, old + 1, Ordering::AcqRel, Ordering::Acquire);
     old + 1
 }
 
@@ -81,16 +121,15 @@ pub(crate) unsafe fn install_hooks() {
         shutdown::install();
         fork::install();
     }
+    HOOKED.store(epoch(), Ordering::Release);
 }
 
 /// Whether the runtime this crate last watched has finished finalizing. CPython leaves its
 /// finalizing flag set after `Py_FinalizeEx` returns, until the next initialization, so the
 /// flag alone cannot tell "finalizing now" from "finalized".
 fn watched_runtime_finalized() -> bool {
-    WATCHED_EPOCH
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .is_some_and(|watched| watched != epoch())
+    let watched = WATCHED.load(Ordering::Acquire);
+    watched != NO_EPOCH && watched != epoch()
 }
 
 /// Whether the Python runtime is initialized (`Py_IsInitialized`).

@@ -6,8 +6,9 @@
     reason = "registers Rust functions with Python-level hooks through the C API"
 )]
 
-use core::ffi::CStr;
+use core::ffi::{CStr, c_ulong};
 use core::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use pyo3_ffi::{PyCFunction, PyMethodDef, PyMethodDefPointer, PyObject};
@@ -18,16 +19,16 @@ use crate::raw::epoch::{NO_EPOCH, epoch};
 pub(crate) struct PythonHook {
     /// The epoch whose runtime has the hook registered.
     registered: AtomicU64,
-    /// The epoch in which a thread has taken on registering the hook (until it succeeds, or
-    /// gives up and sets it back to `NO_EPOCH`).
-    claimed: AtomicU64,
+    /// The epoch in which a thread has taken on registering the hook, and that thread
+    /// (`PyThread_get_thread_ident`), until it succeeds or gives up.
+    claim: Mutex<Option<(u64, c_ulong)>>,
 }
 
 impl PythonHook {
     pub(crate) const fn new() -> PythonHook {
         PythonHook {
             registered: AtomicU64::new(NO_EPOCH),
-            claimed: AtomicU64::new(NO_EPOCH),
+            claim: Mutex::new(None),
         }
     }
 
@@ -49,7 +50,9 @@ impl PythonHook {
     ///
     /// One thread registers; another that comes meanwhile waits for it with the GIL
     /// released, never holding it: the registration runs Python code, which may let other
-    /// threads take the GIL and then needs it back.
+    /// threads take the GIL and then needs it back. That Python code (an import hook) may
+    /// also call back into this crate on the registering thread, which then returns at once
+    /// instead of waiting for itself: the outer call completes the registration.
     ///
     /// # Safety
     /// The thread is attached to the main interpreter; `definition` is a `static`.
@@ -61,12 +64,21 @@ impl PythonHook {
         definition: *mut PyMethodDef,
     ) {
         let epoch = epoch();
+        let this_thread = crate::raw::ffi::thread_ident();
         loop {
             if self.is_registered(epoch) {
                 return;
             }
-            if self.claimed.swap(epoch, Ordering::AcqRel) != epoch {
-                break; // this thread registers it
+            {
+                let mut claim = self.claim.lock().unwrap_or_else(PoisonError::into_inner);
+                match *claim {
+                    Some((claimed, by)) if claimed == epoch && by == this_thread => return,
+                    Some((claimed, _)) if claimed == epoch => {}
+                    _ => {
+                        *claim = Some((epoch, this_thread));
+                        break; // this thread registers it
+                    }
+                }
             }
             // SAFETY: attached (caller): detaches for the wait, and re-attaches the same
             // thread state right after; nothing of this thread runs in between.
@@ -134,9 +146,9 @@ impl PythonHook {
         unsafe { crate::raw::ffi::restore_error(caller_error) };
         if registered {
             self.registered.store(epoch, Ordering::Release);
-        } else {
-            self.claimed.store(NO_EPOCH, Ordering::Release); // another caller may try again
         }
+        // Released either way; after a failure another caller may try again.
+        *self.claim.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
 }
 

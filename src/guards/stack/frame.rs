@@ -38,6 +38,12 @@ pub(crate) enum Entry {
     /// undoing it makes no C call.
     #[cfg(feature = "pyo3")]
     ReleasedByPyo3,
+    /// This crate is running Python code itself (installing a hook, creating a
+    /// sub-interpreter), during which CPython may attach a thread state this crate cannot
+    /// name beforehand (a new interpreter's first one). Changes nothing and undoes nothing;
+    /// while it is the newest frame, it vouches that the current thread state is this
+    /// thread's if it was created on this thread (see `queries::vouches_for`).
+    CallingPython,
     /// A frame that no longer holds a change: its guard outlived the closure form it was
     /// made in (which ended it), or a fork took its thread state away. Undoing it does
     /// nothing; it stays on the stack until its guard is gone, so that the indices of the
@@ -50,7 +56,7 @@ impl Entry {
     /// ([`Frame::suspended`]). A nested frame changes nothing, and a released one leaves
     /// the thread detached: neither ever does.
     pub(crate) const fn may_suspend(self) -> bool {
-        !matches!(self, Entry::Nested | Entry::Released)
+        !matches!(self, Entry::Nested | Entry::Released | Entry::CallingPython)
     }
 
     /// Whether undoing a frame of this entry re-attaches a thread state that someone else
@@ -177,7 +183,7 @@ impl Frame {
     #[inline]
     pub(crate) fn attached(&self) -> *mut PyThreadState {
         match self.entry {
-            Entry::Released | Entry::Forgotten => ptr::null_mut(),
+            Entry::Released | Entry::Forgotten | Entry::CallingPython => ptr::null_mut(),
             #[cfg(feature = "pyo3")]
             Entry::ReleasedByPyo3 => ptr::null_mut(),
             _ => self.tstate,
@@ -194,13 +200,16 @@ impl Frame {
         !tstate.is_null() && current == tstate && (self.owned || same_foreign(current, self.stamp))
     }
 
-    /// Whether this frame, alive, vouches that `tstate` exists: the frame's scope (a
-    /// closure form that is still running, or an `unsafe` guard whose contract keeps it
-    /// within the code that attached the thread state) encloses the code that will use it.
+    /// Whether this frame vouches that `tstate` exists and is this thread's: alive, the
+    /// frame's scope (a closure form that is still running, or an `unsafe` guard whose
+    /// contract keeps it within the code that attached the thread state) encloses the code
+    /// that will use it. A [`Entry::Deleting`] frame also vouches while its thread state is
+    /// being cleared, which runs Python code attached to it.
     #[inline]
     pub(crate) fn vouches_for(&self, tstate: *mut PyThreadState) -> bool {
-        self.life == Life::Live
-            && self.entry != Entry::Forgotten
+        !tstate.is_null()
+            && (self.life == Life::Live || self.entry == Entry::Deleting)
+            && !matches!(self.entry, Entry::Forgotten | Entry::CallingPython)
             && (((self.owned || self.entry.releases()) && self.tstate == tstate)
                 || self.suspended == tstate)
     }
@@ -231,7 +240,7 @@ impl Frame {
     #[inline(always)]
     pub(crate) fn undo(self, in_scope: bool) {
         match self.entry {
-            Entry::Nested | Entry::Forgotten => {}
+            Entry::Nested | Entry::Forgotten | Entry::CallingPython => {}
             Entry::Restored => self.detach(),
             Entry::Kept => {
                 self.detach();
@@ -287,9 +296,12 @@ impl Frame {
                     unsafe { pyo3_ffi::PyThreadState_DeleteCurrent() };
                 }
             }
-            Entry::Nested | Entry::Forgotten | Entry::Restored | Entry::Kept | Entry::Released => {
-                unreachable!("undone by `undo`")
-            }
+            Entry::Nested
+            | Entry::Forgotten
+            | Entry::CallingPython
+            | Entry::Restored
+            | Entry::Kept
+            | Entry::Released => unreachable!("undone by `undo`"),
         }
     }
 

@@ -157,6 +157,23 @@ fn push_spilled(frame: Frame) -> u32 {
     index
 }
 
+/// Runs `f`, a C call of this crate that runs Python code, with an
+/// [`Entry::CallingPython`] frame on top, so that Python code calling back into Rust meanwhile
+/// finds this thread attached and may nest guards. Guards left behind by that code are
+/// ended when `f` returns, as by a closure form.
+pub(crate) fn calling_python<T>(f: impl FnOnce() -> T) -> T {
+    let _calling = Scope {
+        index: push(Frame::new(
+            Entry::CallingPython,
+            ptr::null_mut(),
+            false,
+            false,
+        )),
+        likely: Entry::CallingPython,
+    };
+    f()
+}
+
 /// A copy of the frame at `index`, if it exists.
 pub(crate) fn frame(index: u32) -> Option<Frame> {
     FRAMES.with(|stack| stack.get(index))

@@ -32,15 +32,22 @@ pub(crate) fn names(tstate: *mut PyThreadState) -> bool {
     })
 }
 
-/// Whether a live frame on this thread's stack vouches that `tstate` exists and is this
-/// thread's ([`Frame::vouches_for`](super::Frame::vouches_for)): what tells this thread's thread states apart before
-/// 3.12, where the current one may be another thread's.
+/// Whether a frame on this thread's stack vouches that `tstate`, the current thread state,
+/// exists and is this thread's ([`Frame::vouches_for`](super::Frame::vouches_for)), or the
+/// newest frame is a live [`Entry::CallingPython`] one and `tstate` was created on this
+/// thread: what tells this thread's thread states apart before 3.12, where the current one
+/// may be another thread's.
 #[cfg(not(Py_3_12))]
 pub(crate) fn vouches_for(tstate: *mut PyThreadState) -> bool {
     FRAMES.with(|stack| {
-        (0..stack.len.get())
-            .filter_map(|index| stack.get(index))
-            .any(|frame| frame.vouches_for(tstate))
+        let calling_python = newest_holding(stack, 0).is_some_and(|(_, newest)| {
+            newest.entry == Entry::CallingPython && newest.life == Life::Live
+        });
+        // SAFETY: `tstate` is current (the caller's), so live.
+        (calling_python && unsafe { crate::raw::ffi::created_on_this_thread(tstate) })
+            || (0..stack.len.get())
+                .filter_map(|index| stack.get(index))
+                .any(|frame| frame.vouches_for(tstate))
     })
 }
 
