@@ -427,3 +427,35 @@ fn child_guard_across_exit_without_atexit() {
         "finalization did not wait for the guard ({waited:?})"
     );
 }
+
+/// The runtime is finalized by a thread that still uses a sub-interpreter's handle (a live
+/// attach guard, suspended by the `with_gil` that finalizes). The shutdown ends the
+/// sub-interpreter and deletes the handle's thread state (CPython would abort on it, or
+/// free it itself), and the thread's frames forget it: the guards' drops afterwards touch
+/// nothing, where they would re-attach freed memory.
+#[test]
+fn finalizing_while_this_thread_uses_a_handle_forgets_it() {
+    common::run_child("child_finalizing_while_using_a_handle");
+}
+
+#[test]
+#[ignore = "runs in a child process, started by finalizing_while_this_thread_uses_a_handle_forgets_it"]
+fn child_finalizing_while_using_a_handle() {
+    common::python();
+    let interpreter: &'static gilguard::SubInterpreter =
+        Box::leak(Box::new(gilguard::SubInterpreter::new().unwrap()));
+    let handle = interpreter.thread_state().unwrap();
+    let attached = handle.attach().unwrap();
+    with_gil(|| {
+        // SAFETY: attached to the main interpreter (`with_gil`), as finalizing requires.
+        assert_eq!(unsafe { pyo3_ffi::Py_FinalizeEx() }, 0);
+    });
+    assert!(!is_attached());
+    drop(attached);
+    drop(handle);
+    assert!(!is_attached());
+    assert_eq!(
+        interpreter.thread_state().unwrap_err(),
+        GilError::InterpreterEnded
+    );
+}

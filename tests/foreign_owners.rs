@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
-use common::Attachment;
+use common::{Attachment, SameThread};
 use gilguard::{
     GilError, GilGuard, Interpreter, InterpreterConfig, SubInterpreter, ThreadStateHandle, WithGil,
     is_attached, try_with_gil, with_gil, without_gil,
@@ -818,7 +818,9 @@ fn child_f6a() {
             for caller in Caller::ALL {
                 caller.run(|before| {
                     let mut guard = GilGuard::new();
-                    let tried = handle.run(|| guard.try_acquire()).unwrap();
+                    // Safe code reaches this with the guard in a thread-local.
+                    let inside = SameThread(&mut guard);
+                    let tried = handle.run(move || inside.get().try_acquire()).unwrap();
                     println!(
                         "observed: {which} handle, {caller:?} caller, try_acquire inside run: \
                          {tried:?}"
@@ -829,7 +831,8 @@ fn child_f6a() {
 
                     let mut guard = GilGuard::new();
                     let acquired = panic::catch_unwind(AssertUnwindSafe(|| {
-                        handle.run(|| guard.acquire()).unwrap();
+                        let inside = SameThread(&mut guard);
+                        handle.run(move || inside.get().acquire()).unwrap();
                     }));
                     println!(
                         "observed: {which} handle, {caller:?} caller, acquire inside run \
@@ -846,8 +849,9 @@ fn child_f6a() {
     });
 }
 
-/// A guard returned out of `handle.run` (the closure's result type is unconstrained): the
-/// caller gets back its state, and dropping the guard later is harmless.
+/// A guard that outlives `handle.run` (safe code keeps it in a thread-local; `run`'s result
+/// must be `Send`, so it cannot be returned): the caller gets back its state, and dropping
+/// the guard later is harmless.
 #[test]
 fn f6b_guard_returned_out_of_run() {
     child("child_f6b");
@@ -859,7 +863,10 @@ fn child_f6b() {
     on_native_thread_with_sub(|_, handle| {
         for caller in Caller::ALL {
             caller.run(|before| {
-                let escaped = handle.run(|| with_gil(WithGil::acquire)).unwrap();
+                let escaped = handle
+                    .run(|| SameThread(with_gil(WithGil::acquire)))
+                    .unwrap()
+                    .get();
                 assert_eq!(common::attachment(), before);
                 with_gil(|| common::run("x = 1"));
                 handle.run(|| common::run("x = 1")).unwrap();
@@ -950,9 +957,10 @@ fn child_f6c_run_attach() {
     on_native_thread_with_sub(|sub, handle| {
         for caller in Caller::ALL {
             caller.run(|before| {
+                let same = SameThread(handle);
                 handle
-                    .run(|| {
-                        mem::forget(handle.attach().unwrap());
+                    .run(move || {
+                        mem::forget(same.get().attach().unwrap());
                         assert_eq!(common::attachment(), Attachment::Sub(sub.id()));
                     })
                     .unwrap();
@@ -1018,9 +1026,10 @@ fn child_f6c_with_gil_attach() {
         let in_sub = Attachment::Sub(sub.id());
         for caller in Caller::ALL {
             caller.run(|before| {
+                let other_handle = SameThread(&other_handle);
                 handle
-                    .run(|| {
-                        with_gil(|| match other_handle.attach() {
+                    .run(move || {
+                        with_gil(|| match other_handle.get().attach() {
                             Ok(guard) => mem::forget(guard),
                             Err(error) => println!("observed: the other attach: {error:?}"),
                         });

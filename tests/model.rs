@@ -281,7 +281,11 @@ impl<'h> Runner<'h> {
             Op::Run(k, body) => {
                 let entry = self.model.push(None, self.sub(*k));
                 let handle = &self.handles[*k];
-                self.closure(body, entry, |run| handle.run(run).unwrap());
+                self.closure(body, entry, |run| {
+                    // Not `Send` either, as for `without_gil` above.
+                    let run = SendOnce(run);
+                    handle.run(move || (run.into_inner())()).unwrap()
+                });
             }
         }
     }

@@ -126,7 +126,7 @@ fn panic_inside_a_sub_interpreter_closure() {
     panics_and_restores(|| {
         let handle = interpreter.thread_state().unwrap();
         let _ = handle.run(|| {
-            assert!(handle.is_attached());
+            assert!(is_attached());
             panic!("boom");
         });
     });
@@ -142,8 +142,9 @@ fn panic_inside_a_sub_interpreter_attach_guard() {
         let handle = interpreter.thread_state().unwrap();
         // Attaching by guard needs a detached thread; from an attached one, by closure.
         if is_attached() {
-            let _ = handle.run(|| {
-                let _again = handle.attach().unwrap();
+            let same = common::SameThread(&handle);
+            let _ = handle.run(move || {
+                let _again = same.get().attach().unwrap();
                 panic!("boom");
             });
         } else {

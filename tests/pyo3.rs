@@ -123,7 +123,12 @@ fn no_token_while_a_sub_interpreter_is_attached() {
         let interpreter = gilguard::SubInterpreter::new().unwrap();
         let handle = interpreter.thread_state().unwrap();
         let gil = WithGil::acquire();
-        let inside = handle.run(|| gil.try_python().map(|_| ())).unwrap();
+        // `run` takes only `Send` closures; safe code reaches this with the guard in a
+        // thread-local.
+        let same = common::SameThread(&gil);
+        let inside = handle
+            .run(move || same.get().try_python().map(|_| ()))
+            .unwrap();
         assert_eq!(inside, Err(GilError::NotAttached));
         assert!(gil.try_python().is_ok());
     })
@@ -180,4 +185,134 @@ fn child_drop_inside_python_attach() {
     })
     .join()
     .unwrap();
+}
+
+// ---------------------------------------------------------------------------------------
+// `pyo3` knows one interpreter. While another is attached through this crate, `pyo3` must
+// count the thread detached, release only main-interpreter references in the main
+// interpreter, and find the main interpreter through `PyGILState` afterwards.
+
+/// The interpreter a `pyo3` token from `Python::attach` is for, by id.
+fn pyo3_interpreter() -> i64 {
+    Python::attach(|_py| {
+        // SAFETY: attached (`pyo3`'s token), so the current thread state and its interpreter
+        // are live.
+        unsafe {
+            pyo3_ffi::PyInterpreterState_GetID(pyo3_ffi::PyThreadState_GetInterpreter(
+                pyo3_ffi::PyThreadState_Get(),
+            ))
+        }
+    })
+}
+
+/// The reference count of `object`, read without the GIL of its interpreter: only the test
+/// itself touches the object.
+fn refcount(object: usize) -> isize {
+    // SAFETY: the object is alive (the test holds a reference) and nothing else uses it.
+    unsafe { pyo3_ffi::Py_REFCNT(object as *mut pyo3_ffi::PyObject) }
+}
+
+/// A `Py<T>` of the main interpreter moved into `run` (allowed: it is `Send`) and dropped
+/// there: `pyo3` must not release it in the sub-interpreter. Inside `Python::attach`, `run`
+/// detaches the main interpreter through `pyo3`, which then defers the release and performs
+/// it once the main interpreter is back.
+#[test]
+fn a_main_reference_dropped_in_a_sub_interpreter_is_released_in_the_main_one() {
+    common::run_child("child_main_reference_dropped_in_a_sub_interpreter");
+}
+
+#[test]
+#[ignore = "runs in a child process, started by a_main_reference_dropped_in_a_sub_interpreter_is_released_in_the_main_one"]
+fn child_main_reference_dropped_in_a_sub_interpreter() {
+    common::python();
+    let interpreter = gilguard::SubInterpreter::new().unwrap();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let handle = interpreter.thread_state().unwrap();
+            Python::attach(|py| {
+                let list = pyo3::types::PyList::empty(py).unbind();
+                let object = list.as_ptr() as usize;
+                let moved = list.clone_ref(py);
+                assert_eq!(refcount(object), 2);
+                let inside = handle
+                    .run(move || {
+                        drop(moved);
+                        refcount(object)
+                    })
+                    .unwrap();
+                assert_eq!(inside, 2, "released while the sub-interpreter was attached");
+                assert_eq!(
+                    refcount(object),
+                    1,
+                    "not released when the main one came back"
+                );
+            });
+        });
+    });
+}
+
+/// A main-interpreter reference that `pyo3` deferred (dropped on a detached thread) is not
+/// released by a `without_gil` inside `run`, whose re-attach would drain `pyo3`'s queue in
+/// the sub-interpreter; the next `pyo3` attach of the main interpreter releases it.
+#[test]
+fn pyo3s_deferred_releases_are_not_drained_in_a_sub_interpreter() {
+    common::run_child("child_deferred_releases_and_a_sub_interpreter");
+}
+
+#[test]
+#[ignore = "runs in a child process, started by pyo3s_deferred_releases_are_not_drained_in_a_sub_interpreter"]
+fn child_deferred_releases_and_a_sub_interpreter() {
+    common::python();
+    let interpreter = gilguard::SubInterpreter::new().unwrap();
+    let (kept, list, object) = Python::attach(|py| {
+        let list = pyo3::types::PyList::empty(py).unbind();
+        let object = list.as_ptr() as usize;
+        let other = list.clone_ref(py);
+        (list, other, object)
+    });
+    assert_eq!(refcount(object), 2);
+    std::thread::spawn(move || drop(list)).join().unwrap(); // deferred: detached there
+    assert_eq!(refcount(object), 2);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let handle = interpreter.thread_state().unwrap();
+            let inside = handle
+                .run(|| {
+                    without_gil(|| ());
+                    refcount(object)
+                })
+                .unwrap();
+            assert_eq!(inside, 2, "pyo3's queue was drained in the sub-interpreter");
+        });
+    });
+    Python::attach(|_| ());
+    assert_eq!(refcount(object), 1);
+    drop(kept);
+}
+
+/// After a region of a sub-interpreter ends, `pyo3`'s `Python::attach` (through
+/// `PyGILState_Ensure`) attaches the main interpreter again: on a thread Python did not
+/// create, whether it used the main interpreter first or not, and after the handle is gone.
+#[test]
+fn pyo3_attaches_the_main_interpreter_after_a_sub_interpreter_region() {
+    common::python();
+    let interpreter = &gilguard::SubInterpreter::new().unwrap();
+    std::thread::scope(|scope| {
+        for main_first in [false, true] {
+            scope.spawn(move || {
+                if main_first {
+                    with_gil(|| ());
+                }
+                let handle = interpreter.thread_state().unwrap();
+                handle.run(|| ()).unwrap();
+                assert_eq!(pyo3_interpreter(), 0, "after run");
+                drop(handle.attach().unwrap());
+                assert_eq!(pyo3_interpreter(), 0, "after an attach guard");
+                with_python(|_| handle.run(|| ()).unwrap());
+                assert_eq!(pyo3_interpreter(), 0, "after run from the main interpreter");
+                drop(handle);
+                assert_eq!(pyo3_interpreter(), 0, "after the handle was deleted");
+            });
+        }
+    });
 }

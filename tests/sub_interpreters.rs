@@ -36,7 +36,6 @@ fn creating_leaves_the_caller_as_it_was() {
             .run(|| {
                 let _in_sub = SubInterpreter::new().unwrap();
                 assert_eq!(common::attachment(), Attachment::Sub(detached.id()));
-                assert!(handle.is_attached());
             })
             .unwrap();
         assert_eq!(common::attachment(), Attachment::Detached);
@@ -75,9 +74,13 @@ fn each_thread_reuses_one_thread_state_per_interpreter() {
         for _ in 0..3 {
             scope.spawn(|| {
                 let handle = interpreter.thread_state().unwrap();
-                let first = handle.run(common::current_thread_state).unwrap() as usize;
+                let first = handle
+                    .run(|| common::current_thread_state() as usize)
+                    .unwrap();
                 for _ in 0..20 {
-                    let again = handle.run(common::current_thread_state).unwrap() as usize;
+                    let again = handle
+                        .run(|| common::current_thread_state() as usize)
+                        .unwrap();
                     assert_eq!(again, first);
                 }
                 assert_eq!(
@@ -96,14 +99,23 @@ fn each_thread_reuses_one_thread_state_per_interpreter() {
 fn with_gil_never_lands_in_a_sub_interpreter() {
     common::python();
     let interpreter = SubInterpreter::new().unwrap();
-    // A fresh thread whose first thread state belongs to the sub-interpreter: CPython binds
-    // it to the thread's `PyGILState` slot, so `PyGILState_Ensure` would land there.
+    // A fresh thread whose first thread state, made by foreign code, belongs to the
+    // sub-interpreter: CPython binds it to the thread's `PyGILState` slot, so
+    // `PyGILState_Ensure` would land there.
+    let sub = interpreter.interpreter().id();
     std::thread::scope(|scope| {
         scope.spawn(|| {
-            let handle = interpreter.thread_state().unwrap();
-            handle.run(|| ()).unwrap();
+            // SAFETY: the interpreter is alive (borrowed above); making a thread state needs
+            // no attached one. Deleted below.
+            let foreign = unsafe {
+                let mut interp = pyo3_ffi::PyInterpreterState_Head();
+                while pyo3_ffi::PyInterpreterState_GetID(interp) != sub {
+                    interp = pyo3_ffi::PyInterpreterState_Next(interp);
+                }
+                pyo3_ffi::PyThreadState_New(interp)
+            };
             // SAFETY: reads this thread's `PyGILState` slot, and the interpreter of the
-            // thread state bound there, which is live (this thread's handle).
+            // thread state bound there, which is live (made just above).
             let bound_to_sub = unsafe {
                 let bound = pyo3_ffi::PyGILState_GetThisThreadState();
                 !bound.is_null()
@@ -112,9 +124,18 @@ fn with_gil_never_lands_in_a_sub_interpreter() {
             };
             assert!(bound_to_sub, "the quirk this test is about did not happen");
             with_gil(|| assert_eq!(common::attachment(), Attachment::Main));
-            let _gil = WithGil::acquire();
-            assert_eq!(common::attachment(), Attachment::Main);
-            common::run("import sys; main_marker = sys.version");
+            {
+                let _gil = WithGil::acquire();
+                assert_eq!(common::attachment(), Attachment::Main);
+                common::run("import sys; main_marker = sys.version");
+            }
+            // SAFETY: the foreign thread state is this thread's, detached, of a live
+            // interpreter: attached, cleared and deleted as its maker would.
+            unsafe {
+                pyo3_ffi::PyEval_RestoreThread(foreign);
+                pyo3_ffi::PyThreadState_Clear(foreign);
+                pyo3_ffi::PyThreadState_DeleteCurrent();
+            }
         });
     });
     with_gil(|| assert_eq!(common::eval_str("main_marker[0]"), "3"));
@@ -385,8 +406,8 @@ fn ending_is_refused_while_in_use_and_clean_after() {
     assert!(!is_attached());
 }
 
-/// A handle dropped while code outside the crate has its thread state attached (here
-/// `PyGILState_Ensure`, which finds it as the thread's first thread state) leaves it alone:
+/// A handle dropped while code outside the crate has its thread state attached (here raw
+/// `PyEval_RestoreThread`, as a C library that learned the pointer would) leaves it alone:
 /// deleting it would pull the thread state out from under that code.
 #[test]
 fn dropping_a_handle_whose_state_foreign_code_attached_leaves_it_alone() {
@@ -395,16 +416,19 @@ fn dropping_a_handle_whose_state_foreign_code_attached_leaves_it_alone() {
     std::thread::scope(|scope| {
         scope.spawn(|| {
             let handle = interpreter.thread_state().unwrap();
-            // SAFETY: the thread is detached; `PyGILState_Ensure` attaches the thread state
-            // bound to it, the handle's (the first one created on this thread).
-            unsafe { pyo3_ffi::PyGILState_Ensure() };
+            let handles = handle
+                .run(|| common::current_thread_state() as usize)
+                .unwrap();
+            // SAFETY: the thread is detached; foreign code that learned the handle's thread
+            // state attaches it.
+            unsafe { pyo3_ffi::PyEval_RestoreThread(handles as *mut pyo3_ffi::PyThreadState) };
             assert!(handle.is_attached(), "the precondition of this test");
             let tstate = common::current_thread_state();
             drop(handle);
             assert_eq!(common::current_thread_state(), tstate);
             common::run("still = 'usable'");
-            // SAFETY: attached to `tstate`; detaching leaves it (and its `PyGILState` counter)
-            // in place, as the foreign code would have to.
+            // SAFETY: attached to `tstate`; detaching leaves it in place, as the foreign code
+            // would have to.
             unsafe { pyo3_ffi::PyEval_SaveThread() };
         });
     });
@@ -670,4 +694,50 @@ fn ending_with_a_leaked_handle_is_refused_before_the_interpreter_winds_down() {
         "the interpreter's atexit callbacks ran although its end was refused"
     );
     std::mem::forget(interpreter); // it can never be ended: the leaked handle is in it
+}
+
+/// The interpreter a C library's `PyGILState_Ensure` attaches on this thread, by id.
+fn gilstate_interpreter() -> i64 {
+    // SAFETY: a balanced pair on a detached thread; the thread state it attaches is live.
+    unsafe {
+        let state = pyo3_ffi::PyGILState_Ensure();
+        let id = pyo3_ffi::PyInterpreterState_GetID(pyo3_ffi::PyThreadState_GetInterpreter(
+            pyo3_ffi::PyThreadState_Get(),
+        ));
+        pyo3_ffi::PyGILState_Release(state);
+        id
+    }
+}
+
+/// When a region of a sub-interpreter ends, `PyGILState` names a main-interpreter thread
+/// state again, as a C library's `PyGILState_Ensure` expects (CPython binds the first thread
+/// state made on a thread before 3.12, the last one attached from 3.12): after `run`, an
+/// attach guard, `run` from the main interpreter, and the handle's deletion.
+#[test]
+fn a_sub_interpreter_region_leaves_pygilstate_on_the_main_interpreter() {
+    common::python();
+    let interpreter = &SubInterpreter::with_config(parallel_config()).unwrap();
+    std::thread::scope(|scope| {
+        for main_first in [false, true] {
+            scope.spawn(move || {
+                if main_first {
+                    with_gil(|| ());
+                }
+                let handle = interpreter.thread_state().unwrap();
+                handle.run(|| ()).unwrap();
+                assert_eq!(gilstate_interpreter(), 0, "after run");
+                drop(handle.attach().unwrap());
+                assert_eq!(gilstate_interpreter(), 0, "after an attach guard");
+                with_gil(|| handle.run(|| ()).unwrap());
+                assert_eq!(
+                    gilstate_interpreter(),
+                    0,
+                    "after run from the main interpreter"
+                );
+                drop(handle);
+                assert_eq!(gilstate_interpreter(), 0, "after the handle was deleted");
+                assert!(!is_attached());
+            });
+        }
+    });
 }

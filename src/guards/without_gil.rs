@@ -220,21 +220,21 @@ where
     F: FnOnce() -> T + Send,
     T: Send,
 {
-    // With `pyo3` on the thread, through its own `Python::detach`, so that a
-    // `Python::attach` inside `f` really attaches.
+    // With `pyo3` on the thread, the main interpreter is detached through `pyo3`'s own
+    // `Python::detach`, so that a `Python::attach` inside `f` really attaches.
     #[cfg(feature = "pyo3")]
-    return crate::guards::with_pyo3::detach(f);
-    #[cfg(not(feature = "pyo3"))]
-    {
-        let Ok(index) = leave(NO_FRAME) else {
-            return Err(f);
-        };
-        let _released = stack::Scope {
-            index,
-            likely: Entry::Released,
-        };
-        Ok(f())
-    }
+    let f = match crate::guards::with_pyo3::detach(f) {
+        Ok(value) => return Ok(value),
+        Err(f) => f,
+    };
+    let Ok(index) = leave(NO_FRAME) else {
+        return Err(f);
+    };
+    let _released = stack::Scope {
+        index,
+        likely: Entry::Released,
+    };
+    Ok(f())
 }
 
 /// Detaches this thread and pushes the frame that records it, linked to `below_in_guard`.

@@ -109,7 +109,8 @@ impl Record {
     /// # Errors
     /// [`GilError::InterpreterEnded`] if it is ended or being ended, and
     /// [`GilError::InterpreterInUse`] if thread states this crate does not know of remain
-    /// (Python daemon threads), or a frame of this thread uses one of them.
+    /// (Python daemon threads), or a frame of this thread uses the first one. Frames of this
+    /// thread that use a handle's thread state in `handles` forget it instead.
     pub(crate) fn end(&self, handles: &[*mut PyThreadState]) -> Result<(), GilError> {
         if self
             .state
@@ -118,8 +119,14 @@ impl Record {
         {
             return Err(GilError::InterpreterEnded);
         }
-        let in_use =
-            stack::names(self.first.as_ptr()) || handles.iter().any(|&handle| stack::names(handle));
+        let in_use = stack::names(self.first.as_ptr());
+        if !in_use {
+            // Deleted below: the frames of this thread that still name them (a guard leaked
+            // or alive in code that finalizes the runtime) must never touch them again.
+            for &handle in handles {
+                stack::forget_thread_state(handle);
+            }
+        }
         let ended = !in_use && self.end_from_main(handles);
         if ended {
             self.state.store(ENDED, Ordering::Release);

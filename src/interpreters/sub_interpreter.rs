@@ -126,8 +126,9 @@ impl SubInterpreter {
             ));
         }
         // Attached to the main interpreter for the creation: before 3.12 CPython requires
-        // a GIL, and the closure form puts back whatever the thread was attached to.
-        with_gil::try_with_gil(|| create(config))?
+        // a GIL, and the closure form puts back whatever the thread was attached to. The new
+        // interpreter runs Python code, during which `pyo3` must count the thread detached.
+        crate::guards::outside_pyo3(|_| with_gil::try_with_gil(|| create(config)))?
     }
 
     /// Creates this thread's [`ThreadStateHandle`] for the interpreter: see
@@ -247,7 +248,7 @@ impl SubInterpreter {
         // returns holding the GIL with no thread state, and swapping the main thread state
         // back in is the only way to hand that GIL on. The closure form puts back whatever
         // this thread was attached to.
-        with_gil::try_with_gil(|| self.record.end(&[]))?
+        crate::guards::outside_pyo3(|_| with_gil::try_with_gil(|| self.record.end(&[])))?
     }
 
     /// Refuses use of an interpreter that was ended, or destroyed with its runtime.

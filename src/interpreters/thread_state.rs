@@ -60,6 +60,13 @@ pub struct ThreadStateHandle<'i> {
     /// This thread's count of guards for the shutdown gate, which counts the handle's
     /// attaches: the shutdown may end the interpreter, and must know no thread is attaching.
     guards: &'static ThreadGuards,
+    /// Whether the interpreter is not the main one: `pyo3` must not count the thread
+    /// attached while it is.
+    elsewhere: bool,
+    /// How an attach on a detached thread is recorded: [`Entry::Kept`], or for another
+    /// interpreter than the main one, a frame that puts `PyGILState`'s binding back on the
+    /// main interpreter when it is undone (3.12+).
+    detached_entry: Entry,
     _thread: CPythonThreadState,
 }
 
@@ -126,6 +133,11 @@ impl<'i> ThreadStateHandle<'i> {
         if !claim(&interpreter) {
             return Err(GilError::ThreadStateExists);
         }
+        let elsewhere = !interpreter.is_main();
+        if elsewhere {
+            // So that `PyGILState` keeps, or gets back, a main-interpreter thread state.
+            native_thread::keep_one();
+        }
         let key = interpreter.as_ptr() as usize;
         // SAFETY: the interpreter is alive (caller, and not ended at shutdown: the count
         // above); creating a thread state needs no GIL and binds it to this thread.
@@ -143,11 +155,21 @@ impl<'i> ThreadStateHandle<'i> {
         if let Some(owner) = owner {
             owner.thread_state_created();
         }
+        #[cfg(Py_3_12)]
+        let detached_entry = if elsewhere {
+            Entry::KeptElsewhere
+        } else {
+            Entry::Kept
+        };
+        #[cfg(not(Py_3_12))]
+        let detached_entry = Entry::Kept;
         Ok(ThreadStateHandle {
             interpreter,
             owner,
             tstate,
             guards,
+            elsewhere,
+            detached_entry,
             _thread: CPythonThreadState::NEW,
         })
     }
@@ -177,7 +199,9 @@ impl<'i> ThreadStateHandle<'i> {
     /// let interpreter = gilguard::SubInterpreter::new()?;
     /// let handle = interpreter.thread_state()?;
     /// assert!(!handle.is_attached());
-    /// handle.run(|| assert!(handle.is_attached()))?;
+    /// let attached = handle.attach()?;
+    /// assert!(handle.is_attached());
+    /// # drop(attached);
     /// # Ok::<(), gilguard::GilError>(())
     /// ```
     #[must_use]
@@ -214,7 +238,7 @@ impl<'i> ThreadStateHandle<'i> {
     /// ```
     #[inline]
     pub fn attach(&self) -> Result<AttachGuard<'_>, GilError> {
-        Ok(AttachGuard::new(self.enter(false)?))
+        Ok(AttachGuard::new(self.enter(false, self.detached_entry)?))
     }
 
     /// Attaches this thread state, first detaching whatever thread state is attached (of
@@ -226,7 +250,10 @@ impl<'i> ThreadStateHandle<'i> {
     /// As for [`WithoutGil::new`](crate::WithoutGil::new), since the previously attached
     /// thread state is released: until the guard is dropped, nothing on this thread may
     /// rely on that attachment (objects of the other interpreter, a `pyo3::Python` token),
-    /// and the guard must not be leaked.
+    /// and the guard must not be leaked. With `pyo3` on the thread, `pyo3` still counts it
+    /// as attached (it cannot be told): no `pyo3` value may be used or dropped, and no
+    /// `Python::attach` run, until the guard is dropped ([`run`](Self::run) has no such
+    /// rule).
     ///
     /// # Errors
     ///
@@ -249,12 +276,19 @@ impl<'i> ThreadStateHandle<'i> {
     /// # Ok::<(), gilguard::GilError>(())
     /// ```
     pub unsafe fn attach_suspending(&self) -> Result<AttachGuard<'_>, GilError> {
-        Ok(AttachGuard::new(self.enter(true)?))
+        Ok(AttachGuard::new(self.enter(true, self.detached_entry)?))
     }
 
     /// Runs `f` with this thread state attached, then puts the thread back exactly as it was
     /// (detached, or attached to the thread state that was current, of whichever
     /// interpreter), also when `f` panics.
+    ///
+    /// Like [`without_gil`](crate::without_gil), and `pyo3`'s `Python::detach` for the same
+    /// reason, `f` and its result must be `Send`: the interpreter the thread was attached to
+    /// is released while `f` runs, so nothing that belongs to it (a `pyo3::Python` token, a
+    /// `Bound`, a borrowed object) can be captured, and nothing of this interpreter can be
+    /// returned into it. Reach the main interpreter from inside with
+    /// [`with_gil`](crate::with_gil), which switches there and back.
     ///
     /// # Errors
     ///
@@ -270,21 +304,57 @@ impl<'i> ThreadStateHandle<'i> {
     /// # Examples
     ///
     /// ```
-    /// use gilguard::{SubInterpreter, with_gil};
+    /// use gilguard::{Interpreter, SubInterpreter, with_gil};
     ///
     /// gilguard::initialize()?;
     /// let interpreter = SubInterpreter::new()?;
     /// let handle = interpreter.thread_state()?;
+    /// let id = interpreter.id();
     /// with_gil(|| {
     ///     // From the main interpreter into the sub-interpreter and back.
-    ///     handle.run(|| assert!(handle.is_attached())).unwrap();
+    ///     let inside = handle.run(|| Interpreter::current().unwrap().id()).unwrap();
+    ///     assert_eq!(inside, id);
     /// });
     /// # Ok::<(), gilguard::GilError>(())
     /// ```
+    ///
+    /// What belongs to the interpreter the thread leaves cannot be captured:
+    ///
+    /// ```compile_fail,E0277
+    /// # let interpreter = gilguard::SubInterpreter::new().unwrap();
+    /// # let handle = interpreter.thread_state().unwrap();
+    /// gilguard::with_gil(|| {
+    ///     let main = gilguard::WithGil::acquire();
+    ///     handle.run(|| drop(&main)) // `&WithGil` is not `Send`
+    /// });
+    /// ```
     #[inline]
-    pub fn run<T>(&self, f: impl FnOnce() -> T) -> Result<T, GilError> {
+    pub fn run<F, T>(&self, f: F) -> Result<T, GilError>
+    where
+        F: FnOnce() -> T + Send,
+        T: Send,
+    {
+        if !self.elsewhere {
+            return self.run_as(Entry::Kept, f);
+        }
+        // Another interpreter: `pyo3` must count the thread detached while it is attached.
+        crate::guards::outside_pyo3(|main_reattached_after| {
+            // The binding is restored with the main interpreter right after, if `pyo3`
+            // detached it.
+            let entry = if main_reattached_after {
+                Entry::Kept
+            } else {
+                self.detached_entry
+            };
+            self.run_as(entry, f)
+        })
+    }
+
+    /// [`run`](Self::run), recording an attach on a detached thread as `detached_entry`.
+    #[inline(always)]
+    fn run_as<T>(&self, detached_entry: Entry, f: impl FnOnce() -> T) -> Result<T, GilError> {
         let _attached = stack::Scope {
-            index: self.enter(true)?,
+            index: self.enter(true, detached_entry)?,
             likely: Entry::Kept,
         };
         Ok(f())
@@ -297,7 +367,7 @@ impl<'i> ThreadStateHandle<'i> {
     /// `Result` in memory, and the detached path adds to the raw calls only CPython's
     /// answer, one load and the frame (measured in docs/performance-log.md).
     #[inline(always)]
-    fn enter(&self, suspend: bool) -> Result<u32, GilError> {
+    fn enter(&self, suspend: bool, detached_entry: Entry) -> Result<u32, GilError> {
         let tstate = self.tstate.as_ptr();
         let current = ffi::current_thread_state();
         if current.is_null() {
@@ -307,14 +377,14 @@ impl<'i> ThreadStateHandle<'i> {
             // out of that; an `Interpreter`'s is the promise of its unsafe `thread_state`),
             // so only its runtime can be gone or finalizing.
             if shutdown::admit_handle_if_open(self.guards, self.interpreter.epoch()) {
-                return Ok(self.attach_detached());
+                return Ok(self.attach_detached(detached_entry));
             }
         } else if let Some(index) =
             stack::push_nested(current, |top| top.attached() == tstate, NO_FRAME)
         {
             return Ok(index);
         }
-        self.enter_slow(suspend)
+        self.enter_slow(suspend, detached_entry)
     }
 
     /// Attaches this thread state on a detached thread and pushes its frame.
@@ -324,26 +394,26 @@ impl<'i> ThreadStateHandle<'i> {
     /// [`check_usable`](Self::check_usable), or done both with
     /// [`admit_handle_if_open`](crate::runtime::shutdown::admit_handle_if_open).
     #[inline(always)]
-    fn attach_detached(&self) -> u32 {
+    fn attach_detached(&self, entry: Entry) -> u32 {
         let tstate = self.tstate.as_ptr();
         // SAFETY: detached (caller); `tstate` is this thread's live state of a live
-        // interpreter (`check_usable` or `admit_handle_if_open`, by the caller). `Entry::Kept`
-        // undoes this by detaching it and uncounting the attach.
+        // interpreter (`check_usable` or `admit_handle_if_open`, by the caller). `entry`, a
+        // kept one, undoes this by detaching it and uncounting the attach.
         // C preconditions: raw::ffi, PyEval_RestoreThread.
         unsafe { pyo3_ffi::PyEval_RestoreThread(tstate) };
-        stack::push(Frame::new(Entry::Kept, tstate, false, true))
+        stack::push(Frame::new(entry, tstate, false, true))
     }
 
     /// [`enter`](Self::enter) when the fast paths do not apply.
     #[cold]
     #[inline(never)]
-    fn enter_slow(&self, suspend: bool) -> Result<u32, GilError> {
+    fn enter_slow(&self, suspend: bool, detached_entry: Entry) -> Result<u32, GilError> {
         let tstate = self.tstate.as_ptr();
         if ffi::current_thread_state().is_null() {
             // Nothing attached (before 3.12: no thread holds the GIL at all).
             self.check_usable()?;
             self.admit()?;
-            return Ok(self.attach_detached());
+            return Ok(self.attach_detached(detached_entry));
         }
         let current = attached::attached_thread_state();
         if current == tstate {
@@ -405,20 +475,30 @@ impl Drop for ThreadStateHandle<'_> {
             // finalizing, which frees it: nothing to touch.
             return;
         }
-        let previous = attached::attached_thread_state();
-        let mut frame = Frame::new(Entry::Deleting, tstate, false, true);
-        // SAFETY: `tstate` is this thread's, detached (no frame uses it), and its interpreter
-        // is alive. Whatever is attached is suspended and re-attached after the deletion.
-        // C preconditions: raw::ffi, PyEval_SaveThread, PyEval_RestoreThread.
-        unsafe {
-            if !previous.is_null() {
-                frame.suspended = pyo3_ffi::PyEval_SaveThread();
+        let delete = || {
+            let previous = attached::attached_thread_state();
+            let mut frame = Frame::new(Entry::Deleting, tstate, false, true);
+            // SAFETY: `tstate` is this thread's, detached (no frame uses it), and its
+            // interpreter is alive. Whatever is attached is suspended and re-attached after
+            // the deletion.
+            // C preconditions: raw::ffi, PyEval_SaveThread, PyEval_RestoreThread.
+            unsafe {
+                if !previous.is_null() {
+                    frame.suspended = pyo3_ffi::PyEval_SaveThread();
+                }
+                pyo3_ffi::PyEval_RestoreThread(tstate);
             }
-            pyo3_ffi::PyEval_RestoreThread(tstate);
+            // Undone at once: cleared (finalizers may run, and see it attached), the guards
+            // its finalizers left on it ended, then deleted.
+            stack::finish(stack::push(frame));
+        };
+        if !self.elsewhere {
+            delete();
+        } else {
+            // Clearing runs Python code of another interpreter: `pyo3` must count the thread
+            // detached meanwhile.
+            crate::guards::outside_pyo3(|_| delete());
         }
-        // Undone at once: cleared (finalizers may run, and see it attached), the guards its
-        // finalizers left on it ended, then deleted.
-        stack::finish(stack::push(frame));
         shutdown::dismiss(self.guards);
         crate::interpreters::interpreter_end::handle_state_deleted(tstate);
         if let Some(owner) = self.owner {

@@ -212,6 +212,36 @@ pub(crate) unsafe fn attach_new(
     Ok((NewState::Kept, tstate))
 }
 
+/// Gives this thread a main-interpreter thread state of its own, made and kept detached, if
+/// it has none, before it makes one for a sub-interpreter: so that before 3.12, where
+/// `PyGILState` binds the first thread state made on a thread for good, the binding names a
+/// main-interpreter one; and so that from 3.12, where it binds the last one attached, there is
+/// one to bind again when a region of the sub-interpreter ends. Without a place to keep it
+/// (thread teardown), nothing is made.
+///
+/// The runtime is initialized, watched and not finalizing.
+pub(crate) fn keep_one() {
+    let epoch = epoch();
+    if !kept_thread_state().is_null()
+        || !runtime::is_watched(epoch)
+        || DELETE_ON_EXIT.try_with(|_| ()).is_err()
+    {
+        return;
+    }
+    // SAFETY: the main interpreter lives while the runtime does (initialized, the caller);
+    // making a thread state needs no attached one. `DELETE_ON_EXIT` deletes it.
+    // C preconditions: raw::ffi, PyThreadState_New.
+    let tstate = unsafe { pyo3_ffi::PyThreadState_New(ffi::main_interpreter()) };
+    if tstate.is_null() {
+        return;
+    }
+    KEPT.with(|kept| {
+        kept.tstate.set(tstate);
+        kept.epoch.set(epoch);
+        kept.owned.set(true);
+    });
+}
+
 /// In the child of a fork: keeps this thread's kept state only if it is `survivor`, the one
 /// thread state CPython did not delete, now in `epoch`. Returns the thread's counter of
 /// guards for the shutdown gate, if it has one.

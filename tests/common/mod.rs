@@ -200,3 +200,21 @@ pub fn thread_states_here() -> usize {
         count
     }
 }
+
+/// Carries a value of this thread into, or out of, a closure that must be `Send` but runs on
+/// this thread (`ThreadStateHandle::run`, `without_gil`). Those bounds keep values of the
+/// interpreter the thread leaves out of the closure; this crate's guards and handles check
+/// their interpreter themselves, and safe code reaches the same states by keeping them in a
+/// thread-local. Tests use this to put them where the bounds would not.
+pub struct SameThread<T>(pub T);
+
+// SAFETY: only moved into a closure that runs on the thread that made the value, before the
+// call that takes the closure returns, and back out of it.
+unsafe impl<T> Send for SameThread<T> {}
+
+impl<T> SameThread<T> {
+    /// The value (a method, so that a closure captures the whole wrapper, not its field).
+    pub fn get(self) -> T {
+        self.0
+    }
+}

@@ -27,6 +27,12 @@ pub(crate) enum Entry {
     /// did not create, or a handle's); the guard is counted for the shutdown gate while the
     /// frame lives.
     Kept,
+    /// [`Entry::Kept`] for a handle of an interpreter other than the main one, attached on a
+    /// detached thread: attaching bound `PyGILState` to it (3.12+), so undoing it binds the
+    /// thread's main-interpreter thread state again ([`bind_main_again`]), as a foreign
+    /// owner's `PyGILState_Ensure` (and so `pyo3`) expects.
+    #[cfg(Py_3_12)]
+    KeptElsewhere,
     /// `tstate` is attached for the last time: undone by `PyThreadState_Clear` (while the
     /// frame is still on the stack, as it may run Python code) and
     /// `PyThreadState_DeleteCurrent`.
@@ -57,6 +63,16 @@ impl Entry {
     /// the thread detached: neither ever does.
     pub(crate) const fn may_suspend(self) -> bool {
         !matches!(self, Entry::Nested | Entry::Released | Entry::CallingPython)
+    }
+
+    /// Whether a frame of this entry attached a thread state this crate keeps, and so
+    /// counts a guard for the shutdown gate while it lives.
+    pub(crate) const fn is_kept(self) -> bool {
+        #[cfg(Py_3_12)]
+        if matches!(self, Entry::KeptElsewhere) {
+            return true;
+        }
+        matches!(self, Entry::Kept)
     }
 
     /// Whether undoing a frame of this entry re-attaches a thread state that someone else
@@ -287,6 +303,12 @@ impl Frame {
                     unsafe { pyo3_ffi::PyGILState_Release(PyGILState_STATE::PyGILState_UNLOCKED) };
                 }
             }
+            #[cfg(Py_3_12)]
+            Entry::KeptElsewhere => {
+                self.detach();
+                crate::runtime::native_thread::dismiss_guard();
+                bind_main_again();
+            }
             Entry::Deleting => {
                 if self.is_current(ffi::current_thread_state()) {
                     // SAFETY: `self.tstate` is attached (confirmed), and `undo_in_place`
@@ -294,6 +316,11 @@ impl Frame {
                     // detaches the thread.
                     // C preconditions: raw::ffi, PyThreadState_DeleteCurrent.
                     unsafe { pyo3_ffi::PyThreadState_DeleteCurrent() };
+                }
+                // Deleting a thread state `PyGILState` binds unbinds it.
+                #[cfg(Py_3_12)]
+                if self.suspended.is_null() {
+                    bind_main_again();
                 }
             }
             Entry::Nested
@@ -330,6 +357,42 @@ impl Frame {
         unsafe {
             ffi::detach_if_current(self.tstate, |current| owned || same_foreign(current, stamp));
         }
+    }
+}
+
+/// From 3.12 CPython binds `PyGILState` to the thread state attached last, so a region of
+/// another interpreter leaves `PyGILState_Ensure` (and `pyo3`'s `Python::attach`) attaching
+/// that interpreter. On a detached thread, this attaches and detaches the thread's own
+/// main-interpreter thread state (the one a live release frame detached, else the one kept
+/// for it), so that the binding names it again. Nothing happens once shutdown has begun.
+#[cfg(Py_3_12)]
+#[cold]
+#[inline(never)]
+fn bind_main_again() {
+    use crate::runtime::native_thread;
+
+    if !ffi::current_thread_state().is_null() {
+        return; // attached: the binding names what its owner attached
+    }
+    let main = super::queries::released_main_thread_state()
+        .map_or_else(native_thread::kept_thread_state, |(released, _)| released);
+    if main.is_null() || ffi::gilstate_thread_state() == main {
+        return;
+    }
+    let Ok(counted) = native_thread::admit_guard() else {
+        return;
+    };
+    // SAFETY: the thread is detached (checked); `main` is a live, detached main-interpreter
+    // thread state of this thread (a live release frame's, by the scope rule, or the kept
+    // one of the current runtime), and shutdown has not begun (admitted). Detached again
+    // at once.
+    // C preconditions: raw::ffi, PyEval_RestoreThread, PyEval_SaveThread.
+    unsafe {
+        pyo3_ffi::PyEval_RestoreThread(main);
+        pyo3_ffi::PyEval_SaveThread();
+    }
+    if counted {
+        native_thread::dismiss_guard();
     }
 }
 

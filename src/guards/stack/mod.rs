@@ -51,7 +51,8 @@ pub(crate) use frame::{Entry, Frame, NO_FRAME};
 #[cfg(not(Py_3_12))]
 pub(crate) use queries::vouches_for;
 pub(crate) use queries::{
-    forget_thread_states_except, holds_any_change, names, released_main_thread_state,
+    forget_thread_state, forget_thread_states_except, holds_any_change, names,
+    released_main_thread_state,
 };
 pub(crate) use scope::Scope;
 use scope::end_frame;

@@ -51,10 +51,36 @@ pub(crate) fn vouches_for(tstate: *mut PyThreadState) -> bool {
     })
 }
 
+/// Forgets `tstate`, which this thread is about to delete (a handle's, when the shutdown
+/// ends its interpreter): a frame that attached it holds no change any more (its guard,
+/// if counted for the shutdown gate, is uncounted), and a frame that suspended it will not
+/// re-attach it.
+pub(crate) fn forget_thread_state(tstate: *mut PyThreadState) {
+    FRAMES.with(|stack| {
+        for index in 0..stack.len.get() {
+            let Some(mut frame) = stack.get(index) else {
+                continue;
+            };
+            if frame.entry != Entry::Forgotten && frame.owned && frame.tstate == tstate {
+                if frame.entry.is_kept() {
+                    crate::runtime::native_thread::dismiss_guard();
+                }
+                frame.entry = Entry::Forgotten;
+                frame.tstate = ptr::null_mut();
+                frame.owned = false;
+            }
+            if frame.suspended == tstate {
+                frame.suspended = ptr::null_mut();
+            }
+            stack.set(index, frame);
+        }
+    });
+}
+
 /// In the child of a fork, where `survivor` is the only thread state left: turns every
 /// frame that names another one into an [`Entry::Forgotten`] one, so that undoing it does
 /// nothing to the state it would re-attach or delete, which is gone. Returns how many live
-/// [`Entry::Kept`] frames remain.
+/// [kept](Entry::is_kept) frames remain.
 pub(crate) fn forget_thread_states_except(survivor: *mut PyThreadState) -> usize {
     FRAMES.with(|stack| {
         let mut kept = 0;
@@ -71,7 +97,7 @@ pub(crate) fn forget_thread_states_except(survivor: *mut PyThreadState) -> usize
             if frame.suspended != survivor {
                 frame.suspended = ptr::null_mut();
             }
-            if frame.entry == Entry::Kept && frame.life == Life::Live {
+            if frame.entry.is_kept() && frame.life == Life::Live {
                 kept += 1;
             }
             stack.set(index, frame);
