@@ -58,7 +58,8 @@
 //!   ([`acquire`](GilGuard::acquire), [`release`](GilGuard::release),
 //!   [`restore`](GilGuard::restore)), all undone when it is dropped.
 //! * With the `pyo3` feature: `with_python` and `try_with_python`, closures given a
-//!   `pyo3::Python` token, and `WithGil::python` / `WithGil::try_python`.
+//!   `pyo3::Python` token, and `WithGil::python` / `WithGil::try_python` (see
+//!   [below](#with-pyo3)).
 //!
 //! **Sub-interpreters and their thread states**
 //! * [`SubInterpreter`]: creates ([`SubInterpreter::new`], [`SubInterpreter::with_config`]),
@@ -136,10 +137,42 @@
 //!   sub-interpreter still alive at exit, ...) is checked first and returned as a
 //!   [`GilError`], or handled.
 //!
+//! * **A re-initialized runtime is another one.** What the crate records in a runtime (an
+//!   interpreter's name, an exception, a per-interpreter value, a thread state) is never
+//!   returned, released or attached in a later one, whoever started either.
+//! * **Python code the crate runs itself** (a new interpreter's `site` import, a thread
+//!   state's finalizers, an import hook) may call back into it: it finds the thread attached
+//!   and may nest guards.
+//!
 //! The [guide] ([`guide::rules`]) explains each rule and the reasons behind
 //! it in more depth; its chapter "Other owners of a thread's state" lists what was checked
 //! against each owner, and the few rules that remain the user's. `ARCHITECTURE.md` shows how
 //! the source is laid out in layers, and why.
+//!
+//! # With `pyo3`
+//!
+//! The `pyo3` feature is for code that also uses `pyo3` on the same threads. `pyo3` counts
+//! a thread's attachment itself and knows one interpreter, so with the feature a `pyo3`
+//! token means **attached to the main interpreter**:
+//!
+//! * tokens come only from the main interpreter (`with_python`, `WithGil::python`);
+//! * [`without_gil`] detaches the main interpreter through `pyo3`'s `Python::detach`, so a
+//!   `Python::attach` inside it really attaches;
+//! * while another interpreter is attached through this crate
+//!   ([`ThreadStateHandle::run`], a handle's deletion, creating or ending a
+//!   [`SubInterpreter`]), `pyo3` counts the thread detached: a `Py<T>` dropped there is
+//!   released later, in the main interpreter, and `pyo3`'s queue of such releases is never
+//!   drained in a sub-interpreter; [`ThreadStateHandle::run`]'s closure and result are
+//!   `Send`, so no token or `Bound` of the interpreter it leaves crosses into it;
+//! * when such a region ends, `PyGILState` (which `Python::attach` uses) names a
+//!   main-interpreter thread state again.
+//!
+//! `pyo3` exposes no count this crate could read, so two rules stay yours: do not call
+//! `Python::attach` while a sub-interpreter is attached (inside `run`; use `with_python`,
+//! which switches to the main interpreter), and do not drop a guard (or restore a
+//! [`GilGuard`]) inside a `Python::attach` that began after the guard was made: the thread
+//! would be detached under `pyo3`'s token, and `pyo3`'s release then aborts the process.
+//! The guide ([`guide::rules`], §6.7) has the details.
 //!
 //! # Supported Pythons
 //!

@@ -91,7 +91,7 @@ impl WithGil {
     }
 }
 
-/// [`with_gil`], handing the closure a `pyo3` token.
+/// [`with_gil`], handing the closure a `pyo3` token for the main interpreter.
 ///
 /// # Panics
 ///
@@ -108,6 +108,21 @@ impl WithGil {
 /// });
 /// assert_eq!(answer.join().unwrap()?, 42);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// The token and what it borrows stay in the main interpreter: a closure that switches the
+/// thread to a sub-interpreter cannot capture them.
+///
+/// ```compile_fail,E0277
+/// use pyo3::types::{PyList, PyListMethods};
+///
+/// gilguard::initialize().unwrap();
+/// let interpreter = gilguard::SubInterpreter::new().unwrap();
+/// let handle = interpreter.thread_state().unwrap();
+/// gilguard::with_python(|py| {
+///     let list = PyList::empty(py);
+///     handle.run(|| list.append(1)) // `Bound<'py, PyList>` is not `Send`
+/// });
 /// ```
 #[track_caller]
 pub fn with_python<T>(f: impl for<'py> FnOnce(Python<'py>) -> T) -> T {

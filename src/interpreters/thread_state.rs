@@ -63,10 +63,11 @@ pub struct ThreadStateHandle<'i> {
     /// Whether the interpreter is not the main one: `pyo3` must not count the thread
     /// attached while it is.
     elsewhere: bool,
-    /// How an attach on a detached thread is recorded: [`Entry::Kept`], or for another
-    /// interpreter than the main one, a frame that puts `PyGILState`'s binding back on the
-    /// main interpreter when it is undone (3.12+).
-    detached_entry: Entry,
+    /// The epoch the detached fast path compares with the open shutdown gate: the
+    /// interpreter's, or on 3.12+ for another interpreter than the main one
+    /// [`NEVER`](crate::raw::epoch::NEVER), which sends its attaches to the slow path, where
+    /// their frames learn to bind the main interpreter again when undone.
+    fast_epoch: u64,
     _thread: CPythonThreadState,
 }
 
@@ -155,21 +156,17 @@ impl<'i> ThreadStateHandle<'i> {
         if let Some(owner) = owner {
             owner.thread_state_created();
         }
-        #[cfg(Py_3_12)]
-        let detached_entry = if elsewhere {
-            Entry::KeptElsewhere
-        } else {
-            Entry::Kept
-        };
-        #[cfg(not(Py_3_12))]
-        let detached_entry = Entry::Kept;
         Ok(ThreadStateHandle {
             interpreter,
             owner,
             tstate,
             guards,
             elsewhere,
-            detached_entry,
+            fast_epoch: if elsewhere && cfg!(Py_3_12) {
+                crate::raw::epoch::NEVER
+            } else {
+                interpreter.epoch()
+            },
             _thread: CPythonThreadState::NEW,
         })
     }
@@ -238,7 +235,7 @@ impl<'i> ThreadStateHandle<'i> {
     /// ```
     #[inline]
     pub fn attach(&self) -> Result<AttachGuard<'_>, GilError> {
-        Ok(AttachGuard::new(self.enter(false, self.detached_entry)?))
+        Ok(AttachGuard::new(self.enter(false, self.elsewhere)?))
     }
 
     /// Attaches this thread state, first detaching whatever thread state is attached (of
@@ -276,7 +273,7 @@ impl<'i> ThreadStateHandle<'i> {
     /// # Ok::<(), gilguard::GilError>(())
     /// ```
     pub unsafe fn attach_suspending(&self) -> Result<AttachGuard<'_>, GilError> {
-        Ok(AttachGuard::new(self.enter(true, self.detached_entry)?))
+        Ok(AttachGuard::new(self.enter(true, self.elsewhere)?))
     }
 
     /// Runs `f` with this thread state attached, then puts the thread back exactly as it was
@@ -335,26 +332,21 @@ impl<'i> ThreadStateHandle<'i> {
         T: Send,
     {
         if !self.elsewhere {
-            return self.run_as(Entry::Kept, f);
+            return self.run_as(false, f);
         }
         // Another interpreter: `pyo3` must count the thread detached while it is attached.
         crate::guards::outside_pyo3(|main_reattached_after| {
             // The binding is restored with the main interpreter right after, if `pyo3`
             // detached it.
-            let entry = if main_reattached_after {
-                Entry::Kept
-            } else {
-                self.detached_entry
-            };
-            self.run_as(entry, f)
+            self.run_as(!main_reattached_after, f)
         })
     }
 
-    /// [`run`](Self::run), recording an attach on a detached thread as `detached_entry`.
+    /// [`run`](Self::run); `bind_main` as for [`enter`](Self::enter).
     #[inline(always)]
-    fn run_as<T>(&self, detached_entry: Entry, f: impl FnOnce() -> T) -> Result<T, GilError> {
+    fn run_as<T>(&self, bind_main: bool, f: impl FnOnce() -> T) -> Result<T, GilError> {
         let _attached = stack::Scope {
-            index: self.enter(true, detached_entry)?,
+            index: self.enter(true, bind_main)?,
             likely: Entry::Kept,
         };
         Ok(f())
@@ -366,8 +358,12 @@ impl<'i> ThreadStateHandle<'i> {
     /// Always inlined: the caller then gets the frame's index in a register rather than a
     /// `Result` in memory, and the detached path adds to the raw calls only CPython's
     /// answer, one load and the frame (measured in docs/performance-log.md).
+    ///
+    /// `bind_main`: this is another interpreter than the main one, and nothing attaches the
+    /// main one right after; an attach on a detached thread then binds `PyGILState` to the
+    /// main interpreter again when it is undone (3.12+; see `stack::BIND_MAIN_AGAIN`).
     #[inline(always)]
-    fn enter(&self, suspend: bool, detached_entry: Entry) -> Result<u32, GilError> {
+    fn enter(&self, suspend: bool, bind_main: bool) -> Result<u32, GilError> {
         let tstate = self.tstate.as_ptr();
         let current = ffi::current_thread_state();
         if current.is_null() {
@@ -376,15 +372,15 @@ impl<'i> ThreadStateHandle<'i> {
             // is borrowed, so only the shutdown can end it, and the gate keeps the attach
             // out of that; an `Interpreter`'s is the promise of its unsafe `thread_state`),
             // so only its runtime can be gone or finalizing.
-            if shutdown::admit_handle_if_open(self.guards, self.interpreter.epoch()) {
-                return Ok(self.attach_detached(detached_entry));
+            if shutdown::admit_handle_if_open(self.guards, self.fast_epoch) {
+                return Ok(self.attach_detached());
             }
         } else if let Some(index) =
             stack::push_nested(current, |top| top.attached() == tstate, NO_FRAME)
         {
             return Ok(index);
         }
-        self.enter_slow(suspend, detached_entry)
+        self.enter_slow(suspend, bind_main)
     }
 
     /// Attaches this thread state on a detached thread and pushes its frame.
@@ -394,26 +390,33 @@ impl<'i> ThreadStateHandle<'i> {
     /// [`check_usable`](Self::check_usable), or done both with
     /// [`admit_handle_if_open`](crate::runtime::shutdown::admit_handle_if_open).
     #[inline(always)]
-    fn attach_detached(&self, entry: Entry) -> u32 {
+    fn attach_detached(&self) -> u32 {
         let tstate = self.tstate.as_ptr();
         // SAFETY: detached (caller); `tstate` is this thread's live state of a live
-        // interpreter (`check_usable` or `admit_handle_if_open`, by the caller). `entry`, a
-        // kept one, undoes this by detaching it and uncounting the attach.
+        // interpreter (`check_usable` or `admit_handle_if_open`, by the caller). `Entry::Kept`
+        // undoes this by detaching it and uncounting the attach.
         // C preconditions: raw::ffi, PyEval_RestoreThread.
         unsafe { pyo3_ffi::PyEval_RestoreThread(tstate) };
-        stack::push(Frame::new(entry, tstate, false, true))
+        stack::push(Frame::new(Entry::Kept, tstate, false, true))
     }
 
     /// [`enter`](Self::enter) when the fast paths do not apply.
     #[cold]
     #[inline(never)]
-    fn enter_slow(&self, suspend: bool, detached_entry: Entry) -> Result<u32, GilError> {
+    fn enter_slow(&self, suspend: bool, bind_main: bool) -> Result<u32, GilError> {
         let tstate = self.tstate.as_ptr();
         if ffi::current_thread_state().is_null() {
             // Nothing attached (before 3.12: no thread holds the GIL at all).
             self.check_usable()?;
             self.admit()?;
-            return Ok(self.attach_detached(detached_entry));
+            let index = self.attach_detached();
+            #[cfg(Py_3_12)]
+            if bind_main {
+                stack::bind_main_again_when_undone(index);
+            }
+            #[cfg(not(Py_3_12))]
+            let _ = bind_main;
+            return Ok(index);
         }
         let current = attached::attached_thread_state();
         if current == tstate {

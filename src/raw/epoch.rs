@@ -12,6 +12,9 @@ use core::sync::atomic::{AtomicU64, Ordering};
 /// registered). The counter never reaches it.
 pub(crate) const NO_EPOCH: u64 = u64::MAX;
 
+/// An epoch that is never current and never `NO_EPOCH`: compares unequal to every record.
+pub(crate) const NEVER: u64 = u64::MAX - 1;
+
 static EPOCH: AtomicU64 = AtomicU64::new(0);
 
 /// The current runtime's epoch.

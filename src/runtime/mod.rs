@@ -185,6 +185,7 @@ pub(crate) fn check_not_finalizing() -> Result<(), GilError> {
 }
 
 #[cold]
+#[inline(never)]
 fn finalizing_error() -> GilError {
     if watched_runtime_finalized() {
         GilError::NotInitialized

@@ -12,6 +12,15 @@ use crate::raw::ffi;
 /// "No frame": the end of a [`Frame::below_in_guard`] chain.
 pub(crate) const NO_FRAME: u32 = u32::MAX;
 
+/// In [`Frame::suspended`] (3.12+), in place of a thread state (no thread state has this
+/// address): attaching the frame's thread state, of another interpreter than the main one,
+/// moved `PyGILState`'s binding to it, so undoing the frame binds the thread's
+/// main-interpreter thread state again ([`bind_main_again`]), as a foreign owner's
+/// `PyGILState_Ensure` (and so `pyo3`) expects. Undone out of the fast paths, which leave
+/// frames that suspended something to the slow one.
+#[cfg(Py_3_12)]
+pub(crate) const BIND_MAIN_AGAIN: *mut PyThreadState = ptr::dangling_mut();
+
 /// How a frame entered its state, which decides how it is undone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Entry {
@@ -27,12 +36,6 @@ pub(crate) enum Entry {
     /// did not create, or a handle's); the guard is counted for the shutdown gate while the
     /// frame lives.
     Kept,
-    /// [`Entry::Kept`] for a handle of an interpreter other than the main one, attached on a
-    /// detached thread: attaching bound `PyGILState` to it (3.12+), so undoing it binds the
-    /// thread's main-interpreter thread state again ([`bind_main_again`]), as a foreign
-    /// owner's `PyGILState_Ensure` (and so `pyo3`) expects.
-    #[cfg(Py_3_12)]
-    KeptElsewhere,
     /// `tstate` is attached for the last time: undone by `PyThreadState_Clear` (while the
     /// frame is still on the stack, as it may run Python code) and
     /// `PyThreadState_DeleteCurrent`.
@@ -44,17 +47,17 @@ pub(crate) enum Entry {
     /// undoing it makes no C call.
     #[cfg(feature = "pyo3")]
     ReleasedByPyo3,
+    /// A frame that no longer holds a change: its guard outlived the closure form it was
+    /// made in (which ended it), or a fork took its thread state away. Undoing it does
+    /// nothing; it stays on the stack until its guard is gone, so that the indices of the
+    /// guards above and below stay valid.
+    Forgotten,
     /// This crate is running Python code itself (installing a hook, creating a
     /// sub-interpreter), during which CPython may attach a thread state this crate cannot
     /// name beforehand (a new interpreter's first one). Changes nothing and undoes nothing;
     /// while it is the newest frame, it vouches that the current thread state is this
     /// thread's if it was created on this thread (see `queries::vouches_for`).
     CallingPython,
-    /// A frame that no longer holds a change: its guard outlived the closure form it was
-    /// made in (which ended it), or a fork took its thread state away. Undoing it does
-    /// nothing; it stays on the stack until its guard is gone, so that the indices of the
-    /// guards above and below stay valid.
-    Forgotten,
 }
 
 impl Entry {
@@ -68,10 +71,6 @@ impl Entry {
     /// Whether a frame of this entry attached a thread state this crate keeps, and so
     /// counts a guard for the shutdown gate while it lives.
     pub(crate) const fn is_kept(self) -> bool {
-        #[cfg(Py_3_12)]
-        if matches!(self, Entry::KeptElsewhere) {
-            return true;
-        }
         matches!(self, Entry::Kept)
     }
 
@@ -120,7 +119,9 @@ pub(crate) struct Frame {
     pub(crate) tstate: *mut PyThreadState,
     /// A thread state that was detached to make room for this frame and is re-attached
     /// after it is undone; null when there was none. Only closure forms and `unsafe`
-    /// constructors suspend, so the code that attached it is still waiting below.
+    /// constructors suspend, so the code that attached it is still waiting below. On 3.12+,
+    /// [`BIND_MAIN_AGAIN`] for a frame that attached another interpreter than the main one on
+    /// a detached thread.
     pub(crate) suspended: *mut PyThreadState,
     /// For [`Entry::Released`]: the [runtime epoch](crate::raw::epoch) `tstate` belongs
     /// to (another thread may finalize the runtime while this one is detached, and the state
@@ -303,12 +304,6 @@ impl Frame {
                     unsafe { pyo3_ffi::PyGILState_Release(PyGILState_STATE::PyGILState_UNLOCKED) };
                 }
             }
-            #[cfg(Py_3_12)]
-            Entry::KeptElsewhere => {
-                self.detach();
-                crate::runtime::native_thread::dismiss_guard();
-                bind_main_again();
-            }
             Entry::Deleting => {
                 if self.is_current(ffi::current_thread_state()) {
                     // SAFETY: `self.tstate` is attached (confirmed), and `undo_in_place`
@@ -336,6 +331,11 @@ impl Frame {
     #[cold]
     #[inline(never)]
     fn restore_suspended(self) {
+        #[cfg(Py_3_12)]
+        if self.suspended == BIND_MAIN_AGAIN {
+            bind_main_again();
+            return;
+        }
         if crate::guards::attached::attached_thread_state().is_null() {
             // SAFETY: the frame's own change was undone and the thread is detached
             // (checked); `suspended` came from the `PyEval_SaveThread` made before the frame,

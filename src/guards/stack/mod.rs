@@ -175,6 +175,24 @@ pub(crate) fn calling_python<T>(f: impl FnOnce() -> T) -> T {
     f()
 }
 
+/// Makes the frame at `index`, just pushed on a detached thread for another interpreter's
+/// thread state, bind `PyGILState` to the main interpreter again when it is undone
+/// ([`frame::BIND_MAIN_AGAIN`]).
+#[cfg(Py_3_12)]
+pub(crate) fn bind_main_again_when_undone(index: u32) {
+    FRAMES.with(|stack| {
+        if let Some(frame) = stack.get(index) {
+            stack.set(
+                index,
+                Frame {
+                    suspended: frame::BIND_MAIN_AGAIN,
+                    ..frame
+                },
+            );
+        }
+    });
+}
+
 /// A copy of the frame at `index`, if it exists.
 pub(crate) fn frame(index: u32) -> Option<Frame> {
     FRAMES.with(|stack| stack.get(index))
