@@ -203,6 +203,8 @@ mod guards;
 
 mod interpreters;
 
+mod objects;
+
 pub mod sync;
 
 mod error;
@@ -211,7 +213,6 @@ pub mod marker;
 pub use error::GilError;
 pub use guards::attached::is_attached;
 pub use guards::gil_guard::GilGuard;
-pub use guards::python_exception::PythonException;
 pub use guards::start::initialize;
 pub use guards::with_gil::{WithGil, try_with_gil, with_gil};
 #[cfg(feature = "pyo3")]
@@ -222,6 +223,9 @@ pub use interpreters::interpreter::Interpreter;
 pub use interpreters::interpreter_config::InterpreterConfig;
 pub use interpreters::sub_interpreter::SubInterpreter;
 pub use interpreters::thread_state::ThreadStateHandle;
+pub use objects::boundary::{ErrorValue, boundary};
+pub use objects::owned_ref::OwnedRef;
+pub use objects::python_exception::{ExceptionKind, PythonException};
 pub use runtime::shutdown::set_shutdown_timeout;
 pub use runtime::{is_finalizing, is_initialized};
 

@@ -2,7 +2,7 @@
 //! (`crate::<folder>::...`, or a crate-root re-export of an item of that folder) only from
 //! its own folder's layer and the ones below it, lowest first:
 //!
-//! `raw` < `runtime` < `guards` < `interpreters` < `sync`
+//! `raw` < `runtime` < `guards` < `interpreters` < `objects` < `sync`
 //!
 //! `src/error.rs` and `src/marker.rs` sit below every layer and import none; `src/lib.rs`
 //! declares the layers and re-exports from all of them. Comments are not imports (a doc link
@@ -17,7 +17,14 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The layers, lowest first.
-const LAYERS: [&str; 5] = ["raw", "runtime", "guards", "interpreters", "sync"];
+const LAYERS: [&str; 6] = [
+    "raw",
+    "runtime",
+    "guards",
+    "interpreters",
+    "objects",
+    "sync",
+];
 /// Files at the root of `src/` that every layer may use and that use no layer.
 const BASE: [&str; 2] = ["error", "marker"];
 

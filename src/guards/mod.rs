@@ -7,7 +7,6 @@
 pub(crate) mod attach_main;
 pub(crate) mod attached;
 pub(crate) mod gil_guard;
-pub(crate) mod python_exception;
 pub(crate) mod stack;
 pub(crate) mod start;
 pub(crate) mod with_gil;

@@ -213,6 +213,12 @@ impl Interpreter {
         self.epoch
     }
 
+    /// Whether the runtime it was named in has been finalized (as far as the crate saw, which
+    /// is always for a runtime it records identities in: see `runtime::watched_epoch`).
+    pub(crate) fn is_of_a_finalized_runtime(&self) -> bool {
+        self.epoch != epoch() || !ffi::is_initialized()
+    }
+
     /// Refuses an interpreter from a runtime that has been finalized since it was named.
     pub(crate) fn check_epoch(&self) -> Result<(), GilError> {
         if self.epoch == epoch() {

@@ -25,6 +25,8 @@ use pyo3_ffi::{PyInterpreterState, PyThreadState};
 
 use crate::error::GilError;
 use crate::guards::stack::{self, Entry, Frame};
+use crate::interpreters::deferred;
+use crate::interpreters::interpreter::Interpreter;
 use crate::raw::epoch::epoch;
 use crate::raw::ffi;
 
@@ -178,6 +180,11 @@ impl Record {
                 index: stack::push(Frame::new(Entry::Nested, tstate, false, true)),
                 likely: Entry::Nested,
             };
+            // References of this interpreter dropped where it could not be attached.
+            if let Ok(here) = Interpreter::current() {
+                // SAFETY: attached to `here`, the interpreter being ended, named just now.
+                unsafe { deferred::release_here(here) };
+            }
             wind_down();
             // SAFETY: attached to `tstate`, of this interpreter; the handles' thread states
             // are detached and no thread uses them (the caller's precondition).

@@ -6,6 +6,7 @@
 //! what its hooks must tell the handles ([`register_upcalls`]).
 
 pub(crate) mod attach_guard;
+pub(crate) mod deferred;
 pub(crate) mod handle_claims;
 pub(crate) mod interpreter;
 pub(crate) mod interpreter_config;

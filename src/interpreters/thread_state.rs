@@ -14,6 +14,7 @@ use crate::error::GilError;
 use crate::guards::stack::{self, Entry, Frame, NO_FRAME};
 use crate::guards::{attached, start};
 use crate::interpreters::attach_guard::AttachGuard;
+use crate::interpreters::deferred;
 use crate::interpreters::handle_claims::{claim, record_thread_state, unclaim};
 use crate::interpreters::interpreter::Interpreter;
 use crate::interpreters::sub_interpreter::SubInterpreter;
@@ -338,7 +339,15 @@ impl<'i> ThreadStateHandle<'i> {
         crate::guards::outside_pyo3(|main_reattached_after| {
             // The binding is restored with the main interpreter right after, if `pyo3`
             // detached it.
-            self.run_as(!main_reattached_after, f)
+            self.run_as(!main_reattached_after, || {
+                let value = f();
+                // References of this interpreter dropped where it could not be attached.
+                if let Ok(here) = Interpreter::current() {
+                    // SAFETY: attached to `here`, named just now.
+                    unsafe { deferred::release_here(here) };
+                }
+                value
+            })
         })
     }
 

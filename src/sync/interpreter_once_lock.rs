@@ -170,6 +170,36 @@ impl<T> InterpreterOnceLock<T> {
         Ok(self.node(interpreter).value.get_or_init(f))
     }
 
+    /// The value of the interpreter this thread is attached to, initialised by `f` if no
+    /// other call did so first in that interpreter; `f`'s error leaves it uninitialised.
+    /// Waits and runs `f` as [`get_or_init`](Self::get_or_init) does.
+    ///
+    /// # Errors
+    ///
+    /// `f`'s error, or [`GilError::NotAttached`] (converted into `E`) if this thread is not
+    /// attached to an interpreter.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gilguard::{GilError, PythonException};
+    ///
+    /// let lock = gilguard::sync::InterpreterOnceLock::new();
+    /// gilguard::initialize()?;
+    /// let detached = lock.get_or_try_init(|| Ok::<u8, PythonException>(1));
+    /// assert_eq!(detached.unwrap_err().message(), GilError::NotAttached.to_string());
+    /// let value = gilguard::with_gil(|| lock.get_or_try_init(|| Ok::<u8, GilError>(2)).copied());
+    /// assert_eq!(value, Ok(2));
+    /// # Ok::<(), GilError>(())
+    /// ```
+    pub fn get_or_try_init<E: From<GilError>>(
+        &self,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<&T, E> {
+        let interpreter = Interpreter::current()?;
+        self.node(interpreter).value.get_or_try_init(f)
+    }
+
     /// Takes the value of `interpreter` out, leaving it uninitialised there (a later
     /// `get_or_init` in that interpreter initialises it again).
     ///

@@ -107,3 +107,26 @@ def test_the_module_is_still_usable_after_failures():
     with pytest.raises(ZeroDivisionError):
         gilguard_minimal.call_from_threads(lambda i: 1 // 0, 4)
     assert gilguard_minimal.call_from_threads(lambda i: i + 1, 3) == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    "place, message",
+    [
+        ("here", "in the function"),
+        ("worker", "on a worker"),
+        ("without_gil", "inside without_gil"),
+    ],
+)
+def test_a_panic_becomes_a_runtime_error_and_python_goes_on(place, message):
+    # Without `gilguard::boundary` the process would abort ("panic in a function that
+    # cannot unwind"); with it, the panic is a Python exception like any other.
+    with pytest.raises(RuntimeError, match=f"Rust panic: {message}"):
+        gilguard_minimal.panic_in(place)
+    # The thread was left attached and usable: the GIL works as before.
+    assert gilguard_minimal.sum_of_squares(4) == 14
+    assert gilguard_minimal.call_from_threads(lambda i: i, 2) == [0, 1]
+
+
+def test_panic_in_refuses_an_unknown_place():
+    with pytest.raises(ValueError):
+        gilguard_minimal.panic_in("nowhere")
