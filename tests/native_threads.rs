@@ -3,7 +3,7 @@
 
 mod common;
 
-use gilguard::{is_attached, with_gil, without_gil};
+use gilguard::{WithGil, is_attached, with_gil, without_gil};
 
 fn attached_thread_state() -> usize {
     with_gil(|| common::current_thread_state() as usize)
@@ -120,6 +120,25 @@ fn python_threads_keep_their_own_thread_state() {
             without_gil(|| std::thread::sleep(std::time::Duration::from_millis(1)));
             common::run("worker.join()");
         })
+    })
+    .join()
+    .unwrap();
+}
+
+/// A thread Python did not create keeps one thread state for all its guards, so what Python
+/// keeps per thread state lasts from one guard to the next: a `sys.settrace` function set
+/// under one `with_gil` is still set under the next, as a debugger or profiler needs (across
+/// two `pyo3::Python::attach` calls on such a thread it is lost: `tests/pyo3.rs`).
+#[test]
+fn a_trace_function_set_under_one_guard_is_set_under_the_next() {
+    common::python();
+    with_gil(|| common::run("import sys\ndef tracer(*args):\n    return None\n"));
+    std::thread::spawn(|| {
+        with_gil(|| common::run("sys.settrace(tracer)"));
+        assert_eq!(with_gil(|| common::eval_str("sys.gettrace() is tracer")), "True");
+        let _gil = WithGil::acquire();
+        assert_eq!(common::eval_str("sys.gettrace() is tracer"), "True");
+        common::run("sys.settrace(None)");
     })
     .join()
     .unwrap();

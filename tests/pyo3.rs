@@ -316,3 +316,33 @@ fn pyo3_attaches_the_main_interpreter_after_a_sub_interpreter_region() {
         }
     });
 }
+
+/// The contrast to `tests/native_threads.rs`'s trace function: on a thread Python did not
+/// create, each `Python::attach` makes and deletes a thread state, and a `sys.settrace`
+/// function set under one is gone under the next (PyO3 #2495). With a gilguard guard first,
+/// the thread keeps a thread state that `Python::attach` finds too, and the function stays.
+#[test]
+fn a_trace_function_is_lost_between_two_pyo3_attaches_unless_the_thread_keeps_its_state() {
+    common::python();
+    with_gil(|| common::run("import sys\ndef tracer(*args):\n    return None\n"));
+    let traced_twice = |keep: bool| {
+        std::thread::spawn(move || {
+            if keep {
+                with_gil(|| ());
+            }
+            Python::attach(|py| py.run(c"sys.settrace(tracer)", None, None).unwrap());
+            let still = Python::attach(|py| {
+                py.eval(c"sys.gettrace() is tracer", None, None)
+                    .unwrap()
+                    .extract::<bool>()
+                    .unwrap()
+            });
+            Python::attach(|py| py.run(c"sys.settrace(None)", None, None).unwrap());
+            still
+        })
+        .join()
+        .unwrap()
+    };
+    assert!(!traced_twice(false), "pyo3 kept the thread state: the contrast is gone");
+    assert!(traced_twice(true));
+}

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Builds the example extension modules (gilguard_minimal from examples/minimal-ext, then
-# gilguard_demo) with maturin and runs their pytest suites under each CPython given on the
-# command line, or, with none given, under every CPython >= 3.9 that pyenv knows. Each
-# version gets a fresh venv and its own cargo target dir under target/demo-ext/ (so versions
-# do not rebuild each other's artifacts; the two modules share it, and so gilguard's build).
+# Builds the example extension modules (gilguard_minimal from examples/minimal-ext,
+# gilguard_pyo3 from examples/pyo3-ext, then gilguard_demo) with maturin and runs their
+# pytest suites under each CPython given on the command line, or, with none given, under
+# every CPython >= 3.9 that pyenv knows. Each version gets a fresh venv and its own cargo
+# target dir under target/demo-ext/ (so versions do not rebuild each other's artifacts; the
+# modules share it, and so gilguard's build).
 # Each step prints what it runs; the first failure stops the script with a non-zero status.
 #
 # Usage, from anywhere: bash examples/demo-ext/run-tests.sh [PYTHON ...]
@@ -76,7 +77,7 @@ if [ ${#pythons[@]} -eq 0 ]; then
     exit 1
 fi
 
-examples=${GILGUARD_EXAMPLES:-minimal-ext:gilguard_minimal demo-ext:gilguard_demo}
+examples=${GILGUARD_EXAMPLES:-minimal-ext:gilguard_minimal pyo3-ext:gilguard_pyo3 demo-ext:gilguard_demo}
 modules=$(for example in $examples; do echo -n "${example#*:} "; done)
 
 tested=()

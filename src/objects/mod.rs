@@ -4,4 +4,6 @@
 
 pub(crate) mod boundary;
 pub(crate) mod owned_ref;
+#[cfg(feature = "pyo3")]
+mod pyo3_errors;
 pub(crate) mod python_exception;
