@@ -106,7 +106,7 @@
 //! * [`ffi`]: `pyo3-ffi` re-exported whole, the one copy of the build, for the C calls made
 //!   between the guards.
 //! * [`guide`]: the guide's chapters ([`guide::rules`], [`guide::subinterpreters`],
-//!   [`guide::reliability`]), whose examples run as doctests.
+//!   [`guide::reliability`], [`guide::performance`]), whose examples run as doctests.
 //!
 //! # The soundness model
 //!
