@@ -17,11 +17,11 @@
 //!
 //! | C / C++ idiom | here |
 //! |---|---|
-//! | `PyGILState_Ensure` … `PyGILState_Release`, `gil_scoped_acquire`, `with_gil` | [`WithGil`], [`with_gil`] |
-//! | `Py_BEGIN_ALLOW_THREADS` … `Py_END_ALLOW_THREADS`, `gil_scoped_release`, `without_gil` | [`without_gil`], [`WithoutGil`] |
-//! | a `gil_guard` with `acquire()` / `release()` / `restore()` | [`GilGuard`] |
+//! | `PyGILState_Ensure` … `PyGILState_Release`; pybind11's `py::gil_scoped_acquire` | [`WithGil`], [`with_gil`] |
+//! | `Py_BEGIN_ALLOW_THREADS` … `Py_END_ALLOW_THREADS` (`PyEval_SaveThread` … `PyEval_RestoreThread`); `py::gil_scoped_release` | [`without_gil`], [`WithoutGil`] |
+//! | `PyGILState_Ensure`, `PyEval_SaveThread`, `PyEval_RestoreThread` and `PyGILState_Release` paired by hand in one function; nested `py::gil_scoped_acquire` / `py::gil_scoped_release` scopes | [`GilGuard`] |
 //! | `Py_Initialize` + `PyEval_SaveThread` when embedding | [`initialize`] |
-//! | `Py_BEGIN_CRITICAL_SECTION`, PyO3's `PyOnceLock`, pybind11's `gil_safe_call_once_and_store`, a lock waited for with the GIL released | [`sync`] |
+//! | `Py_BEGIN_CRITICAL_SECTION` … `Py_END_CRITICAL_SECTION`; pybind11's `py::gil_safe_call_once_and_store`; a `std::mutex` locked inside `py::gil_scoped_release` | [`sync`] |
 //!
 //! # Quick start
 //!
