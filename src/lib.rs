@@ -279,12 +279,21 @@ pub mod guide {
     //!   `pyo3`, and how to reproduce them (the dated record of every run stays in
     //!   `docs/performance-log.md`).
 
+    // The chapters link to one another by reference-style links whose definitions, at the
+    // end of each file, name the Markdown file beside it, for a reader of `docs/` on a
+    // forge. The first definition of a label is the one used, so the `///` lines before each
+    // file give the same labels their rustdoc targets here.
+
+    /// [reliability]: crate::guide::reliability
     #[doc = include_str!("../docs/guide.md")]
     pub mod rules {}
 
+    /// [guide]: crate::guide::rules
+    /// [reliability]: crate::guide::reliability
     #[doc = include_str!("../docs/subinterpreters.md")]
     pub mod subinterpreters {}
 
+    /// [guide]: crate::guide::rules
     #[doc = include_str!("../docs/reliability.md")]
     pub mod reliability {}
 
