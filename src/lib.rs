@@ -107,6 +107,8 @@
 //!   between the guards.
 //! * [`guide`]: the guide's chapters ([`guide::rules`], [`guide::subinterpreters`],
 //!   [`guide::reliability`], [`guide::performance`]), whose examples run as doctests.
+//!   [`guide::rules`], §9, holds a whole extension module on the raw C API and this crate
+//!   (`examples/minimal-ext` in the repository, which the package cannot carry).
 //!
 //! # The soundness model
 //!
@@ -271,7 +273,9 @@ pub mod guide {
     //! * [`rules`]: the GIL rules in Rust terms; the soundness model (thread affinity, why
     //!   releasing by RAII is `unsafe`, the per-thread frame stack); threads Python did not
     //!   create; sub-interpreters and `PyGILState`; embedding; other owners of a thread's
-    //!   state (`threading`, C libraries, `pyo3`); free-threaded builds.
+    //!   state (`threading`, C libraries, `pyo3`); free-threaded builds; synchronization
+    //!   ([`sync`](crate::sync)); and a whole extension module, the repository's
+    //!   `examples/minimal-ext`.
     //! * [`subinterpreters`]: sub-interpreters from many OS threads, their thread states,
     //!   and their own GIL on CPython 3.12+.
     //! * [`reliability`]: what each misuse returns, shutdown, fork, and how it is tested.
