@@ -191,8 +191,11 @@
 //! or `pyo3-ffi` is enabled anywhere in the build, or `pyo3-ffi` is configured for PyPy, its
 //! build script stops the build with one error that says so.
 #![warn(rustdoc::broken_intra_doc_links)]
-// docs.rs (`--cfg docsrs`, nightly): mark what the `pyo3` feature adds.
+// docs.rs (`--cfg docsrs`, nightly): mark what the `pyo3` feature adds. rustdoc would mark
+// `cfg(Py_3_14)` "Available on Py_3_14 only", a name it cannot be told to replace, so that
+// badge is hidden: an item gated on it says "(CPython 3.14+)" in its first sentence instead.
 #![cfg_attr(docsrs, feature(doc_cfg))]
+#![cfg_attr(docsrs, doc(auto_cfg(hide(Py_3_14))))]
 #![deny(unsafe_code)]
 
 // The layers, lowest first (blank lines keep rustfmt from sorting them); a module only
