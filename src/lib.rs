@@ -17,11 +17,11 @@
 //!
 //! | C / C++ idiom | here |
 //! |---|---|
-//! | `PyGILState_Ensure` … `PyGILState_Release`, `gil_scoped_acquire`, `with_gil` | [`WithGil`], [`with_gil`] |
-//! | `Py_BEGIN_ALLOW_THREADS` … `Py_END_ALLOW_THREADS`, `gil_scoped_release`, `without_gil` | [`without_gil`], [`WithoutGil`] |
-//! | a `gil_guard` with `acquire()` / `release()` / `restore()` | [`GilGuard`] |
+//! | `PyGILState_Ensure` … `PyGILState_Release`; pybind11's `py::gil_scoped_acquire` | [`WithGil`], [`with_gil`] |
+//! | `Py_BEGIN_ALLOW_THREADS` … `Py_END_ALLOW_THREADS` (`PyEval_SaveThread` … `PyEval_RestoreThread`); `py::gil_scoped_release` | [`without_gil`], [`WithoutGil`] |
+//! | `PyGILState_Ensure`, `PyEval_SaveThread`, `PyEval_RestoreThread` and `PyGILState_Release` paired by hand in one function; nested `py::gil_scoped_acquire` / `py::gil_scoped_release` scopes | [`GilGuard`] |
 //! | `Py_Initialize` + `PyEval_SaveThread` when embedding | [`initialize`] |
-//! | `Py_BEGIN_CRITICAL_SECTION`, PyO3's `PyOnceLock`, pybind11's `gil_safe_call_once_and_store`, a lock waited for with the GIL released | [`sync`] |
+//! | `Py_BEGIN_CRITICAL_SECTION` … `Py_END_CRITICAL_SECTION`; pybind11's `py::gil_safe_call_once_and_store`; a `std::mutex` locked inside `py::gil_scoped_release` | [`sync`] |
 //!
 //! # Quick start
 //!
@@ -106,7 +106,9 @@
 //! * [`ffi`]: `pyo3-ffi` re-exported whole, the one copy of the build, for the C calls made
 //!   between the guards.
 //! * [`guide`]: the guide's chapters ([`guide::rules`], [`guide::subinterpreters`],
-//!   [`guide::reliability`]), whose examples run as doctests.
+//!   [`guide::reliability`], [`guide::performance`]), whose examples run as doctests.
+//!   [`guide::rules`], §9, holds a whole extension module on the raw C API and this crate
+//!   (`examples/minimal-ext` in the repository, which the package cannot carry).
 //!
 //! # The soundness model
 //!
@@ -189,8 +191,11 @@
 //! or `pyo3-ffi` is enabled anywhere in the build, or `pyo3-ffi` is configured for PyPy, its
 //! build script stops the build with one error that says so.
 #![warn(rustdoc::broken_intra_doc_links)]
-// docs.rs (`--cfg docsrs`, nightly): mark what the `pyo3` feature adds.
+// docs.rs (`--cfg docsrs`, nightly): mark what the `pyo3` feature adds. rustdoc would mark
+// `cfg(Py_3_14)` "Available on Py_3_14 only", a name it cannot be told to replace, so that
+// badge is hidden: an item gated on it says "(CPython 3.14+)" in its first sentence instead.
 #![cfg_attr(docsrs, feature(doc_cfg))]
+#![cfg_attr(docsrs, doc(auto_cfg(hide(Py_3_14))))]
 #![deny(unsafe_code)]
 
 // The layers, lowest first (blank lines keep rustfmt from sorting them); a module only
@@ -275,7 +280,9 @@ pub mod guide {
     //! * [`rules`]: the GIL rules in Rust terms; the soundness model (thread affinity, why
     //!   releasing by RAII is `unsafe`, the per-thread frame stack); threads Python did not
     //!   create; sub-interpreters and `PyGILState`; embedding; other owners of a thread's
-    //!   state (`threading`, C libraries, `pyo3`); free-threaded builds.
+    //!   state (`threading`, C libraries, `pyo3`); free-threaded builds; synchronization
+    //!   ([`sync`](crate::sync)); and a whole extension module, the repository's
+    //!   `examples/minimal-ext`.
     //! * [`subinterpreters`]: sub-interpreters from many OS threads, their thread states,
     //!   and their own GIL on CPython 3.12+.
     //! * [`reliability`]: what each misuse returns, shutdown, fork, and how it is tested.
@@ -283,12 +290,21 @@ pub mod guide {
     //!   `pyo3`, and how to reproduce them (the dated record of every run stays in
     //!   `docs/performance-log.md`).
 
+    // The chapters link to one another by reference-style links whose definitions, at the
+    // end of each file, name the Markdown file beside it, for a reader of `docs/` on a
+    // forge. The first definition of a label is the one used, so the `///` lines before each
+    // file give the same labels their rustdoc targets here.
+
+    /// [reliability]: crate::guide::reliability
     #[doc = include_str!("../docs/guide.md")]
     pub mod rules {}
 
+    /// [guide]: crate::guide::rules
+    /// [reliability]: crate::guide::reliability
     #[doc = include_str!("../docs/subinterpreters.md")]
     pub mod subinterpreters {}
 
+    /// [guide]: crate::guide::rules
     #[doc = include_str!("../docs/reliability.md")]
     pub mod reliability {}
 

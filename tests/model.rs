@@ -7,8 +7,9 @@
 
 mod common;
 
+use std::io::Write;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::sync::OnceLock;
+use std::sync::{Once, OnceLock};
 
 use common::Attachment;
 use gilguard::{
@@ -19,6 +20,8 @@ use proptest::prelude::*;
 
 const INTERPRETERS: usize = 2;
 const GUARDS: usize = 2;
+/// Random sequences run per `cargo test`.
+const CASES: u32 = 2000;
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -342,7 +345,7 @@ fn run_thread(ops: &[Op]) {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 2000,
+        cases: CASES,
         failure_persistence: Some(Box::new(
             proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
         )),
@@ -353,6 +356,15 @@ proptest! {
     fn guards_follow_the_model(
         threads in prop::collection::vec(prop::collection::vec(op(), 0..24), 1..=2)
     ) {
+        // The run is silent for about 10 s: say what it is, once, before the first case
+        // (to stderr itself, as the harness captures `eprintln!`).
+        static ANNOUNCED: Once = Once::new();
+        ANNOUNCED.call_once(|| {
+            let _ = writeln!(
+                std::io::stderr(),
+                "tests/model.rs: {CASES} random guard sequences against the model, about 10 s"
+            );
+        });
         interpreters();
         std::thread::scope(|scope| {
             for ops in &threads {
