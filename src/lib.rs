@@ -44,6 +44,57 @@
 //! # Ok::<(), gilguard::GilError>(())
 //! ```
 //!
+//! # In an extension function
+//!
+//! A function that Python calls must not let a panic unwind into CPython's C frames (Rust
+//! aborts the process there), and must return `NULL` (or `-1`) with an exception set when it
+//! fails. [`boundary`] does both around its body: `?` works on [`GilError`] and
+//! [`PythonException`], and a panic, after unwinding has undone every guard of the body,
+//! becomes a `RuntimeError`. Objects that cross threads travel as [`OwnedRef`]s, which are
+//! `Send` and released only in their own interpreter.
+//!
+//! ```
+//! use gilguard::{OwnedRef, PythonException, boundary, ffi, with_gil, without_gil};
+//!
+//! /// `call_later(callback)`: calls `callback()` on a native thread and returns its result.
+//! extern "C" fn call_later(_module: *mut ffi::PyObject, callback: *mut ffi::PyObject) -> *mut ffi::PyObject {
+//!     boundary(|| {
+//!         let callback = core::ptr::NonNull::new(callback).ok_or_else(PythonException::fetch)?;
+//!         // SAFETY: a live argument of the interpreter this thread is attached to.
+//!         let callback = unsafe { OwnedRef::from_borrowed(callback) }?;
+//!         let result = without_gil(|| {
+//!             std::thread::spawn(move || {
+//!                 with_gil(|| {
+//!                     // SAFETY: attached to the main interpreter, the callback's.
+//!                     let result = unsafe { ffi::PyObject_CallNoArgs(callback.as_ptr()) };
+//!                     let result = core::ptr::NonNull::new(result).ok_or_else(PythonException::fetch)?;
+//!                     // SAFETY: a new reference of this interpreter.
+//!                     Ok::<_, PythonException>(unsafe { OwnedRef::from_owned(result) }?)
+//!                 })
+//!             })
+//!             .join()
+//!         });
+//!         let result = result.map_err(PythonException::from_panic)??;
+//!         Ok(result.to_owned_ptr()?.as_ptr())
+//!     })
+//! }
+//! # gilguard::initialize()?;
+//! # gilguard::with_gil(|| {
+//! #     // SAFETY: attached; each new reference is checked and released.
+//! #     unsafe {
+//! #         let os = ffi::PyImport_ImportModule(c"os".as_ptr());
+//! #         let getpid = ffi::PyObject_GetAttrString(os, c"getpid".as_ptr());
+//! #         let pid = call_later(core::ptr::null_mut(), getpid);
+//! #         assert!(!pid.is_null());
+//! #         assert_eq!(ffi::PyLong_AsLong(pid) as u32, std::process::id());
+//! #         for object in [pid, getpid, os] {
+//! #             ffi::Py_DECREF(object);
+//! #         }
+//! #     }
+//! # });
+//! # Ok::<(), gilguard::GilError>(())
+//! ```
+//!
 //! # What is here
 //!
 //! **Attaching and detaching this thread** (main interpreter)
@@ -98,9 +149,15 @@
 //! * [`GilError`]: every refused operation, each in place of a CPython abort, hang or
 //!   `pthread_exit`; [`GilError::raise_in_python`] sets it as the attached thread's Python
 //!   exception (for an extension function to return `NULL`).
-//! * [`PythonException`]: a Python exception taken on one thread (a native worker inside
-//!   [`with_gil`]), `Send`, readable without the GIL, and raised again on the thread that
-//!   waits for it ([`PythonException::take`], [`PythonException::restore`]).
+//! * [`boundary`]: the body of a function Python calls, its errors and panics turned into
+//!   the exception and error value ([`ErrorValue`]) its caller expects.
+//! * [`PythonException`]: a Python exception, taken out of Python on one thread (a native
+//!   worker inside [`with_gil`]) or made in Rust ([`PythonException::new`] with an
+//!   [`ExceptionKind`], or from a [`GilError`] by `?`), `Send`, readable without the GIL,
+//!   and raised again where it is needed ([`PythonException::take`],
+//!   [`PythonException::fetch`], [`PythonException::restore`]).
+//! * [`OwnedRef`]: a strong reference to a Python object that knows its interpreter and
+//!   runtime: `Send` and `Sync`, cloned and dropped on any thread, released only there.
 //! * [`marker::CPythonThreadState`]: what makes every guard and handle `!Send` and `!Sync`;
 //!   compiler errors name it.
 //! * [`ffi`]: `pyo3-ffi` re-exported whole, the one copy of the build, for the C calls made
@@ -167,7 +224,9 @@
 //!   drained in a sub-interpreter; [`ThreadStateHandle::run`]'s closure and result are
 //!   `Send`, so no token or `Bound` of the interpreter it leaves crosses into it;
 //! * when such a region ends, `PyGILState` (which `Python::attach` uses) names a
-//!   main-interpreter thread state again.
+//!   main-interpreter thread state again;
+//! * `?` converts a [`PythonException`] or a [`GilError`] into a `pyo3::PyErr`, for a
+//!   `#[pyfunction]`.
 //!
 //! `pyo3` exposes no count this crate could read, so two rules stay yours: do not call
 //! `Python::attach` while a sub-interpreter is attached (inside `run`; use `with_python`,

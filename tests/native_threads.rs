@@ -135,7 +135,10 @@ fn a_trace_function_set_under_one_guard_is_set_under_the_next() {
     with_gil(|| common::run("import sys\ndef tracer(*args):\n    return None\n"));
     std::thread::spawn(|| {
         with_gil(|| common::run("sys.settrace(tracer)"));
-        assert_eq!(with_gil(|| common::eval_str("sys.gettrace() is tracer")), "True");
+        assert_eq!(
+            with_gil(|| common::eval_str("sys.gettrace() is tracer")),
+            "True"
+        );
         let _gil = WithGil::acquire();
         assert_eq!(common::eval_str("sys.gettrace() is tracer"), "True");
         common::run("sys.settrace(None)");

@@ -343,6 +343,9 @@ fn a_trace_function_is_lost_between_two_pyo3_attaches_unless_the_thread_keeps_it
         .join()
         .unwrap()
     };
-    assert!(!traced_twice(false), "pyo3 kept the thread state: the contrast is gone");
+    assert!(
+        !traced_twice(false),
+        "pyo3 kept the thread state: the contrast is gone"
+    );
     assert!(traced_twice(true));
 }

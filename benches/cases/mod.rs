@@ -42,6 +42,7 @@ pub struct Group {
     pub cases: Vec<(&'static str, Work)>,
 }
 
+mod objects;
 #[cfg(Py_3_15)]
 mod pep788;
 
@@ -59,6 +60,8 @@ pub fn groups() -> Vec<Group> {
         thread_state_handle(),
         once_get(),
         lock_detached(),
+        objects::attached(),
+        objects::detached(),
     ];
     #[cfg(Py_3_15)]
     groups.push(pep788::group());
