@@ -5,6 +5,7 @@
 //! * `Worker(callback, capacity=0)` ([`worker_type`], [`worker`], [`registry`]): a native
 //!   thread that calls back into the interpreter the `Worker` was created in.
 //! * `run_in_subinterpreters(scripts, threads=1, own_gil=False)` ([`subinterpreters`]).
+//! * `panic_for_tests(message)` ([`panic_for_tests`]): a test hook that panics.
 //!
 //! Every function Python calls runs its body in [`gilguard::boundary`]: errors, returned with
 //! `?` as [`gilguard::PythonException`]s, become the Python exception, and a panic becomes a
@@ -193,9 +194,29 @@ unsafe extern "C" fn free(module: *mut c_void) {
     }
 }
 
+/// `panic_for_tests(message)` (`METH_O`), a test hook: panics with `message`.
+///
+/// No other function of the module can be made to panic from Python. The tests call it from
+/// Python code in the main interpreter, in a `Worker`'s callback and in a sub-interpreter, to
+/// check that a panic reaches its caller as a `RuntimeError` (through [`boundary`]) and
+/// leaves the module usable.
+///
+/// # Safety
+/// Called by CPython, attached, with a live argument.
+unsafe extern "C" fn panic_for_tests(
+    _module: *mut ffi::PyObject,
+    message: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    boundary(|| -> Result<*mut ffi::PyObject, PythonException> {
+        // SAFETY: attached with a live argument (CPython's calling convention).
+        let message = unsafe { py::to_string(message) }?;
+        panic!("{message}")
+    })
+}
+
 /// The module's functions. CPython keeps pointers into this table, so it is `static`; it is
 /// only read.
-static mut METHODS: [ffi::PyMethodDef; 4] = [
+static mut METHODS: [ffi::PyMethodDef; 5] = [
     ffi::PyMethodDef {
         ml_name: c"busy".as_ptr(),
         ml_meth: ffi::PyMethodDefPointer {
@@ -219,6 +240,14 @@ static mut METHODS: [ffi::PyMethodDef; 4] = [
         },
         ml_flags: ffi::METH_VARARGS | ffi::METH_KEYWORDS,
         ml_doc: c"run_in_subinterpreters(scripts, threads=1, own_gil=False)\n--\n\nRuns each script in a sub-interpreter of its own, once on each of threads native threads; returns str(result) of each interpreter's global result.".as_ptr(),
+    },
+    ffi::PyMethodDef {
+        ml_name: c"panic_for_tests".as_ptr(),
+        ml_meth: ffi::PyMethodDefPointer {
+            PyCFunction: panic_for_tests,
+        },
+        ml_flags: ffi::METH_O,
+        ml_doc: c"panic_for_tests(message)\n--\n\nTest hook: panics in Rust with message, which reaches the caller as RuntimeError.".as_ptr(),
     },
     ffi::PyMethodDef::zeroed(),
 ];
