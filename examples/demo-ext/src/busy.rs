@@ -1,7 +1,7 @@
 //! `busy(ms)` and `f(callback, ms)`: Rust work done with the GIL released, so that the
 //! caller's other Python threads keep running meanwhile.
 
-use gilguard::without_gil;
+use gilguard::{ExceptionKind, PythonException, boundary, without_gil};
 use pyo3_ffi as ffi;
 
 use crate::py;
@@ -36,14 +36,15 @@ pub unsafe extern "C" fn busy(
     _module: *mut ffi::PyObject,
     ms: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
-    // SAFETY: attached with a live argument (CPython's calling convention).
-    let Some(ms) = (unsafe { py::milliseconds(ms) }) else {
-        return core::ptr::null_mut();
-    };
-    // Nothing Python-related crosses into the closure: `ms` and the checksum are plain data.
-    let checksum = without_gil(move || work(ms));
-    // SAFETY: attached again once `without_gil` returned.
-    unsafe { ffi::PyLong_FromUnsignedLongLong(checksum) }
+    boundary(|| {
+        // SAFETY: attached with a live argument (CPython's calling convention).
+        let ms = unsafe { py::milliseconds(ms) }?;
+        // Nothing Python-related crosses into the closure: `ms` and the checksum are plain
+        // data.
+        let checksum = without_gil(move || work(ms));
+        // SAFETY: attached again once `without_gil` returned.
+        py::checked(unsafe { ffi::PyLong_FromUnsignedLongLong(checksum) })
+    })
 }
 
 /// `f(callback, ms)` (`METH_FASTCALL`): the classic scenario. `ms` of work without the GIL,
@@ -57,29 +58,23 @@ pub unsafe extern "C" fn f(
     args: *mut *mut ffi::PyObject,
     nargs: ffi::Py_ssize_t,
 ) -> *mut ffi::PyObject {
-    if nargs != 2 {
-        // SAFETY: attached (CPython's calling convention).
-        return unsafe {
-            py::raise(
-                ffi::PyExc_TypeError,
-                &format!("f() takes exactly 2 arguments (callback, ms), {nargs} given"),
-            )
-        };
-    }
-    // SAFETY: `nargs` is 2, so both arguments are live, borrowed for the call.
-    let (callback, ms) = unsafe { (*args, *args.add(1)) };
-    // SAFETY: attached, live argument.
-    let Some(ms) = (unsafe { py::milliseconds(ms) }) else {
-        return core::ptr::null_mut();
-    };
-    // `black_box`: the checksum is unused here, and the work must not be optimized away.
-    without_gil(move || core::hint::black_box(work(ms)));
-    // SAFETY: attached again; `callback` is borrowed from the caller for the whole call. Its
-    // result (or the exception it raised, with a null result) goes straight to our caller.
-    let result = unsafe { ffi::PyObject_CallNoArgs(callback) };
-    if result.is_null() {
-        return result;
-    }
-    without_gil(move || core::hint::black_box(work(ms)));
-    result
+    boundary(|| {
+        if nargs != 2 {
+            let message = format!("f() takes exactly 2 arguments (callback, ms), {nargs} given");
+            return Err(PythonException::new(ExceptionKind::TypeError, message));
+        }
+        // SAFETY: `nargs` is 2, so both arguments are live, borrowed for the call.
+        let (callback, ms) = unsafe { (*args, *args.add(1)) };
+        // SAFETY: attached, live argument.
+        let ms = unsafe { py::milliseconds(ms) }?;
+        // `black_box`: the checksum is unused here, and the work must not be optimized away.
+        without_gil(move || core::hint::black_box(work(ms)));
+        // SAFETY: attached again; `callback` is borrowed from the caller for the whole call.
+        // Its exception is taken and raised again unchanged (the same object, traceback and
+        // all) by `boundary`. The result is held as an `OwnedRef` across the second half, so
+        // that a panic there would release it.
+        let result = unsafe { py::owned(ffi::PyObject_CallNoArgs(callback)) }?;
+        without_gil(move || core::hint::black_box(work(ms)));
+        Ok(result.to_owned_ptr()?.as_ptr())
+    })
 }

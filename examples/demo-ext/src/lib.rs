@@ -5,6 +5,18 @@
 //! * `Worker(callback, capacity=0)` ([`worker_type`], [`worker`], [`registry`]): a native
 //!   thread that calls back into the interpreter the `Worker` was created in.
 //! * `run_in_subinterpreters(scripts, threads=1, own_gil=False)` ([`subinterpreters`]).
+//! * `panic_for_tests(message)` ([`panic_for_tests`]): a test hook that panics.
+//!
+//! Every function Python calls runs its body in [`gilguard::boundary`]: errors, returned with
+//! `?` as [`gilguard::PythonException`]s, become the Python exception, and a panic becomes a
+//! `RuntimeError` instead of aborting the process. The slots that cannot report an error
+//! (`m_traverse`, `m_clear`, `m_free`, `tp_dealloc`) say why they are not wrapped, and are
+//! written not to panic.
+//!
+//! An object that is stored or crosses threads (a `Worker`'s callback and queued items, a
+//! callback's exception on its way to `join`) is a [`gilguard::OwnedRef`], which is `Send`
+//! and `Sync` and releases its reference only where that is sound. The module has no
+//! `unsafe impl Send` or `Sync` of its own.
 //!
 //! The module uses multi-phase initialization: every interpreter that imports it gets its own
 //! module object, module state ([`ModuleState`]) and `Worker` type, and nothing mutable is
@@ -23,6 +35,7 @@ use core::ffi::{c_int, c_void};
 use core::ptr;
 use std::sync::Arc;
 
+use gilguard::{PythonException, boundary};
 use pyo3_ffi as ffi;
 
 use crate::registry::Registry;
@@ -33,7 +46,10 @@ use crate::registry::Registry;
 #[derive(Debug)]
 pub(crate) struct ModuleState {
     /// This module's `Worker` type, a strong reference (also reachable as `module.Worker`,
-    /// but that attribute can be replaced).
+    /// but that attribute can be replaced). A raw pointer, not an `OwnedRef`: it never leaves
+    /// its interpreter's module object, the collector visits it (`traverse`) and `clear`
+    /// drops it, and CPython zero-fills the state, which is a valid null pointer but not
+    /// documented as a valid `Option<OwnedRef>`.
     worker_type: *mut ffi::PyObject,
     /// `Arc::into_raw` of the interpreter's worker registry; null until `exec`, and after
     /// `m_free`.
@@ -86,29 +102,31 @@ impl ModuleState {
 /// # Safety
 /// Called by CPython, attached, with a fresh module made from `MODULE`.
 unsafe extern "C" fn exec(module: *mut ffi::PyObject) -> c_int {
-    // SAFETY: attached; the state is this module's (`m_size` > 0) and not shared with any
-    // other interpreter. The type's reference is kept by the state (released in `clear`),
-    // and the spec is only read by CPython.
-    unsafe {
-        let state = ffi::PyModule_GetState(module).cast::<ModuleState>();
-        let worker_type =
-            ffi::PyType_FromModuleAndSpec(module, &raw mut worker_type::SPEC, ptr::null_mut());
-        if worker_type.is_null() {
-            return -1;
+    boundary(|| {
+        // SAFETY: attached; the state is this module's (`m_size` > 0) and not shared with any
+        // other interpreter. The type's reference is kept by the state (released in `clear`),
+        // and the spec is only read by CPython.
+        unsafe {
+            let state = ffi::PyModule_GetState(module).cast::<ModuleState>();
+            let spec = &raw mut worker_type::SPEC;
+            let worker_type =
+                py::checked(ffi::PyType_FromModuleAndSpec(module, spec, ptr::null_mut()))?;
+            (*state).worker_type = worker_type;
+            (*state).registry = Arc::into_raw(Arc::new(Registry::default()));
+            if ffi::PyObject_SetAttrString(module, c"Worker".as_ptr(), worker_type) != 0 {
+                return Err(PythonException::fetch());
+            }
+            registry::register_at_exit(module)?;
         }
-        (*state).worker_type = worker_type;
-        (*state).registry = Arc::into_raw(Arc::new(Registry::default()));
-        if ffi::PyObject_SetAttrString(module, c"Worker".as_ptr(), worker_type) != 0 {
-            return -1;
-        }
-        if !registry::register_at_exit(module) {
-            return -1;
-        }
-    }
-    0
+        Ok(0)
+    })
 }
 
 /// `m_traverse`: the state's reference to the `Worker` type, which refers back to the module.
+///
+/// Not run in `boundary`: the collector calls it during a collection, where no Python code
+/// may run and no exception may be set, and its result is `visit`'s, not an error signal.
+/// Nothing here panics.
 ///
 /// # Safety
 /// Called by CPython's collector with a module made from `MODULE`.
@@ -128,6 +146,9 @@ unsafe extern "C" fn traverse(
 }
 
 /// `m_clear`: drops the state's reference to the `Worker` type.
+///
+/// Not run in `boundary`: the collector (or the module's deallocation) calls it, and expects
+/// it to clear, not to raise. Nothing here panics.
 ///
 /// # Safety
 /// Called by CPython, attached, with a module made from `MODULE`.
@@ -151,6 +172,9 @@ unsafe extern "C" fn clear(module: *mut ffi::PyObject) -> c_int {
 /// `Worker` of the module is gone (each keeps its type, and so the module, alive), and the
 /// `atexit` hook or their deallocation stopped their threads.
 ///
+/// Not run in `boundary`: it returns nothing, and CPython expects no exception from it.
+/// Nothing here panics.
+///
 /// # Safety
 /// Called by CPython, attached, with a module made from `MODULE`.
 unsafe extern "C" fn free(module: *mut c_void) {
@@ -170,9 +194,29 @@ unsafe extern "C" fn free(module: *mut c_void) {
     }
 }
 
+/// `panic_for_tests(message)` (`METH_O`), a test hook: panics with `message`.
+///
+/// No other function of the module can be made to panic from Python. The tests call it from
+/// Python code in the main interpreter, in a `Worker`'s callback and in a sub-interpreter, to
+/// check that a panic reaches its caller as a `RuntimeError` (through [`boundary`]) and
+/// leaves the module usable.
+///
+/// # Safety
+/// Called by CPython, attached, with a live argument.
+unsafe extern "C" fn panic_for_tests(
+    _module: *mut ffi::PyObject,
+    message: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    boundary(|| -> Result<*mut ffi::PyObject, PythonException> {
+        // SAFETY: attached with a live argument (CPython's calling convention).
+        let message = unsafe { py::to_string(message) }?;
+        panic!("{message}")
+    })
+}
+
 /// The module's functions. CPython keeps pointers into this table, so it is `static`; it is
 /// only read.
-static mut METHODS: [ffi::PyMethodDef; 4] = [
+static mut METHODS: [ffi::PyMethodDef; 5] = [
     ffi::PyMethodDef {
         ml_name: c"busy".as_ptr(),
         ml_meth: ffi::PyMethodDefPointer {
@@ -196,6 +240,14 @@ static mut METHODS: [ffi::PyMethodDef; 4] = [
         },
         ml_flags: ffi::METH_VARARGS | ffi::METH_KEYWORDS,
         ml_doc: c"run_in_subinterpreters(scripts, threads=1, own_gil=False)\n--\n\nRuns each script in a sub-interpreter of its own, once on each of threads native threads; returns str(result) of each interpreter's global result.".as_ptr(),
+    },
+    ffi::PyMethodDef {
+        ml_name: c"panic_for_tests".as_ptr(),
+        ml_meth: ffi::PyMethodDefPointer {
+            PyCFunction: panic_for_tests,
+        },
+        ml_flags: ffi::METH_O,
+        ml_doc: c"panic_for_tests(message)\n--\n\nTest hook: panics in Rust with message, which reaches the caller as RuntimeError.".as_ptr(),
     },
     ffi::PyMethodDef::zeroed(),
 ];
@@ -260,8 +312,10 @@ static mut MODULE: ffi::PyModuleDef = ffi::PyModuleDef {
 /// initialization).
 #[unsafe(no_mangle)]
 pub extern "C" fn PyInit_gilguard_demo() -> *mut ffi::PyObject {
-    // SAFETY: called by the import machinery, attached. `&raw mut` makes no reference to the
-    // `static mut`; `PyModuleDef_Init` initializes the definition's header once and returns
-    // it as an object.
-    unsafe { ffi::PyModuleDef_Init(&raw mut MODULE) }
+    boundary(|| {
+        // SAFETY: called by the import machinery, attached. `&raw mut` makes no reference to
+        // the `static mut`; `PyModuleDef_Init` initializes the definition's header once and
+        // returns it as an object.
+        py::checked(unsafe { ffi::PyModuleDef_Init(&raw mut MODULE) })
+    })
 }

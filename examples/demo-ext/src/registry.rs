@@ -10,6 +10,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
+use gilguard::{PythonException, boundary};
 use pyo3_ffi as ffi;
 
 use crate::worker::{self, Shared};
@@ -67,23 +68,23 @@ pub unsafe extern "C" fn at_exit(
     module: *mut ffi::PyObject,
     _unused: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
-    // SAFETY: `module` is this module, whose state `exec` initialized; attached.
-    let registry = unsafe { ModuleState::of(module).registry() };
-    if let Some(registry) = registry {
-        let workers = registry.close();
-        // SAFETY: attached to the interpreter of this module, which created these workers.
-        unsafe { worker::shut_down(&workers) };
-    }
-    // SAFETY: attached.
-    unsafe { py::none() }
+    boundary(|| {
+        // SAFETY: `module` is this module, whose state `exec` initialized; attached.
+        let registry = unsafe { ModuleState::of(module).registry() };
+        if let Some(registry) = registry {
+            // Attached to the interpreter of this module, which created these workers.
+            worker::shut_down(&registry.close());
+        }
+        // SAFETY: attached.
+        Ok(unsafe { py::none() })
+    })
 }
 
-/// `atexit.register(hook)` for a hook bound to `module`; false with an exception set on
-/// failure.
+/// `atexit.register(hook)` for a hook bound to `module`.
 ///
 /// # Safety
 /// Called from the module's `exec`, attached, with the module being executed.
-pub unsafe fn register_at_exit(module: *mut ffi::PyObject) -> bool {
+pub unsafe fn register_at_exit(module: *mut ffi::PyObject) -> Result<(), PythonException> {
     // The definition must outlive every function object made from it, which `static` does.
     // CPython only reads it.
     static mut AT_EXIT: ffi::PyMethodDef = ffi::PyMethodDef {
@@ -95,26 +96,15 @@ pub unsafe fn register_at_exit(module: *mut ffi::PyObject) -> bool {
         ml_doc: c"Stops this interpreter's Worker threads (registered with atexit).".as_ptr(),
     };
     // SAFETY: attached (caller). `&raw mut` makes no reference to the `static mut`, and
-    // CPython never writes through the pointer. Every new reference is released.
+    // CPython never writes through the pointer. Every new reference is an `OwnedRef`.
     unsafe {
-        let Some(hook) = py::PyObj::from_owned(ffi::PyCFunction_NewEx(
+        let hook = py::owned(ffi::PyCFunction_NewEx(
             &raw mut AT_EXIT,
             module,
             core::ptr::null_mut(),
-        )) else {
-            return false;
-        };
-        let Some(register) = py::import_attribute(c"atexit", c"register") else {
-            hook.release();
-            return false;
-        };
-        let result = ffi::PyObject_CallOneArg(register.as_ptr(), hook.as_ptr());
-        register.release();
-        hook.release();
-        if result.is_null() {
-            return false;
-        }
-        ffi::Py_DECREF(result);
-        true
+        ))?;
+        let register = py::import_attribute(c"atexit", c"register")?;
+        py::owned(ffi::PyObject_CallOneArg(register.as_ptr(), hook.as_ptr()))?;
     }
+    Ok(())
 }

@@ -10,11 +10,12 @@ use core::ffi::{CStr, c_char, c_int};
 use core::ptr;
 use std::ffi::CString;
 
-use gilguard::{InterpreterConfig, SubInterpreter, without_gil};
+use gilguard::{
+    ExceptionKind, InterpreterConfig, PythonException, SubInterpreter, boundary, without_gil,
+};
 use pyo3_ffi as ffi;
 
-use crate::errors;
-use crate::py::{self, PyObj};
+use crate::{errors, py};
 
 /// `run_in_subinterpreters(scripts, threads=1, own_gil=False)` (`METH_VARARGS |
 /// METH_KEYWORDS`).
@@ -26,69 +27,67 @@ pub unsafe extern "C" fn run_in_subinterpreters(
     args: *mut ffi::PyObject,
     kwargs: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
-    let mut scripts: *mut ffi::PyObject = ptr::null_mut();
-    let mut threads: ffi::Py_ssize_t = 1;
-    let mut own_gil: c_int = 0;
-    let mut names = [
-        c"scripts".as_ptr().cast_mut(),
-        c"threads".as_ptr().cast_mut(),
-        c"own_gil".as_ptr().cast_mut(),
-        ptr::null_mut::<c_char>(),
-    ];
-    // SAFETY: attached; the format matches the out-pointers ("O": borrowed object,
-    // "n": `Py_ssize_t`, "p": `int`), and `names` ends with null. The keyword list's pointer
-    // type differs between versions (`char **` before 3.13), which `cast` follows.
-    let parsed = unsafe {
-        ffi::PyArg_ParseTupleAndKeywords(
-            args,
-            kwargs,
-            c"O|np:run_in_subinterpreters".as_ptr(),
-            names.as_mut_ptr().cast(),
-            &mut scripts as *mut *mut ffi::PyObject,
-            &mut threads as *mut ffi::Py_ssize_t,
-            &mut own_gil as *mut c_int,
-        )
-    };
-    if parsed == 0 {
-        return ptr::null_mut();
-    }
-    let threads = match usize::try_from(threads) {
-        Ok(threads) if threads >= 1 => threads,
-        // SAFETY: attached.
-        _ => return unsafe { py::value_error("threads must be at least 1") },
-    };
-    let own_gil = own_gil != 0;
-    if own_gil && cfg!(not(Py_3_12)) {
-        // SAFETY: attached.
-        return unsafe { py::value_error("own_gil=True needs CPython 3.12 or newer (PEP 684)") };
-    }
-    // SAFETY: attached; `scripts` is a live borrowed argument.
-    let Some(scripts) = (unsafe { script_texts(scripts) }) else {
-        return ptr::null_mut();
-    };
+    boundary(|| {
+        let mut scripts: *mut ffi::PyObject = ptr::null_mut();
+        let mut threads: ffi::Py_ssize_t = 1;
+        let mut own_gil: c_int = 0;
+        let mut names = [
+            c"scripts".as_ptr().cast_mut(),
+            c"threads".as_ptr().cast_mut(),
+            c"own_gil".as_ptr().cast_mut(),
+            ptr::null_mut::<c_char>(),
+        ];
+        // SAFETY: attached; the format matches the out-pointers ("O": borrowed object,
+        // "n": `Py_ssize_t`, "p": `int`), and `names` ends with null. The keyword list's
+        // pointer type differs between versions (`char **` before 3.13), which `cast` follows.
+        let parsed = unsafe {
+            ffi::PyArg_ParseTupleAndKeywords(
+                args,
+                kwargs,
+                c"O|np:run_in_subinterpreters".as_ptr(),
+                names.as_mut_ptr().cast(),
+                &mut scripts as *mut *mut ffi::PyObject,
+                &mut threads as *mut ffi::Py_ssize_t,
+                &mut own_gil as *mut c_int,
+            )
+        };
+        if parsed == 0 {
+            return Err(PythonException::fetch());
+        }
+        let value_error = |message| PythonException::new(ExceptionKind::ValueError, message);
+        let threads = match usize::try_from(threads) {
+            Ok(threads) if threads >= 1 => threads,
+            _ => return Err(value_error("threads must be at least 1")),
+        };
+        let own_gil = own_gil != 0;
+        if own_gil && cfg!(not(Py_3_12)) {
+            let message = "own_gil=True needs CPython 3.12 or newer (PEP 684)";
+            return Err(value_error(message));
+        }
+        // SAFETY: attached; `scripts` is a live borrowed argument.
+        let scripts = unsafe { script_texts(scripts) }?;
 
-    // The caller's GIL is released while the sub-interpreters run: they may share it
-    // (`own_gil=False`), and the caller's other threads should keep running anyway.
-    let outcome = without_gil(move || run_all(&scripts, threads, own_gil));
-
-    match outcome {
+        // The caller's GIL is released while the sub-interpreters run: they may share it
+        // (`own_gil=False`), and the caller's other threads should keep running anyway.
+        let results = without_gil(move || run_all(&scripts, threads, own_gil))
+            .map_err(|message| PythonException::new(ExceptionKind::RuntimeError, message))?;
         // SAFETY: attached again.
-        Ok(results) => unsafe { string_list(&results) },
-        // SAFETY: attached again.
-        Err(message) => unsafe { py::runtime_error(&message) },
-    }
+        unsafe { string_list(&results) }
+    })
 }
 
-/// The scripts as C strings; `None` with an exception set if `scripts` is not a sequence of
-/// `str` without NUL characters.
+/// The scripts as C strings; an error if `scripts` is not a sequence of `str` without NUL
+/// characters.
 ///
 /// # Safety
 /// Attached; `scripts` is live.
-unsafe fn script_texts(scripts: *mut ffi::PyObject) -> Option<Vec<CString>> {
+unsafe fn script_texts(scripts: *mut ffi::PyObject) -> Result<Vec<CString>, PythonException> {
+    let error = PythonException::new;
+    let not_str = "scripts must be a list of str";
     // SAFETY: attached. `PySequence_Fast` returns a list or tuple (new reference) whose items
     // are borrowed while it is alive; nothing here runs Python code that could change it.
     unsafe {
-        let sequence = PyObj::from_owned(ffi::PySequence_Fast(
+        let sequence = py::owned(ffi::PySequence_Fast(
             scripts,
             c"scripts must be a list of str".as_ptr(),
         ))?;
@@ -96,54 +95,36 @@ unsafe fn script_texts(scripts: *mut ffi::PyObject) -> Option<Vec<CString>> {
         let items = ffi::PySequence_Fast_ITEMS(sequence.as_ptr());
         let mut texts = Vec::new();
         for index in 0..usize::try_from(count).unwrap_or(0) {
-            let text = if ffi::PyUnicode_Check(*items.add(index)) == 0 {
-                py::raise(ffi::PyExc_TypeError, "scripts must be a list of str");
-                None
-            } else {
-                py::to_string(*items.add(index))
-            };
-            let Some(text) = text else {
-                sequence.release();
-                return None;
-            };
-            match CString::new(text) {
-                Ok(text) => texts.push(text),
-                Err(_) => {
-                    sequence.release();
-                    py::value_error("a script contains a NUL character");
-                    return None;
-                }
+            let item = *items.add(index);
+            if ffi::PyUnicode_Check(item) == 0 {
+                return Err(error(ExceptionKind::TypeError, not_str));
             }
+            let nul = "a script contains a NUL character";
+            let text = CString::new(py::to_string(item)?)
+                .map_err(|_| error(ExceptionKind::ValueError, nul))?;
+            texts.push(text);
         }
-        sequence.release();
-        Some(texts)
+        Ok(texts)
     }
 }
 
-/// A `list` of `str`, as a new reference; null with an exception set on failure.
+/// A `list` of `str`, as a new reference.
 ///
 /// # Safety
 /// Attached.
-unsafe fn string_list(texts: &[String]) -> *mut ffi::PyObject {
-    // SAFETY: attached; `PyList_SetItem` steals each new `str`, and the list is released if
-    // one cannot be made.
+unsafe fn string_list(texts: &[String]) -> Result<*mut ffi::PyObject, PythonException> {
+    // SAFETY: attached; `PyList_SetItem` steals each new `str` (checked first), and the list
+    // is released on an error, holes and all.
     unsafe {
-        let list = ffi::PyList_New(texts.len() as ffi::Py_ssize_t);
-        if list.is_null() {
-            return list;
-        }
+        let list = py::owned(ffi::PyList_New(texts.len() as ffi::Py_ssize_t))?;
         for (index, text) in texts.iter().enumerate() {
-            let item = ffi::PyUnicode_FromStringAndSize(
+            let item = py::checked(ffi::PyUnicode_FromStringAndSize(
                 text.as_ptr().cast::<c_char>(),
                 text.len() as ffi::Py_ssize_t,
-            );
-            if item.is_null() {
-                ffi::Py_DECREF(list);
-                return ptr::null_mut();
-            }
-            ffi::PyList_SetItem(list, index as ffi::Py_ssize_t, item);
+            ))?;
+            ffi::PyList_SetItem(list.as_ptr(), index as ffi::Py_ssize_t, item);
         }
-        list
+        Ok(list.to_owned_ptr()?.as_ptr())
     }
 }
 
@@ -234,32 +215,30 @@ fn run_on_this_thread(
 /// # Safety
 /// Attached to the interpreter.
 unsafe fn run_in_main(source: &CStr, index: usize) -> Result<(), String> {
-    let filename = CString::new(format!("<script {index}>")).expect("no NUL in the name");
+    // `<script N>`, which has no NUL; `CString::new` checks it anyway.
+    let filename = CString::new(format!("<script {index}>")).unwrap_or_default();
     // SAFETY: attached (caller); `globals` is borrowed from `__main__`, which `sys.modules`
     // keeps alive.
-    unsafe {
-        let globals = main_globals()?;
-        run_code(source, &filename, globals)
-    }
-    .map_err(|text| format!("script {index} raised in its sub-interpreter:\n{text}"))
+    let ran = unsafe { main_globals().and_then(|globals| run_code(source, &filename, globals)) };
+    ran.map_err(|error| {
+        let text = errors::text(&error);
+        format!("script {index} raised in its sub-interpreter:\n{text}")
+    })
 }
 
-/// The interpreter's `__main__.__dict__`, borrowed; the error text if there is none.
+/// The interpreter's `__main__.__dict__`, borrowed.
 ///
 /// # Safety
 /// Attached.
-unsafe fn main_globals() -> Result<*mut ffi::PyObject, String> {
+unsafe fn main_globals() -> Result<*mut ffi::PyObject, PythonException> {
     // SAFETY: attached (caller); the module and its dict are borrowed from `sys.modules`.
     unsafe {
-        let main = ffi::PyImport_AddModule(c"__main__".as_ptr());
-        if main.is_null() {
-            return Err(errors::take_error_text());
-        }
+        let main = py::checked(ffi::PyImport_AddModule(c"__main__".as_ptr()))?;
         Ok(ffi::PyModule_GetDict(main))
     }
 }
 
-/// Compiles and executes `source` with `globals`; the error is the formatted traceback.
+/// Compiles and executes `source` with `globals`.
 ///
 /// # Safety
 /// Attached; `globals` is a live dict of this interpreter.
@@ -267,27 +246,17 @@ unsafe fn run_code(
     source: &CStr,
     filename: &CStr,
     globals: *mut ffi::PyObject,
-) -> Result<(), String> {
-    // SAFETY: attached (caller); every new reference is released, and an exception is turned
-    // into text (which clears it).
+) -> Result<(), PythonException> {
+    // SAFETY: attached (caller); every new reference is an `OwnedRef`, released here.
     unsafe {
-        let Some(code) = PyObj::from_owned(ffi::Py_CompileString(
+        let code = py::owned(ffi::Py_CompileString(
             source.as_ptr(),
             filename.as_ptr(),
             ffi::Py_file_input,
-        )) else {
-            return Err(errors::take_error_text());
-        };
-        let result = PyObj::from_owned(ffi::PyEval_EvalCode(code.as_ptr(), globals, globals));
-        code.release();
-        match result {
-            Some(result) => {
-                result.release();
-                Ok(())
-            }
-            None => Err(errors::take_error_text()),
-        }
+        ))?;
+        py::owned(ffi::PyEval_EvalCode(code.as_ptr(), globals, globals))?;
     }
+    Ok(())
 }
 
 /// Finishes one interpreter: reads `str(result)` unless its script failed, then ends it.
@@ -330,13 +299,13 @@ unsafe fn read_result(index: usize) -> Result<String, String> {
     // SAFETY: attached (caller); the dict and the item are borrowed from live containers
     // that no code run here modifies.
     unsafe {
-        let globals = main_globals()?;
+        let globals = main_globals().map_err(|error| errors::text(&error))?;
         let result = ffi::PyDict_GetItemString(globals, c"result".as_ptr());
         if result.is_null() {
             return Err(format!("script {index} left no global `result`"));
         }
-        py::str_of(result).ok_or_else(|| {
-            let text = errors::take_error_text();
+        py::str_of(result).map_err(|error| {
+            let text = errors::text(&error);
             format!("str(result) of script {index} failed:\n{text}")
         })
     }

@@ -2,10 +2,17 @@
 //! created, that hands each of them to the callback in the interpreter the `Worker` was
 //! created in.
 //!
+//! The callback and the items are [`OwnedRef`]s: they cross from the Python thread that
+//! made them to the worker thread, and whichever thread drops the last clone releases them
+//! soundly (at once where attached to their interpreter). The worker drops them inside its
+//! [`ThreadStateHandle::run`], attached, so that releasing them costs nothing more.
+//!
 //! Locking rule: the queue's mutex is never held while waiting for a GIL or while running
-//! Python code (calls, `Py_DECREF`). Python threads take it while attached, so a worker that
-//! held it while waiting for the GIL would deadlock with them, and Python code run under it
-//! could call back into `submit` and lock it again.
+//! Python code (calls, and releases: dropping an `OwnedRef` may run finalizers). Python
+//! threads take it while attached, so a worker that held it while waiting for the GIL would
+//! deadlock with them, and Python code run under it could call back into `submit` and lock
+//! it again. So items and errors leave the queue's state as values returned to the caller,
+//! which drops them once the lock is released.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,11 +20,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::Duration;
 
-use gilguard::{Interpreter, ThreadStateHandle, without_gil};
+use gilguard::{OwnedRef, PythonException, ThreadStateHandle, without_gil};
 use pyo3_ffi as ffi;
-
-use crate::errors::CapturedError;
-use crate::py::PyObj;
 
 /// Why [`Shared::try_push`] did not queue an item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +38,7 @@ pub struct Outcome {
     /// Items handed to the callback, whether it returned or raised.
     pub processed: usize,
     /// The first exception a callback raised; later ones are dropped.
-    pub error: Option<CapturedError>,
+    pub error: Option<PythonException>,
     /// Why the thread could not attach to the interpreter at all.
     pub attach_error: Option<String>,
 }
@@ -50,9 +54,6 @@ pub struct Shared {
     /// Pending items are dropped instead of processed (shutdown). An atomic, because the
     /// worker reads it between callbacks, attached, where it must not take the mutex.
     discarding: AtomicBool,
-    /// The callback until the worker thread takes it over (or the Python side takes it back
-    /// if the thread could not be started).
-    callback: Mutex<Option<PyObj>>,
     /// The worker thread, until someone reaps it.
     thread: Mutex<Option<JoinHandle<()>>>,
     /// The worker thread's id, to recognize calls made from its own callback.
@@ -61,61 +62,47 @@ pub struct Shared {
 
 #[derive(Debug, Default)]
 struct State {
-    items: VecDeque<PyObj>,
+    items: VecDeque<OwnedRef>,
     closed: bool,
     /// The worker thread is past its last use of Python: its thread state is deleted.
     finished: bool,
     processed: usize,
-    error: Option<CapturedError>,
+    error: Option<PythonException>,
     attach_error: Option<String>,
 }
 
 impl Shared {
-    /// Starts a worker thread for `interpreter` that calls `callback` with every item.
+    /// Starts a worker thread that calls `callback` with every item, in the interpreter
+    /// `callback` belongs to (which may be a sub-interpreter).
     ///
     /// # Safety
-    /// The thread is attached to `interpreter`, which `callback` belongs to. Until the worker
-    /// thread has finished ([`Shared::wait_finished`]), `interpreter` is not ended: its owner
-    /// shuts the worker down (from the module's `atexit` hook at the latest) first.
+    /// Until the worker thread has finished ([`Shared::wait_finished`]), the callback's
+    /// interpreter is not ended: its owner shuts the worker down (from the module's `atexit`
+    /// hook at the latest) first.
     ///
     /// # Errors
-    /// If the thread cannot be spawned; `callback` is released then.
-    pub unsafe fn start(
-        interpreter: Interpreter,
-        callback: PyObj,
-        capacity: usize,
-    ) -> std::io::Result<Arc<Shared>> {
+    /// If the thread cannot be spawned; `callback` is dropped then.
+    pub unsafe fn start(callback: OwnedRef, capacity: usize) -> std::io::Result<Arc<Shared>> {
         let shared = Arc::new(Shared {
             capacity,
             state: Mutex::default(),
             changed: Condvar::new(),
             discarding: AtomicBool::new(false),
-            callback: Mutex::new(Some(callback)),
             thread: Mutex::new(None),
             thread_id: OnceLock::new(),
         });
         let serving = Arc::clone(&shared);
-        let spawned = std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("gilguard-demo-worker".into())
             // SAFETY: forwarded from the caller: the interpreter outlives the thread.
-            .spawn(move || unsafe { serve(&serving, interpreter) });
-        match spawned {
-            Ok(thread) => {
-                *lock(&shared.thread) = Some(thread);
-                Ok(shared)
-            }
-            Err(error) => {
-                if let Some(callback) = lock(&shared.callback).take() {
-                    // SAFETY: attached to the callback's interpreter (caller).
-                    unsafe { callback.release() };
-                }
-                Err(error)
-            }
-        }
+            .spawn(move || unsafe { serve(&serving, callback) })?;
+        *lock(&shared.thread) = Some(thread);
+        Ok(shared)
     }
 
-    /// Queues `item`, or gives it back with the reason.
-    pub fn try_push(&self, item: PyObj) -> Result<(), (PyObj, Refused)> {
+    /// Queues `item`, or gives it back with the reason (to retry, or to be dropped outside
+    /// the lock).
+    pub fn try_push(&self, item: OwnedRef) -> Result<(), (OwnedRef, Refused)> {
         let mut state = lock(&self.state);
         if state.closed {
             return Err((item, Refused::Closed));
@@ -139,9 +126,8 @@ impl Shared {
 
     /// Closes the queue: `submit` is refused from now on. With `discard`, pending items are
     /// dropped instead of processed: the worker finishes the callback it is in, and the
-    /// queued items are returned for the caller to release.
-    #[must_use = "the returned items must be released with the GIL"]
-    pub fn close(&self, discard: bool) -> Vec<PyObj> {
+    /// queued items are returned, for the caller to drop outside the lock.
+    pub fn close(&self, discard: bool) -> Vec<OwnedRef> {
         if discard {
             self.discarding.store(true, Ordering::Release);
         }
@@ -206,8 +192,8 @@ impl Shared {
     }
 
     /// What the worker thread left behind, once it finished: the outcome, and items still
-    /// queued (only if it could not attach), which the caller must release with the GIL.
-    pub fn take_outcome(&self) -> (Outcome, Vec<PyObj>) {
+    /// queued (only if it could not attach), for the caller to drop outside the lock.
+    pub fn take_outcome(&self) -> (Outcome, Vec<OwnedRef>) {
         let mut state = lock(&self.state);
         let outcome = Outcome {
             processed: state.processed,
@@ -223,7 +209,7 @@ impl Shared {
 
     /// The next items to process, all that are queued; `None` once the queue is closed and
     /// empty.
-    fn next_batch(&self) -> Option<Vec<PyObj>> {
+    fn next_batch(&self) -> Option<Vec<OwnedRef>> {
         let mut state = lock(&self.state);
         loop {
             if !state.items.is_empty() {
@@ -242,8 +228,9 @@ impl Shared {
         }
     }
 
-    /// Records the first callback error; returns a later one for the caller to release.
-    fn record_error(&self, error: CapturedError) -> Option<CapturedError> {
+    /// Records the first callback error; returns a later one for the caller to drop outside
+    /// the lock.
+    fn record_error(&self, error: PythonException) -> Option<PythonException> {
         let mut state = lock(&self.state);
         if state.error.is_none() {
             state.error = Some(error);
@@ -264,20 +251,19 @@ impl Shared {
 }
 
 /// Shuts workers down without processing their pending items, waits for their threads with
-/// the GIL released, and drops any callback exception they recorded. A worker whose own callback is running this (it dropped the last
-/// reference to its `Worker`) is only told to stop: it finishes by itself once that callback
-/// returns, and whoever shuts its interpreter down waits for it.
+/// the GIL released, and drops any callback exception they recorded. A worker whose own
+/// callback is running this (it dropped the last reference to its `Worker`) is only told to
+/// stop: it finishes by itself once that callback returns, and whoever shuts its interpreter
+/// down waits for it.
+///
+/// Called attached to the workers' interpreter (by `tp_dealloc` and the `atexit` hook), so
+/// the items and errors dropped here are released at once. Nothing here panics:
+/// `tp_dealloc` calls it, outside any `boundary`.
 ///
 /// Returns the workers whose threads are gone.
-///
-/// # Safety
-/// The thread is attached to the interpreter of the workers.
-pub unsafe fn shut_down(workers: &[Arc<Shared>]) -> Vec<Arc<Shared>> {
+pub fn shut_down(workers: &[Arc<Shared>]) -> Vec<Arc<Shared>> {
     for worker in workers {
-        for item in worker.close(true) {
-            // SAFETY: attached to the items' interpreter (caller); outside the queue's lock.
-            unsafe { item.release() };
-        }
+        drop(worker.close(true)); // the pending items, outside the queue's lock
     }
     let waited: Vec<Arc<Shared>> = workers
         .iter()
@@ -295,53 +281,45 @@ pub unsafe fn shut_down(workers: &[Arc<Shared>]) -> Vec<Arc<Shared>> {
         without_gil(move || waiting.iter().for_each(|worker| worker.wait_and_reap()));
     }
     for worker in &waited {
-        let (outcome, leftovers) = worker.take_outcome();
-        // SAFETY: attached to the interpreter of the items and the error (caller).
-        unsafe {
-            leftovers.into_iter().for_each(|item| item.release());
-            if let Some(error) = outcome.error {
-                // Shutdown ends the worker's life: nothing raises this any more (a later
-                // `join` only returns the count).
-                error.release();
-            }
-        }
+        // Leftover items, and the error: shutdown ends the worker's life, so nothing raises
+        // it any more (a later `join` only returns the count). Dropped outside the lock.
+        drop(worker.take_outcome());
     }
     waited
 }
 
-/// The worker thread.
+/// The worker thread: attaches to the callback's interpreter through a thread state of its
+/// own, and calls the callback with every item until the queue is closed and empty.
 ///
 /// # Safety
-/// The interpreter outlives the thread (see [`Shared::start`]).
-unsafe fn serve(shared: &Shared, interpreter: Interpreter) {
+/// The callback's interpreter outlives the thread (see [`Shared::start`]).
+unsafe fn serve(shared: &Shared, callback: OwnedRef) {
     let _ = shared.thread_id.set(std::thread::current().id());
-    let callback = lock(&shared.callback)
-        .take()
-        .expect("the callback is handed over at start");
     // SAFETY: the interpreter is not ended before this thread finished (caller), and the
     // handle is dropped below, before `finish` reports the thread as finished.
-    let handle = match unsafe { interpreter.thread_state() } {
+    let handle = match unsafe { callback.interpreter().thread_state() } {
         Ok(handle) => handle,
         Err(error) => {
             // Never expected: the interpreter is alive, and this thread has no other handle.
-            // The callback reference cannot be released without attaching, so it is leaked.
-            callback.leak();
+            // Dropped detached, the callback is released by attaching (main interpreter) or
+            // the next time gilguard runs code in its sub-interpreter; before `finish`,
+            // since the first may use Python.
+            drop(callback);
             shared.finish(0, Some(error.to_string()));
             return;
         }
     };
     let processed = process_all(shared, &handle, &callback);
-    // SAFETY: attached to the callback's interpreter inside `run`. If attaching fails (which
-    // the caller's contract rules out) the reference is leaked rather than released without
-    // the GIL.
-    let _ = handle.run(|| unsafe { callback.release() });
+    // Released attached, at once. If attaching fails (which the caller's contract rules
+    // out), the closure, and so the callback, is dropped detached, which is sound too.
+    let _ = handle.run(move || drop(callback));
     drop(handle);
     shared.finish(processed, None);
 }
 
 /// Calls the callback once per item, in order, until the queue is closed and empty; returns
 /// how many items it was called with.
-fn process_all(shared: &Shared, handle: &ThreadStateHandle<'_>, callback: &PyObj) -> usize {
+fn process_all(shared: &Shared, handle: &ThreadStateHandle<'_>, callback: &OwnedRef) -> usize {
     let mut processed = 0;
     while let Some(batch) = shared.next_batch() {
         // One attach per batch, not per item: while Python threads submit, the worker gets
@@ -349,17 +327,18 @@ fn process_all(shared: &Shared, handle: &ThreadStateHandle<'_>, callback: &PyObj
         let attached = handle.run(|| {
             for item in batch {
                 if !shared.discarding() {
-                    // SAFETY: attached to the interpreter of the callback and the items.
+                    // SAFETY: attached (`run`) to the callback's interpreter (the handle's),
+                    // where the items were submitted too.
                     unsafe { call(shared, callback, &item) };
                     processed += 1;
                 }
-                // SAFETY: as above; the queue's lock is not held.
-                unsafe { item.release() };
+                // `item` is dropped here: released at once, outside the queue's lock.
             }
         });
         if attached.is_err() {
             // The interpreter cannot be attached any more (the caller's contract rules that
-            // out); the batch's references are leaked rather than released without the GIL.
+            // out); the batch was dropped with the closure, its references released where
+            // that is sound (see `OwnedRef`).
             break;
         }
     }
@@ -370,17 +349,15 @@ fn process_all(shared: &Shared, handle: &ThreadStateHandle<'_>, callback: &PyObj
 ///
 /// # Safety
 /// The thread is attached to the interpreter of the callback and the item.
-unsafe fn call(shared: &Shared, callback: &PyObj, item: &PyObj) {
-    // SAFETY: attached (caller); both objects are live references owned by the worker.
-    unsafe {
-        let result = ffi::PyObject_CallOneArg(callback.as_ptr(), item.as_ptr());
-        if !result.is_null() {
-            ffi::Py_DECREF(result);
-        } else if let Some(error) = CapturedError::fetch() {
-            if let Some(later) = shared.record_error(error) {
-                later.release();
-            }
-        }
+unsafe fn call(shared: &Shared, callback: &OwnedRef, item: &OwnedRef) {
+    // SAFETY: attached (caller); both objects are alive while the worker holds them.
+    let result = unsafe { ffi::PyObject_CallOneArg(callback.as_ptr(), item.as_ptr()) };
+    if result.is_null() {
+        // A later error comes back, and is dropped here, outside the queue's lock.
+        drop(shared.record_error(PythonException::fetch()));
+    } else {
+        // SAFETY: attached (caller); the call's new reference.
+        unsafe { ffi::Py_DECREF(result) };
     }
 }
 

@@ -2,16 +2,15 @@
 //! interpreter) from [`SPEC`], in front of [`crate::worker`].
 
 use core::ffi::{c_char, c_int, c_void};
-use core::ptr::{self, NonNull};
+use core::ptr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gilguard::{Interpreter, without_gil};
+use gilguard::{ExceptionKind, PythonException, boundary, without_gil};
 use pyo3_ffi as ffi;
 
 use crate::ModuleState;
-use crate::errors::CapturedError;
-use crate::py::{self, PyObj};
+use crate::py;
 use crate::registry::Registry;
 use crate::worker::{self, Refused, Shared};
 
@@ -44,6 +43,11 @@ struct Inner {
     registry: Arc<Registry>,
 }
 
+/// `RuntimeError(message)`, made in Rust.
+fn runtime_error(message: impl Into<String>) -> PythonException {
+    PythonException::new(ExceptionKind::RuntimeError, message)
+}
+
 /// `Worker.__new__(callback, capacity=0)`.
 ///
 /// # Safety
@@ -53,105 +57,84 @@ unsafe extern "C" fn worker_new(
     args: *mut ffi::PyObject,
     kwargs: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
-    let mut callback: *mut ffi::PyObject = ptr::null_mut();
-    let mut capacity: ffi::Py_ssize_t = 0;
-    let mut names = [
-        c"callback".as_ptr().cast_mut(),
-        c"capacity".as_ptr().cast_mut(),
-        ptr::null_mut::<c_char>(),
-    ];
-    // SAFETY: attached; the format string matches the out-pointers ("O": a borrowed object,
-    // "n": a `Py_ssize_t`), and `names` ends with null. The keyword list's pointer type differs
-    // between versions (`char **` before 3.13), which `cast` follows.
-    let parsed = unsafe {
-        ffi::PyArg_ParseTupleAndKeywords(
-            args,
-            kwargs,
-            c"O|n:Worker".as_ptr(),
-            names.as_mut_ptr().cast(),
-            &mut callback as *mut *mut ffi::PyObject,
-            &mut capacity as *mut ffi::Py_ssize_t,
-        )
-    };
-    if parsed == 0 {
-        return ptr::null_mut();
-    }
-    // SAFETY: attached; `callback` is a live borrowed argument.
-    if unsafe { ffi::PyCallable_Check(callback) } == 0 {
-        // SAFETY: attached.
-        return unsafe { py::raise(ffi::PyExc_TypeError, "callback must be callable") };
-    }
-    let Ok(capacity) = usize::try_from(capacity) else {
-        // SAFETY: attached.
-        return unsafe { py::value_error("capacity must not be negative") };
-    };
-    // The interpreter this call runs in: the worker must call back into it, which may be a
-    // sub-interpreter, not the main one.
-    let interpreter = match Interpreter::current() {
-        Ok(interpreter) => interpreter,
-        // SAFETY: attached.
-        Err(error) => return unsafe { py::runtime_error(&error.to_string()) },
-    };
-    // SAFETY: `subtype` is a module's `Worker` type (it cannot be subclassed), created by
-    // `PyType_FromModuleAndSpec` in that module's `exec`.
-    let Some(state) = (unsafe { ModuleState::of_type(subtype) }) else {
-        return ptr::null_mut();
-    };
-    let Some(registry) = state.registry() else {
-        // SAFETY: attached.
-        return unsafe { py::runtime_error("the gilguard_demo module is not initialized") };
-    };
-
-    // SAFETY: attached; allocation of an instance of a heap type (which counts a reference
-    // to the type, released in `worker_dealloc`).
-    let object = unsafe { ffi::PyType_GenericAlloc(subtype, 0) };
-    if object.is_null() {
-        return object;
-    }
-    // SAFETY: `object` is freshly allocated with `WorkerObject`'s size (the spec's basicsize)
-    // and zeroed; writing the field initializes it without reading the zeroes.
-    unsafe { ptr::addr_of_mut!((*object.cast::<WorkerObject>()).inner).write(None) };
-
-    // SAFETY: attached; `callback` is live.
-    let callback = unsafe { PyObj::new_ref(NonNull::new_unchecked(callback)) };
-    // SAFETY: attached to `interpreter`, the callback's. It is not ended while the thread
-    // lives: `join`, `worker_dealloc` and the `atexit` hook (which `Py_EndInterpreter` and
-    // `Py_FinalizeEx` run first) wait for the thread, and the registry refuses new workers
-    // once the hook ran.
-    let shared = match unsafe { Shared::start(interpreter, callback, capacity) } {
-        Ok(shared) => shared,
-        Err(error) => {
-            // SAFETY: attached; `object` is ours, with `inner` initialized.
-            unsafe { ffi::Py_DECREF(object) };
-            // SAFETY: attached.
-            return unsafe { py::runtime_error(&format!("cannot start a worker thread: {error}")) };
+    boundary(|| {
+        let mut callback: *mut ffi::PyObject = ptr::null_mut();
+        let mut capacity: ffi::Py_ssize_t = 0;
+        let mut names = [
+            c"callback".as_ptr().cast_mut(),
+            c"capacity".as_ptr().cast_mut(),
+            ptr::null_mut::<c_char>(),
+        ];
+        // SAFETY: attached; the format string matches the out-pointers ("O": a borrowed
+        // object, "n": a `Py_ssize_t`), and `names` ends with null. The keyword list's pointer
+        // type differs between versions (`char **` before 3.13), which `cast` follows.
+        let parsed = unsafe {
+            ffi::PyArg_ParseTupleAndKeywords(
+                args,
+                kwargs,
+                c"O|n:Worker".as_ptr(),
+                names.as_mut_ptr().cast(),
+                &mut callback as *mut *mut ffi::PyObject,
+                &mut capacity as *mut ffi::Py_ssize_t,
+            )
+        };
+        if parsed == 0 {
+            return Err(PythonException::fetch());
         }
-    };
-    let registered = registry.add(&shared);
-    // SAFETY: `inner` was initialized above; nothing else refers to `object` yet.
-    unsafe { (*object.cast::<WorkerObject>()).inner = Some(Inner { shared, registry }) };
-    if !registered {
-        // SAFETY: attached; deallocating shuts the fresh worker down again.
-        unsafe { ffi::Py_DECREF(object) };
-        // SAFETY: attached.
-        return unsafe { py::runtime_error("the interpreter is shutting down") };
-    }
-    object
+        // SAFETY: attached; `callback` is a live borrowed argument.
+        if unsafe { ffi::PyCallable_Check(callback) } == 0 {
+            let message = "callback must be callable";
+            return Err(PythonException::new(ExceptionKind::TypeError, message));
+        }
+        let capacity = usize::try_from(capacity).map_err(|_| {
+            PythonException::new(ExceptionKind::ValueError, "capacity must not be negative")
+        })?;
+        // SAFETY: `subtype` is a module's `Worker` type (it cannot be subclassed), created by
+        // `PyType_FromModuleAndSpec` in that module's `exec`; `None` has an exception set.
+        let state = unsafe { ModuleState::of_type(subtype) }.ok_or_else(PythonException::fetch)?;
+        let registry = state
+            .registry()
+            .ok_or_else(|| runtime_error("the gilguard_demo module is not initialized"))?;
+
+        // SAFETY: attached; allocation of an instance of a heap type (which counts a reference
+        // to the type, released in `worker_dealloc`). Dropping `object` on an error below
+        // deallocates it, shutting down its worker if it has one.
+        let object = unsafe { py::owned(ffi::PyType_GenericAlloc(subtype, 0)) }?;
+        let instance = object.as_ptr().cast::<WorkerObject>();
+        // SAFETY: `object` is freshly allocated with `WorkerObject`'s size (the spec's
+        // basicsize) and zeroed; writing the field initializes it without reading the zeroes.
+        unsafe { ptr::addr_of_mut!((*instance).inner).write(None) };
+
+        // The interpreter this call runs in, which the worker must call back into (maybe a
+        // sub-interpreter, not the main one): the callback's, which it remembers.
+        // SAFETY: attached; `callback` is live.
+        let callback = unsafe { py::borrowed(callback) }?;
+        // SAFETY: the callback's interpreter is not ended while the thread lives: `join`,
+        // `worker_dealloc` and the `atexit` hook (which `Py_EndInterpreter` and
+        // `Py_FinalizeEx` run first) wait for the thread, and the registry refuses new
+        // workers once the hook ran.
+        let shared = unsafe { Shared::start(callback, capacity) }
+            .map_err(|error| runtime_error(format!("cannot start a worker thread: {error}")))?;
+        let registered = registry.add(&shared);
+        // SAFETY: `inner` was initialized above; nothing else refers to `object` yet.
+        unsafe { (*instance).inner = Some(Inner { shared, registry }) };
+        if !registered {
+            // Dropping `object` deallocates it, which shuts the fresh worker down again.
+            return Err(runtime_error("the interpreter is shutting down"));
+        }
+        Ok(object.to_owned_ptr()?.as_ptr())
+    })
 }
 
-/// The worker behind `object`, or `None` with `RuntimeError` set.
+/// The worker behind `object`.
 ///
 /// # Safety
 /// Attached; `object` is a live `Worker`.
-unsafe fn inner_of<'a>(object: *mut ffi::PyObject) -> Option<&'a Inner> {
+unsafe fn inner_of<'a>(object: *mut ffi::PyObject) -> Result<&'a Inner, PythonException> {
     // SAFETY: `object` is a `WorkerObject` (caller), alive for the duration of the method
     // call that borrows it; `inner` is only replaced in `__new__` and `dealloc`.
     let inner = unsafe { (*object.cast::<WorkerObject>()).inner.as_ref() };
-    if inner.is_none() {
-        // SAFETY: attached.
-        unsafe { py::runtime_error("uninitialized Worker") };
-    }
-    inner
+    inner.ok_or_else(|| runtime_error("uninitialized Worker"))
 }
 
 /// `Worker.submit(item)` (`METH_O`).
@@ -162,45 +145,37 @@ unsafe extern "C" fn submit(
     object: *mut ffi::PyObject,
     item: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
-    // SAFETY: forwarded from CPython's calling convention.
-    let Some(inner) = (unsafe { inner_of(object) }) else {
-        return ptr::null_mut();
-    };
-    // SAFETY: attached; `item` is a live argument. The queue takes over this reference.
-    let mut pending = unsafe { PyObj::new_ref(NonNull::new_unchecked(item)) };
-    loop {
-        let refused = match inner.shared.try_push(pending) {
-            Ok(()) => {
+    boundary(|| {
+        // SAFETY: forwarded from CPython's calling convention.
+        let inner = unsafe { inner_of(object) }?;
+        // SAFETY: attached; `item` is a live argument. The queue takes this reference over;
+        // a refused one is dropped (released) on return, outside the queue's lock.
+        let mut pending = unsafe { py::borrowed(item) }?;
+        loop {
+            let (item, reason) = match inner.shared.try_push(pending) {
                 // SAFETY: attached.
-                return unsafe { py::none() };
+                Ok(()) => return Ok(unsafe { py::none() }),
+                Err(refused) => refused,
+            };
+            let message = match reason {
+                Refused::Closed => Some("submit() on a Worker that was joined (or shut down)"),
+                Refused::Full if inner.shared.on_worker_thread() => Some(
+                    "submit() from the Worker's own callback on a full queue would wait for itself",
+                ),
+                Refused::Full => None,
+            };
+            if let Some(message) = message {
+                return Err(runtime_error(message));
             }
-            Err(refused) => refused,
-        };
-        let (item, reason) = refused;
-        let message = match reason {
-            Refused::Closed => Some("submit() on a Worker that was joined (or shut down)"),
-            Refused::Full if inner.shared.on_worker_thread() => Some(
-                "submit() from the Worker's own callback on a full queue would wait for itself",
-            ),
-            Refused::Full => None,
-        };
-        if let Some(message) = message {
-            // SAFETY: attached; the reference taken above is released.
-            unsafe {
-                item.release();
-                return py::runtime_error(message);
+            pending = item;
+            let shared = Arc::clone(&inner.shared);
+            without_gil(move || shared.wait_for_space(SIGNAL_CHECK_INTERVAL));
+            // SAFETY: attached again; on -1 the signal handler's exception is set.
+            if unsafe { ffi::PyErr_CheckSignals() } != 0 {
+                return Err(PythonException::fetch());
             }
         }
-        pending = item;
-        let shared = Arc::clone(&inner.shared);
-        without_gil(move || shared.wait_for_space(SIGNAL_CHECK_INTERVAL));
-        // SAFETY: attached again; on -1 the signal handler's exception is set.
-        if unsafe { ffi::PyErr_CheckSignals() } != 0 {
-            // SAFETY: attached.
-            unsafe { pending.release() };
-            return ptr::null_mut();
-        }
-    }
+    })
 }
 
 /// `Worker.join()` (`METH_NOARGS`).
@@ -211,47 +186,50 @@ unsafe extern "C" fn join(
     object: *mut ffi::PyObject,
     _unused: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
-    // SAFETY: forwarded from CPython's calling convention.
-    let Some(inner) = (unsafe { inner_of(object) }) else {
-        return ptr::null_mut();
-    };
-    let shared = &inner.shared;
-    if shared.on_worker_thread() {
-        // SAFETY: attached.
-        return unsafe { py::runtime_error("join() from the Worker's own callback") };
-    }
-    let nothing_dropped = shared.close(false);
-    debug_assert!(nothing_dropped.is_empty());
-    loop {
-        let waiting = Arc::clone(shared);
-        if without_gil(move || waiting.wait_finished(SIGNAL_CHECK_INTERVAL)) {
-            break;
+    boundary(|| {
+        // SAFETY: forwarded from CPython's calling convention.
+        let inner = unsafe { inner_of(object) }?;
+        let shared = &inner.shared;
+        if shared.on_worker_thread() {
+            return Err(runtime_error("join() from the Worker's own callback"));
         }
-        // SAFETY: attached again; on -1 the signal handler's exception is set. The queue
-        // stays closed and the worker keeps going; a later `join` waits again.
-        if unsafe { ffi::PyErr_CheckSignals() } != 0 {
-            return ptr::null_mut();
+        let nothing_dropped = shared.close(false);
+        debug_assert!(nothing_dropped.is_empty());
+        loop {
+            let waiting = Arc::clone(shared);
+            if without_gil(move || waiting.wait_finished(SIGNAL_CHECK_INTERVAL)) {
+                break;
+            }
+            // SAFETY: attached again; on -1 the signal handler's exception is set. The queue
+            // stays closed and the worker keeps going; a later `join` waits again.
+            if unsafe { ffi::PyErr_CheckSignals() } != 0 {
+                return Err(PythonException::fetch());
+            }
         }
-    }
-    let reaping = Arc::clone(shared);
-    without_gil(move || reaping.reap());
-    inner.registry.remove(shared);
-    let (outcome, leftovers) = shared.take_outcome();
-    // SAFETY: attached to the interpreter of the items and the error.
-    unsafe {
-        leftovers.into_iter().for_each(|item| item.release());
+        let reaping = Arc::clone(shared);
+        without_gil(move || reaping.reap());
+        inner.registry.remove(shared);
+        // Leftover items are dropped (released) here, attached, outside the queue's lock.
+        let (outcome, _leftovers) = shared.take_outcome();
         if let Some(error) = outcome.error {
-            error.restore();
-            return ptr::null_mut();
+            // Taken on the worker thread, in this interpreter: raised again as it was, the
+            // same object with its traceback.
+            return Err(error);
         }
         if let Some(message) = outcome.attach_error {
-            return py::runtime_error(&format!("the worker thread could not attach: {message}"));
+            let message = format!("the worker thread could not attach: {message}");
+            return Err(runtime_error(message));
         }
-        ffi::PyLong_FromSize_t(outcome.processed)
-    }
+        // SAFETY: attached; a new reference, or null with an exception set.
+        py::checked(unsafe { ffi::PyLong_FromSize_t(outcome.processed) })
+    })
 }
 
 /// `tp_dealloc`: a `Worker` dropped without `join` stops its thread, dropping pending items.
+///
+/// Not run in `boundary`: CPython ignores what `tp_dealloc` returns (nothing) and expects no
+/// exception from it, so there is nothing to turn an error into. Instead nothing here may
+/// panic: no `expect`, and [`worker::shut_down`] is written not to.
 ///
 /// # Safety
 /// Called by CPython, attached, with a `Worker` whose reference count reached zero.
@@ -261,14 +239,14 @@ unsafe extern "C" fn worker_dealloc(object: *mut ffi::PyObject) {
     let inner = unsafe { (*object.cast::<WorkerObject>()).inner.take() };
     if let Some(Inner { shared, registry }) = inner {
         // Deallocation may happen while an exception propagates; the shutdown runs Python
-        // code (finalizers of dropped items), which must not see or clobber it.
-        // SAFETY: attached.
-        let propagating = unsafe { CapturedError::fetch() };
-        // SAFETY: attached to the worker's interpreter (a `Worker` only lives there).
-        let gone = unsafe { worker::shut_down(core::slice::from_ref(&shared)) };
+        // code (finalizers of dropped items), which must not see or clobber it. (`take` only
+        // fails where the crate cannot tell runtimes apart, leaving the exception set.)
+        let propagating = PythonException::take().ok().flatten();
+        // Attached to the worker's interpreter (a `Worker` only lives there).
+        let gone = worker::shut_down(core::slice::from_ref(&shared));
         if let Some(error) = propagating {
-            // SAFETY: attached, to the interpreter it was fetched in.
-            unsafe { error.restore() };
+            // Taken here, so attached to its interpreter: `restore` cannot fail.
+            let _ = error.restore();
         }
         if !gone.is_empty() {
             registry.remove(&shared);
@@ -277,11 +255,13 @@ unsafe extern "C" fn worker_dealloc(object: *mut ffi::PyObject) {
         // the `atexit` hook waits for its thread.
     }
     // SAFETY: heap type instances own a reference to their type, released after the memory
-    // is freed with the type's `tp_free` (the inherited `PyObject_Free` here).
+    // is freed with the type's `tp_free` (the inherited `PyObject_Free` here; a heap type
+    // always has one, so the `None` branch, a leak, is only there not to panic).
     unsafe {
         let kind = ffi::Py_TYPE(object);
-        let free = (*kind).tp_free.expect("heap types inherit tp_free");
-        free(object.cast::<c_void>());
+        if let Some(free) = (*kind).tp_free {
+            free(object.cast::<c_void>());
+        }
         ffi::Py_DECREF(kind.cast());
     }
 }
