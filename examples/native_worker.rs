@@ -13,19 +13,11 @@ use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Mutex, PoisonError};
 use std::thread::JoinHandle;
 
-use gilguard::{with_gil, without_gil};
+use gilguard::{ExceptionKind, OwnedRef, PythonException, boundary, with_gil, without_gil};
 use pyo3_ffi as ffi;
 
 /// Messages that may wait in the queue; `submit` blocks, GIL released, when it is full.
 const QUEUE_CAPACITY: usize = 16;
-
-/// An owned reference to a Python callable, used only on the worker thread with the GIL.
-struct Callback(NonNull<ffi::PyObject>);
-
-// SAFETY: the reference is created with the GIL held and afterwards touched (called,
-// released) only inside `with_gil` on the worker thread. Moving the pointer between
-// threads is harmless; using it without the GIL would not be, and nothing does.
-unsafe impl Send for Callback {}
 
 struct Worker {
     queue: SyncSender<String>,
@@ -43,16 +35,17 @@ fn process(message: &str) -> String {
     format!("{message} (processed by a native thread)")
 }
 
-/// The worker thread: processes every message in order and calls back into Python.
-fn work(queue: std::sync::mpsc::Receiver<String>, callback: Callback) -> usize {
+/// The worker thread: processes every message in order and calls back into Python. The
+/// callback, an `OwnedRef`, is released under the GIL when the thread drops it.
+fn work(queue: std::sync::mpsc::Receiver<String>, callback: OwnedRef) -> usize {
     let mut processed = 0;
     for message in queue {
         let result = process(&message);
         with_gil(|| {
-            // SAFETY: attached to the main interpreter; `callback` is a live reference.
+            // SAFETY: attached to the main interpreter, the callback's.
             unsafe {
                 let argument = support::string(&result);
-                let returned = ffi::PyObject_CallOneArg(callback.0.as_ptr(), argument);
+                let returned = ffi::PyObject_CallOneArg(callback.as_ptr(), argument);
                 ffi::Py_DECREF(argument);
                 if returned.is_null() {
                     ffi::PyErr_Print(); // a failing callback does not stop the worker
@@ -63,52 +56,56 @@ fn work(queue: std::sync::mpsc::Receiver<String>, callback: Callback) -> usize {
         });
         processed += 1;
     }
-    // SAFETY: attached; this is the reference `start` took.
-    with_gil(|| unsafe { ffi::Py_DECREF(callback.0.as_ptr()) });
     processed
 }
 
+/// The error for a call out of order.
+fn not_started() -> PythonException {
+    PythonException::new(ExceptionKind::RuntimeError, "start() was not called")
+}
+
 /// `start(callback)`: starts the worker thread.
-unsafe extern "C" fn start(
+extern "C" fn start(
     _module: *mut ffi::PyObject,
     callback: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
-    // SAFETY: called by Python (attached) with a live argument; the new reference is
-    // handed to the worker, which releases it.
-    let callback = unsafe {
-        ffi::Py_INCREF(callback);
-        Callback(NonNull::new_unchecked(callback))
-    };
-    let (queue, messages) = sync_channel(QUEUE_CAPACITY);
-    let thread = std::thread::spawn(move || work(messages, callback));
-    *worker() = Some(Worker { queue, thread });
-    support::none()
+    boundary(|| {
+        let callback = NonNull::new(callback).ok_or_else(PythonException::fetch)?;
+        // SAFETY: called by Python (attached) with a live argument of this interpreter.
+        let callback = unsafe { OwnedRef::from_borrowed(callback) }?;
+        let (queue, messages) = sync_channel(QUEUE_CAPACITY);
+        let thread = std::thread::spawn(move || work(messages, callback));
+        *worker() = Some(Worker { queue, thread });
+        Ok(support::none())
+    })
 }
 
 /// `submit(message)`: queues a message; waits with the GIL released while the queue is full.
-unsafe extern "C" fn submit(
+extern "C" fn submit(
     _module: *mut ffi::PyObject,
     message: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
-    // SAFETY: called by Python with a `str` (METH_O).
-    let message = unsafe { support::to_string(message) };
-    let queue = worker().as_ref().expect("start() was called").queue.clone();
-    // The worker needs the GIL to drain the queue: waiting with it held would deadlock.
-    without_gil(move || queue.send(message)).expect("the worker is running");
-    support::none()
+    boundary(|| {
+        // SAFETY: called by Python with a `str` (METH_O).
+        let message = unsafe { support::to_string(message) };
+        let queue = worker().as_ref().ok_or_else(not_started)?.queue.clone();
+        // The worker needs the GIL to drain the queue: waiting with it held would deadlock.
+        without_gil(move || queue.send(message))
+            .map_err(|_| PythonException::new(ExceptionKind::RuntimeError, "the worker stopped"))?;
+        Ok(support::none())
+    })
 }
 
 /// `join()`: closes the queue, waits for the worker with the GIL released, and returns
 /// the number of messages it processed.
-unsafe extern "C" fn join(
-    _module: *mut ffi::PyObject,
-    _args: *mut ffi::PyObject,
-) -> *mut ffi::PyObject {
-    let Worker { queue, thread } = worker().take().expect("start() was called");
-    drop(queue);
-    let processed = without_gil(move || thread.join()).expect("the worker did not panic");
-    // SAFETY: attached again after `without_gil`.
-    unsafe { ffi::PyLong_FromSize_t(processed) }
+extern "C" fn join(_module: *mut ffi::PyObject, _args: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    boundary(|| {
+        let Worker { queue, thread } = worker().take().ok_or_else(not_started)?;
+        drop(queue);
+        let processed = without_gil(move || thread.join()).map_err(PythonException::from_panic)?;
+        // SAFETY: attached again after `without_gil`.
+        Ok(unsafe { ffi::PyLong_FromSize_t(processed) })
+    })
 }
 
 /// Runs the scenario with `count` messages; returns what the Python callback received and

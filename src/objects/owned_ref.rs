@@ -274,6 +274,45 @@ impl OwnedRef {
     }
 }
 
+impl OwnedRef {
+    /// [`to_owned_ptr`](Self::to_owned_ptr), giving up this value: the last clone hands its
+    /// own reference over, without a count change (an extension function returning an object
+    /// it made).
+    ///
+    /// # Errors
+    /// As [`to_owned_ptr`](Self::to_owned_ptr); the value is dropped then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use gilguard::{OwnedRef, ffi, with_gil};
+    /// gilguard::initialize()?;
+    /// with_gil(|| {
+    ///     // SAFETY: attached; a new reference, checked, given to the `OwnedRef`.
+    ///     let list = unsafe { OwnedRef::from_owned(core::ptr::NonNull::new(ffi::PyList_New(0)).unwrap()) }?;
+    ///     let returned = list.into_owned_ptr()?;
+    ///     // SAFETY: attached; the one reference, released (a caller would return it).
+    ///     unsafe { ffi::Py_DECREF(returned.as_ptr()) };
+    ///     Ok::<(), gilguard::GilError>(())
+    /// })?;
+    /// # Ok::<(), gilguard::GilError>(())
+    /// ```
+    pub fn into_owned_ptr(self) -> Result<NonNull<PyObject>, GilError> {
+        if !self.is_usable() {
+            return Err(GilError::NotAttached);
+        }
+        match Arc::try_unwrap(self.0) {
+            Ok(last) => {
+                let object = last.object;
+                // The reference goes to the caller instead of being released.
+                core::mem::forget(last);
+                Ok(object)
+            }
+            Err(shared) => OwnedRef(shared).to_owned_ptr(),
+        }
+    }
+}
+
 impl Owned {
     fn is_usable(&self) -> bool {
         Interpreter::current().is_ok_and(|here| here == self.interpreter)
