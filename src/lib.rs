@@ -289,7 +289,8 @@ pub use interpreters::sub_interpreter::SubInterpreter;
 pub use interpreters::thread_state::ThreadStateHandle;
 pub use objects::boundary::{ErrorValue, boundary};
 pub use objects::owned_ref::OwnedRef;
-pub use objects::python_exception::{ExceptionKind, PythonException};
+pub use objects::python_exception::PythonException;
+pub use raw::ffi::ExceptionKind;
 pub use runtime::shutdown::set_shutdown_timeout;
 pub use runtime::{is_finalizing, is_initialized};
 

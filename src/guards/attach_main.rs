@@ -6,7 +6,7 @@
 
 use core::ptr;
 
-use pyo3_ffi::PyThreadState;
+use crate::raw::ffi::PyThreadState;
 
 use crate::error::GilError;
 use crate::guards::stack::{self, Entry, Frame};
@@ -92,16 +92,14 @@ fn enter_slow(suspend: bool, below_in_guard: u32) -> Result<u32, GilError> {
     // Attached to a sub-interpreter: suspend it for as long as the frame lives.
     // SAFETY: `current` is attached to this thread. Pairs with the `PyEval_RestoreThread`
     // of `Frame::suspended` when the frame is undone.
-    // C preconditions: raw::ffi, PyEval_SaveThread.
-    let suspended = unsafe { pyo3_ffi::PyEval_SaveThread() };
+    let suspended = unsafe { ffi::save_thread() };
     // SAFETY: detached just now.
     match unsafe { attach_detached() } {
         // SAFETY: attached just now.
         Ok(attached) => Ok(unsafe { push(attached, suspended, below_in_guard) }),
         Err(error) => {
             // SAFETY: still detached; puts back what was suspended above.
-            // C preconditions: raw::ffi, PyEval_RestoreThread.
-            unsafe { pyo3_ffi::PyEval_RestoreThread(suspended) };
+            unsafe { ffi::restore_thread(suspended) };
             Err(error)
         }
     }
@@ -159,8 +157,7 @@ unsafe fn reattach_own() -> Option<Attached> {
     // SAFETY: `own` is a live, detached main-interpreter state of this thread (one that a
     // live frame of ours released: the scope rule; or the one kept for this thread in the
     // current runtime), and the thread is detached. Both entries undo this by detaching it.
-    // C preconditions: raw::ffi, PyEval_RestoreThread.
-    unsafe { pyo3_ffi::PyEval_RestoreThread(own) };
+    unsafe { ffi::restore_thread(own) };
     Some((entry, own, owned))
 }
 
@@ -182,8 +179,7 @@ unsafe fn attach_other() -> Result<Attached, GilError> {
         // Re-attaching it directly is what `PyGILState_Ensure` would do, minus its counter.
         // SAFETY: this thread's own, detached main-interpreter state; the thread is
         // detached. `Entry::Restored` undoes this by detaching it.
-        // C preconditions: raw::ffi, PyEval_RestoreThread.
-        unsafe { pyo3_ffi::PyEval_RestoreThread(gilstate) };
+        unsafe { ffi::restore_thread(gilstate) };
         return Ok((Entry::Restored, gilstate, false));
     }
     // SAFETY: initialized, not finalizing, detached; `gilstate` is null, a

@@ -1,7 +1,7 @@
 //! Whether this thread is attached, and to which thread state: the frame stack first, then
 //! CPython (see [`is_attached`] for why `PyGILState_Check` is not enough).
 
-use pyo3_ffi::PyThreadState;
+use crate::raw::ffi::PyThreadState;
 
 use crate::raw::ffi;
 use crate::runtime::{native_thread, upcalls};

@@ -88,16 +88,14 @@ pub fn initialize() -> Result<(), GilError> {
     // SAFETY: the runtime is neither running nor finalizing, and the lock keeps other
     // callers of this function out. `Py_InitializeEx` leaves this thread attached to the
     // new main thread state.
-    // C preconditions: raw::ffi, Py_InitializeEx.
-    unsafe { pyo3_ffi::Py_InitializeEx(0) };
+    unsafe { ffi::initialize() };
     let watched = runtime::watch_finalization(epoch());
     // SAFETY: attached to the main interpreter by `Py_InitializeEx`.
     unsafe { install_hooks() };
     // SAFETY: attached by `Py_InitializeEx` to the runtime's main thread state, which this
     // thread keeps (borrowed) for its later guards if finalization is watched (otherwise
     // nothing could tell when it is freed; `PyGILState` still finds it).
-    // C preconditions: raw::ffi, PyEval_SaveThread.
-    let main_tstate = unsafe { pyo3_ffi::PyEval_SaveThread() };
+    let main_tstate = unsafe { ffi::save_thread() };
     if watched {
         native_thread::adopt_main_thread_state(main_tstate);
     }

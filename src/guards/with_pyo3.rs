@@ -177,7 +177,7 @@ pub(crate) fn outside_pyo3<T>(f: impl FnOnce(bool) -> T) -> T {
 }
 
 /// The main-interpreter thread state attached to this thread, if any.
-fn attached_main() -> Option<*mut pyo3_ffi::PyThreadState> {
+fn attached_main() -> Option<*mut crate::raw::ffi::PyThreadState> {
     let tstate = attached::attached_thread_state();
     // SAFETY: a thread state attached to this thread is live.
     (!tstate.is_null() && unsafe { ffi::is_main_interpreter_state(tstate) }).then_some(tstate)
@@ -185,7 +185,7 @@ fn attached_main() -> Option<*mut pyo3_ffi::PyThreadState> {
 
 /// Runs `f` inside `pyo3`'s `Python::detach`, which detaches `tstate`, attached to this
 /// thread, and re-attaches it after `f`; recorded on the frame stack like a release.
-fn detach_main<F, T>(tstate: *mut pyo3_ffi::PyThreadState, f: F) -> T
+fn detach_main<F, T>(tstate: *mut crate::raw::ffi::PyThreadState, f: F) -> T
 where
     F: FnOnce() -> T + Send,
     T: Send,

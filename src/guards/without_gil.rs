@@ -9,6 +9,7 @@ use crate::error::GilError;
 use crate::guards::attached;
 use crate::guards::stack::{self, Entry, Frame, NO_FRAME};
 use crate::marker::CPythonThreadState;
+use crate::raw::ffi;
 
 /// Releases the GIL (detaches this thread) until dropped, then re-attaches the same thread
 /// state.
@@ -255,7 +256,6 @@ fn leave_slow(below_in_guard: u32) -> Result<u32, GilError> {
     let owned = attached::owns(attached);
     // SAFETY: `attached` is attached to this thread. `Entry::Released` pairs this with
     // `PyEval_RestoreThread` of the returned state.
-    // C preconditions: raw::ffi, PyEval_SaveThread.
-    let tstate = unsafe { pyo3_ffi::PyEval_SaveThread() };
+    let tstate = unsafe { ffi::save_thread() };
     Ok(stack::push(Frame::released(tstate, owned, below_in_guard)))
 }

@@ -12,7 +12,7 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use pyo3_ffi::PyObject;
+use crate::raw::ffi::{self, PyObject};
 
 use crate::interpreters::interpreter::Interpreter;
 use crate::raw::epoch::epoch;
@@ -56,7 +56,6 @@ pub(crate) unsafe fn release_here(here: Interpreter) {
         // SAFETY: a strong reference to an object of `here`, to which this thread is
         // attached (caller), given up by its owner; released once, outside the lock (it may
         // run Python code, which may defer more).
-        // C preconditions: raw::ffi, Py_DECREF.
-        unsafe { pyo3_ffi::Py_DECREF(object as *mut PyObject) };
+        unsafe { ffi::decref(object as *mut PyObject) };
     }
 }

@@ -7,7 +7,7 @@ use core::cell::RefCell;
 use core::mem::ManuallyDrop;
 use std::sync::Arc;
 
-use pyo3_ffi::PyThreadState;
+use crate::raw::ffi::PyThreadState;
 
 use crate::interpreters::interpreter::Interpreter;
 use crate::interpreters::interpreter_end::Record;

@@ -8,7 +8,7 @@
 
 use core::ptr::NonNull;
 
-use pyo3_ffi::PyInterpreterState;
+use crate::raw::ffi::PyInterpreterState;
 
 use crate::error::GilError;
 use crate::guards::{attached, start};
@@ -128,10 +128,9 @@ impl Interpreter {
         // repeat there).
         let epoch = runtime::watched_epoch()?;
         // SAFETY: a thread state attached to this thread is live, and so its interpreter.
-        // C preconditions: raw::ffi, PyThreadState_GetInterpreter, PyInterpreterState_GetID.
         let (interp, id) = unsafe {
-            let interp = pyo3_ffi::PyThreadState_GetInterpreter(tstate);
-            (interp, pyo3_ffi::PyInterpreterState_GetID(interp))
+            let interp = ffi::interpreter_of(tstate);
+            (interp, ffi::interpreter_id(interp))
         };
         let interp = NonNull::new(interp).expect("a thread state has an interpreter");
         Ok(Interpreter::named(interp, epoch, id))

@@ -1,6 +1,8 @@
 //! [`InterpreterConfig`]: the settings of a new sub-interpreter (`PyInterpreterConfig`).
 
 use crate::error::GilError;
+#[cfg(Py_3_12)]
+use crate::raw::ffi;
 
 /// How a new [`SubInterpreter`](crate::SubInterpreter) is set up: CPython's
 /// `PyInterpreterConfig` (3.12+), checked before CPython sees it.
@@ -244,8 +246,8 @@ impl InterpreterConfig {
     }
 
     #[cfg(Py_3_12)]
-    pub(crate) fn to_ffi(self) -> pyo3_ffi::PyInterpreterConfig {
-        pyo3_ffi::PyInterpreterConfig {
+    pub(crate) fn to_ffi(self) -> ffi::PyInterpreterConfig {
+        ffi::PyInterpreterConfig {
             use_main_obmalloc: self.use_main_obmalloc.into(),
             allow_fork: self.allow_fork.into(),
             allow_exec: self.allow_exec.into(),
@@ -253,9 +255,9 @@ impl InterpreterConfig {
             allow_daemon_threads: self.allow_daemon_threads.into(),
             check_multi_interp_extensions: self.check_multi_interp_extensions.into(),
             gil: if self.own_gil {
-                pyo3_ffi::PyInterpreterConfig_OWN_GIL
+                ffi::PyInterpreterConfig_OWN_GIL
             } else {
-                pyo3_ffi::PyInterpreterConfig_SHARED_GIL
+                ffi::PyInterpreterConfig_SHARED_GIL
             },
         }
     }

@@ -21,7 +21,7 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use pyo3_ffi::{PyInterpreterState, PyThreadState};
+use crate::raw::ffi::{PyInterpreterState, PyThreadState};
 
 use crate::error::GilError;
 use crate::guards::stack::{self, Entry, Frame};
@@ -162,15 +162,14 @@ impl Record {
         // SAFETY: the interpreter and `first` are alive, and `first` is detached; creating
         // a thread state needs no GIL. The main thread state is detached here and
         // re-attached below, on every path.
-        // C preconditions: raw::ffi, PyThreadState_New, PyEval_SaveThread, PyEval_RestoreThread.
         let tstate = unsafe {
             let tstate = if on_main_thread {
                 first
             } else {
-                pyo3_ffi::PyThreadState_New(self.interp.as_ptr())
+                ffi::new_thread_state(self.interp.as_ptr())
             };
-            pyo3_ffi::PyEval_SaveThread();
-            pyo3_ffi::PyEval_RestoreThread(tstate);
+            ffi::save_thread();
+            ffi::restore_thread(tstate);
             tstate
         };
         let ended = {
@@ -196,28 +195,24 @@ impl Record {
                 // CPython itself does when it ends an interpreter (`zapthreads`); with the
                 // GIL held nothing else touches it. Then `tstate` is current, frameless and
                 // the only thread state: `Py_EndInterpreter`'s preconditions.
-                // C preconditions: raw::ffi, PyThreadState_Clear, PyThreadState_Delete,
-                //     Py_EndInterpreter.
                 unsafe {
                     if tstate != first {
-                        pyo3_ffi::PyThreadState_Clear(first);
-                        pyo3_ffi::PyThreadState_Delete(first);
+                        ffi::clear(first);
+                        ffi::delete(first);
                     }
-                    pyo3_ffi::Py_EndInterpreter(tstate);
+                    ffi::end_interpreter(tstate);
                 }
                 true
             } else if tstate == first {
                 // SAFETY: attached above; detaching releases the interpreter's GIL.
-                // C preconditions: raw::ffi, PyEval_SaveThread.
-                unsafe { pyo3_ffi::PyEval_SaveThread() };
+                unsafe { ffi::save_thread() };
                 false
             } else {
                 // SAFETY: `tstate` is attached and was created above; clearing and deleting
                 // it detaches the thread and releases the interpreter's GIL.
-                // C preconditions: raw::ffi, PyThreadState_Clear, PyThreadState_DeleteCurrent.
                 unsafe {
-                    pyo3_ffi::PyThreadState_Clear(tstate);
-                    pyo3_ffi::PyThreadState_DeleteCurrent();
+                    ffi::clear(tstate);
+                    ffi::delete_current();
                 }
                 false
             }
@@ -233,16 +228,15 @@ impl Record {
         let expected = if tstate == self.first.as_ptr() { 1 } else { 2 };
         // SAFETY: the interpreter is alive and its GIL is held; reading the list of its
         // thread states is what `Py_EndInterpreter` does for the same check.
-        // C preconditions: raw::ffi, PyInterpreterState_ThreadHead, PyThreadState_Next.
         unsafe {
             let mut count = 0;
-            let mut next = pyo3_ffi::PyInterpreterState_ThreadHead(self.interp.as_ptr());
+            let mut next = ffi::thread_head(self.interp.as_ptr());
             while !next.is_null() {
                 if next != tstate && next != self.first.as_ptr() {
                     return false;
                 }
                 count += 1;
-                next = pyo3_ffi::PyThreadState_Next(next);
+                next = ffi::next_thread_state(next);
             }
             count == expected
         }
@@ -325,14 +319,12 @@ unsafe fn delete_handle_states(tstate: *mut PyThreadState, handles: &[*mut PyThr
         // SAFETY: `tstate` is attached (caller) and re-attached at the end; `handle` is a
         // detached thread state of the same interpreter that nothing uses (caller), attached
         // here, cleared while attached, and deleted as the current one.
-        // C preconditions: raw::ffi, PyEval_SaveThread, PyEval_RestoreThread, PyThreadState_Clear,
-        //     PyThreadState_DeleteCurrent.
         unsafe {
-            pyo3_ffi::PyEval_SaveThread();
-            pyo3_ffi::PyEval_RestoreThread(handle);
-            pyo3_ffi::PyThreadState_Clear(handle);
-            pyo3_ffi::PyThreadState_DeleteCurrent();
-            pyo3_ffi::PyEval_RestoreThread(tstate);
+            ffi::save_thread();
+            ffi::restore_thread(handle);
+            ffi::clear(handle);
+            ffi::delete_current();
+            ffi::restore_thread(tstate);
         }
         handle_state_deleted(handle);
     }
@@ -364,32 +356,8 @@ while threading is not None:
 import atexit
 atexit._run_exitfuncs()
 ";
-    // SAFETY: attached to the interpreter being ended; the code runs in a fresh namespace,
-    // every new reference is released, and a failure is reported as unraisable.
-    // C preconditions: raw::ffi, PyDict_New, PyDict_SetItemString, PyEval_GetBuiltins,
-    //     PyErr_WriteUnraisable, Py_XDECREF, PyRun_String, Py_DECREF.
-    unsafe {
-        let namespace = pyo3_ffi::PyDict_New();
-        if namespace.is_null()
-            || pyo3_ffi::PyDict_SetItemString(
-                namespace,
-                c"__builtins__".as_ptr(),
-                pyo3_ffi::PyEval_GetBuiltins(),
-            ) != 0
-        {
-            pyo3_ffi::PyErr_WriteUnraisable(core::ptr::null_mut());
-            pyo3_ffi::Py_XDECREF(namespace);
-            return;
-        }
-        let result =
-            pyo3_ffi::PyRun_String(JOIN.as_ptr(), pyo3_ffi::Py_file_input, namespace, namespace);
-        if result.is_null() {
-            pyo3_ffi::PyErr_WriteUnraisable(core::ptr::null_mut());
-        } else {
-            pyo3_ffi::Py_DECREF(result);
-        }
-        pyo3_ffi::Py_DECREF(namespace);
-    }
+    // SAFETY: attached to the interpreter being ended, with no exception set.
+    unsafe { ffi::run_statements(JOIN) };
 }
 
 /// Re-attaches the main thread state after the thread state attached in its place was
@@ -405,13 +373,11 @@ unsafe fn reattach(main_tstate: *mut PyThreadState, ended: bool) {
     #[cfg(not(Py_3_12))]
     if ended {
         // SAFETY: the GIL is held with nothing current, and `main_tstate` is detached.
-        // C preconditions: raw::ffi, PyThreadState_Swap.
-        unsafe { pyo3_ffi::PyThreadState_Swap(main_tstate) };
+        unsafe { ffi::swap(main_tstate) };
         return;
     }
     #[cfg(Py_3_12)]
     let _ = ended;
     // SAFETY: detached with the GIL released (caller); `main_tstate` is this thread's.
-    // C preconditions: raw::ffi, PyEval_RestoreThread.
-    unsafe { pyo3_ffi::PyEval_RestoreThread(main_tstate) };
+    unsafe { ffi::restore_thread(main_tstate) };
 }

@@ -6,7 +6,7 @@ use core::ptr::NonNull;
 use core::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use pyo3_ffi::PyThreadState;
+use crate::raw::ffi::PyThreadState;
 
 use crate::error::GilError;
 use crate::guards::{stack, start, with_gil};
@@ -306,13 +306,11 @@ fn create(config: InterpreterConfig) -> Result<SubInterpreter, GilError> {
     // interpreter's GIL) and kept for the interpreter's life; re-attaching the main thread
     // state also makes it this thread's `PyGILState` state again on 3.12+, so `first` is
     // bound to no thread.
-    // C preconditions: raw::ffi, PyThreadState_GetInterpreter, PyInterpreterState_GetID,
-    //     PyEval_SaveThread, PyEval_RestoreThread.
     let (interp, id) = unsafe {
-        let interp = pyo3_ffi::PyThreadState_GetInterpreter(first);
-        let id = pyo3_ffi::PyInterpreterState_GetID(interp);
-        pyo3_ffi::PyEval_SaveThread();
-        pyo3_ffi::PyEval_RestoreThread(main_tstate);
+        let interp = ffi::interpreter_of(first);
+        let id = ffi::interpreter_id(interp);
+        ffi::save_thread();
+        ffi::restore_thread(main_tstate);
         (interp, id)
     };
     let record = Record::register(
@@ -331,31 +329,16 @@ fn create(config: InterpreterConfig) -> Result<SubInterpreter, GilError> {
 /// `Py_NewInterpreterFromConfig`, or `Py_NewInterpreter` before 3.12. On success the new
 /// interpreter's first thread state is attached; on failure CPython re-attached the caller's.
 fn new_interpreter(config: &InterpreterConfig) -> Result<*mut PyThreadState, GilError> {
+    // SAFETY: attached to the main interpreter (the caller); `config` passed `check()`.
     #[cfg(Py_3_12)]
-    {
-        let ffi_config = config.to_ffi();
-        let mut tstate = core::ptr::null_mut();
-        // SAFETY: attached to the main interpreter; `ffi_config` passed `check()`.
-        // C preconditions: raw::ffi, Py_NewInterpreterFromConfig.
-        let status = unsafe { pyo3_ffi::Py_NewInterpreterFromConfig(&mut tstate, &ffi_config) };
-        // SAFETY: `PyStatus_Exception` only inspects the value.
-        // C preconditions: raw::ffi, PyStatus_Exception.
-        if unsafe { pyo3_ffi::PyStatus_Exception(status) } != 0 || tstate.is_null() {
-            return Err(GilError::CreationFailed(ffi::status_message(&status)));
-        }
-        Ok(tstate)
-    }
+    let created = unsafe { ffi::new_interpreter(&config.to_ffi()) };
     #[cfg(not(Py_3_12))]
-    {
+    let created = {
         debug_assert!(config.is_legacy(), "checked by the caller");
-        // SAFETY: attached to the main interpreter, as required before 3.12.
-        // C preconditions: raw::ffi, Py_NewInterpreter.
-        let tstate = unsafe { pyo3_ffi::Py_NewInterpreter() };
-        if tstate.is_null() {
-            return Err(GilError::CreationFailed("Py_NewInterpreter failed".into()));
-        }
-        Ok(tstate)
-    }
+        // SAFETY: attached to the main interpreter (the caller).
+        unsafe { ffi::new_interpreter() }
+    };
+    created.map_err(GilError::CreationFailed)
 }
 
 /// Imports `threading` while the interpreter's first thread state is current.
@@ -365,15 +348,6 @@ fn new_interpreter(config: &InterpreterConfig) -> Result<*mut PyThreadState, Gil
 /// if that thread's thread state is gone by then. Thread handles come and go; the first
 /// thread state lives until the end, so it must be the one.
 fn import_threading() {
-    // SAFETY: attached to the new interpreter; the module reference is released, and a
-    // failure is reported as unraisable rather than left pending.
-    // C preconditions: raw::ffi, PyImport_ImportModule, PyErr_WriteUnraisable, Py_DECREF.
-    unsafe {
-        let threading = pyo3_ffi::PyImport_ImportModule(c"threading".as_ptr());
-        if threading.is_null() {
-            pyo3_ffi::PyErr_WriteUnraisable(core::ptr::null_mut());
-        } else {
-            pyo3_ffi::Py_DECREF(threading);
-        }
-    }
+    // SAFETY: attached to the new interpreter, with no exception set.
+    unsafe { ffi::import(c"threading") };
 }

@@ -8,7 +8,7 @@
 
 use core::ptr::NonNull;
 
-use pyo3_ffi::PyThreadState;
+use crate::raw::ffi::PyThreadState;
 
 use crate::error::GilError;
 use crate::guards::stack::{self, Entry, Frame, NO_FRAME};
@@ -143,8 +143,7 @@ impl<'i> ThreadStateHandle<'i> {
         let key = interpreter.as_ptr() as usize;
         // SAFETY: the interpreter is alive (caller, and not ended at shutdown: the count
         // above); creating a thread state needs no GIL and binds it to this thread.
-        // C preconditions: raw::ffi, PyThreadState_New.
-        let tstate = unsafe { pyo3_ffi::PyThreadState_New(interpreter.as_ptr()) };
+        let tstate = unsafe { ffi::new_thread_state(interpreter.as_ptr()) };
         let Some(tstate) = NonNull::new(tstate) else {
             unclaim(key);
             panic!("PyThreadState_New could not allocate a thread state");
@@ -404,8 +403,7 @@ impl<'i> ThreadStateHandle<'i> {
         // SAFETY: detached (caller); `tstate` is this thread's live state of a live
         // interpreter (`check_usable` or `admit_handle_if_open`, by the caller). `Entry::Kept`
         // undoes this by detaching it and uncounting the attach.
-        // C preconditions: raw::ffi, PyEval_RestoreThread.
-        unsafe { pyo3_ffi::PyEval_RestoreThread(tstate) };
+        unsafe { ffi::restore_thread(tstate) };
         stack::push(Frame::new(Entry::Kept, tstate, false, true))
     }
 
@@ -440,13 +438,11 @@ impl<'i> ThreadStateHandle<'i> {
         if !current.is_null() {
             // SAFETY: `current` is attached to this thread; re-attached when the frame is
             // undone (`Frame::suspended`).
-            // C preconditions: raw::ffi, PyEval_SaveThread.
-            frame.suspended = unsafe { pyo3_ffi::PyEval_SaveThread() };
+            frame.suspended = unsafe { ffi::save_thread() };
         }
         // SAFETY: detached now; `tstate` is this thread's live state of a live interpreter.
         // `Entry::Kept` undoes this by detaching it and uncounting the attach.
-        // C preconditions: raw::ffi, PyEval_RestoreThread.
-        unsafe { pyo3_ffi::PyEval_RestoreThread(tstate) };
+        unsafe { ffi::restore_thread(tstate) };
         Ok(stack::push(frame))
     }
 
@@ -493,12 +489,11 @@ impl Drop for ThreadStateHandle<'_> {
             // SAFETY: `tstate` is this thread's, detached (no frame uses it), and its
             // interpreter is alive. Whatever is attached is suspended and re-attached after
             // the deletion.
-            // C preconditions: raw::ffi, PyEval_SaveThread, PyEval_RestoreThread.
             unsafe {
                 if !previous.is_null() {
-                    frame.suspended = pyo3_ffi::PyEval_SaveThread();
+                    frame.suspended = ffi::save_thread();
                 }
-                pyo3_ffi::PyEval_RestoreThread(tstate);
+                ffi::restore_thread(tstate);
             }
             // Undone at once: cleared (finalizers may run, and see it attached), the guards
             // its finalizers left on it ended, then deleted.

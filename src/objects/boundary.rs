@@ -4,9 +4,10 @@
 use core::ffi::c_int;
 use core::panic::AssertUnwindSafe;
 
-use pyo3_ffi::{Py_ssize_t, PyObject};
+use crate::raw::ffi::{PyObject, Py_ssize_t};
 
-use crate::objects::python_exception::{ExceptionKind, PythonException};
+use crate::objects::python_exception::PythonException;
+use crate::raw::ffi::ExceptionKind;
 
 /// Runs the body of a function that Python calls (an extension function, a slot, a callback
 /// handed to a C library), and returns what that function must return to Python: `f`'s

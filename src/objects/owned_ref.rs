@@ -10,7 +10,7 @@ use core::fmt;
 use core::ptr::NonNull;
 use std::sync::Arc;
 
-use pyo3_ffi::PyObject;
+use crate::raw::ffi::{self, PyObject};
 
 use crate::error::GilError;
 use crate::guards::with_gil::try_with_gil;
@@ -161,9 +161,8 @@ impl OwnedRef {
         let interpreter = Interpreter::current()?;
         // SAFETY: attached to the object's interpreter (caller, and checked above); the new
         // reference is given to the value.
-        // C preconditions: raw::ffi, Py_INCREF.
         unsafe {
-            pyo3_ffi::Py_INCREF(object.as_ptr());
+            ffi::incref(object.as_ptr());
             Ok(OwnedRef::new(object, interpreter))
         }
     }
@@ -268,8 +267,7 @@ impl OwnedRef {
         }
         // SAFETY: attached to the object's interpreter (checked); the object is alive while
         // `self` holds its reference.
-        // C preconditions: raw::ffi, Py_INCREF.
-        unsafe { pyo3_ffi::Py_INCREF(self.as_ptr()) };
+        unsafe { ffi::incref(self.as_ptr()) };
         Ok(self.0.object)
     }
 }
@@ -325,8 +323,7 @@ impl Drop for Owned {
         if self.is_usable() {
             // SAFETY: attached to the object's interpreter (checked); the last clone gives
             // up the reference (may run Python code: finalizers).
-            // C preconditions: raw::ffi, Py_DECREF.
-            unsafe { pyo3_ffi::Py_DECREF(object.as_ptr()) };
+            unsafe { ffi::decref(object.as_ptr()) };
             return;
         }
         let interpreter = self.interpreter;
@@ -339,8 +336,7 @@ impl Drop for Owned {
             let _ = try_with_gil(|| {
                 // SAFETY: attached to the main interpreter (`try_with_gil`) of the object's
                 // runtime (same epoch); gives up the reference.
-                // C preconditions: raw::ffi, Py_DECREF.
-                unsafe { pyo3_ffi::Py_DECREF(address as *mut PyObject) };
+                unsafe { ffi::decref(address as *mut PyObject) };
             });
             return;
         }

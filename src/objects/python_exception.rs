@@ -7,17 +7,15 @@
     reason = "reads and sets the error indicator, and releases a reference (C preconditions: raw::ffi)"
 )]
 
-use core::ffi::{CStr, c_char};
 use core::fmt;
 use core::ptr::NonNull;
 
-use pyo3_ffi::PyObject;
 
 use crate::error::GilError;
 use crate::guards::attached::is_attached;
 use crate::interpreters::interpreter::Interpreter;
 use crate::objects::owned_ref::OwnedRef;
-use crate::raw::ffi;
+use crate::raw::ffi::{self, ExceptionKind};
 
 impl GilError {
     /// Sets this error as the Python exception of the attached thread, replacing any that is
@@ -123,120 +121,6 @@ pub struct PythonException {
 
 static_assertions::assert_impl_all!(PythonException: Send, Sync, std::error::Error);
 
-/// A built-in Python exception type, for a [`PythonException`] made in Rust.
-///
-/// # Examples
-///
-/// ```
-/// use gilguard::{ExceptionKind, PythonException};
-///
-/// let error = PythonException::new(ExceptionKind::ValueError, "n must be positive");
-/// assert_eq!(error.to_string(), "ValueError: n must be positive");
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ExceptionKind {
-    /// `ArithmeticError`.
-    ArithmeticError,
-    /// `AttributeError`.
-    AttributeError,
-    /// `BufferError`.
-    BufferError,
-    /// `IndexError`.
-    IndexError,
-    /// `KeyError`.
-    KeyError,
-    /// `LookupError`.
-    LookupError,
-    /// `MemoryError`.
-    MemoryError,
-    /// `NotImplementedError`.
-    NotImplementedError,
-    /// `OSError`.
-    OSError,
-    /// `OverflowError`.
-    OverflowError,
-    /// `PythonFinalizationError` on CPython 3.13+, `RuntimeError` (its base class) before.
-    PythonFinalizationError,
-    /// `RuntimeError`.
-    RuntimeError,
-    /// `SystemError`: an internal error, such as a C call that failed without setting an
-    /// exception.
-    SystemError,
-    /// `TimeoutError`.
-    TimeoutError,
-    /// `TypeError`.
-    TypeError,
-    /// `ValueError`.
-    ValueError,
-    /// `ZeroDivisionError`.
-    ZeroDivisionError,
-}
-
-impl ExceptionKind {
-    /// The type's name, as Python prints it.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert_eq!(gilguard::ExceptionKind::KeyError.name(), "KeyError");
-    /// ```
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        match self {
-            ExceptionKind::ArithmeticError => "ArithmeticError",
-            ExceptionKind::AttributeError => "AttributeError",
-            ExceptionKind::BufferError => "BufferError",
-            ExceptionKind::IndexError => "IndexError",
-            ExceptionKind::KeyError => "KeyError",
-            ExceptionKind::LookupError => "LookupError",
-            ExceptionKind::MemoryError => "MemoryError",
-            ExceptionKind::NotImplementedError => "NotImplementedError",
-            ExceptionKind::OSError => "OSError",
-            ExceptionKind::OverflowError => "OverflowError",
-            #[cfg(Py_3_13)]
-            ExceptionKind::PythonFinalizationError => "PythonFinalizationError",
-            #[cfg(not(Py_3_13))]
-            ExceptionKind::PythonFinalizationError => "RuntimeError",
-            ExceptionKind::RuntimeError => "RuntimeError",
-            ExceptionKind::SystemError => "SystemError",
-            ExceptionKind::TimeoutError => "TimeoutError",
-            ExceptionKind::TypeError => "TypeError",
-            ExceptionKind::ValueError => "ValueError",
-            ExceptionKind::ZeroDivisionError => "ZeroDivisionError",
-        }
-    }
-
-    /// The type object: a static object that every interpreter shares and none frees.
-    fn type_object(self) -> *mut PyObject {
-        // SAFETY: reads statics CPython sets at start-up and never writes again.
-        unsafe {
-            match self {
-                ExceptionKind::ArithmeticError => pyo3_ffi::PyExc_ArithmeticError,
-                ExceptionKind::AttributeError => pyo3_ffi::PyExc_AttributeError,
-                ExceptionKind::BufferError => pyo3_ffi::PyExc_BufferError,
-                ExceptionKind::IndexError => pyo3_ffi::PyExc_IndexError,
-                ExceptionKind::KeyError => pyo3_ffi::PyExc_KeyError,
-                ExceptionKind::LookupError => pyo3_ffi::PyExc_LookupError,
-                ExceptionKind::MemoryError => pyo3_ffi::PyExc_MemoryError,
-                ExceptionKind::NotImplementedError => pyo3_ffi::PyExc_NotImplementedError,
-                ExceptionKind::OSError => pyo3_ffi::PyExc_OSError,
-                ExceptionKind::OverflowError => pyo3_ffi::PyExc_OverflowError,
-                #[cfg(Py_3_13)]
-                ExceptionKind::PythonFinalizationError => ffi::python_finalization_error(),
-                #[cfg(not(Py_3_13))]
-                ExceptionKind::PythonFinalizationError => pyo3_ffi::PyExc_RuntimeError,
-                ExceptionKind::RuntimeError => pyo3_ffi::PyExc_RuntimeError,
-                ExceptionKind::SystemError => pyo3_ffi::PyExc_SystemError,
-                ExceptionKind::TimeoutError => pyo3_ffi::PyExc_TimeoutError,
-                ExceptionKind::TypeError => pyo3_ffi::PyExc_TypeError,
-                ExceptionKind::ValueError => pyo3_ffi::PyExc_ValueError,
-                ExceptionKind::ZeroDivisionError => pyo3_ffi::PyExc_ZeroDivisionError,
-            }
-        }
-    }
-}
-
 impl PythonException {
     /// An exception of the built-in type `kind` with `message`, created when it is
     /// [`restore`](Self::restore)d, in whichever interpreter that is.
@@ -297,7 +181,11 @@ impl PythonException {
             return Ok(None);
         };
         // SAFETY: attached, no exception set; `exception` is a live instance.
-        let (type_name, message) = unsafe { (type_name(exception), message(exception)) };
+        let (type_name, message) = unsafe {
+            let message = ffi::str_of(exception.as_ptr());
+            (ffi::type_name(exception.as_ptr()), message)
+        };
+        let message = message.unwrap_or_else(|| String::from("<str() failed>"));
         Ok(Some(PythonException {
             // SAFETY: a new reference of `here`, to which this thread is attached.
             object: Some(unsafe { OwnedRef::new(exception, here) }),
@@ -391,22 +279,8 @@ impl PythonException {
             if !is_attached() {
                 return Err(GilError::NotAttached);
             }
-            let text = &self.message;
-            // SAFETY: attached (checked). The type is a static object shared by every
-            // interpreter; the message is a new reference released after `PyErr_SetObject`,
-            // which takes its own. A message that cannot be made leaves CPython's
-            // `MemoryError` set instead.
-            // C preconditions: raw::ffi, PyUnicode_FromStringAndSize, PyErr_SetObject.
-            unsafe {
-                let message = pyo3_ffi::PyUnicode_FromStringAndSize(
-                    text.as_ptr().cast(),
-                    text.len() as isize,
-                );
-                if !message.is_null() {
-                    pyo3_ffi::PyErr_SetObject(self.kind.type_object(), message);
-                    pyo3_ffi::Py_DECREF(message);
-                }
-            }
+            // SAFETY: attached (checked).
+            unsafe { ffi::raise(self.kind, &self.message) };
             return Ok(());
         };
         match object.to_owned_ptr() {
@@ -508,45 +382,3 @@ impl fmt::Display for PythonException {
 }
 
 impl std::error::Error for PythonException {}
-
-/// `tp_name` of `exception`'s type.
-///
-/// # Safety
-/// Attached to `exception`'s interpreter; `exception` is live.
-unsafe fn type_name(exception: NonNull<PyObject>) -> String {
-    // SAFETY: live object (caller); `tp_name` is a NUL-terminated string that lives as long
-    // as the type, which the object keeps alive.
-    unsafe {
-        let name: *const c_char = (*pyo3_ffi::Py_TYPE(exception.as_ptr())).tp_name;
-        CStr::from_ptr(name).to_string_lossy().into_owned()
-    }
-}
-
-/// `str(exception)`, or `<str() failed>`.
-///
-/// # Safety
-/// Attached to `exception`'s interpreter, with no exception set; `exception` is live.
-unsafe fn message(exception: NonNull<PyObject>) -> String {
-    // SAFETY: attached, nothing set (caller). `PyObject_Str` returns a new reference (or
-    // null with an exception set, cleared here); the UTF-8 buffer belongs to the string and
-    // is copied before the string is released.
-    // C preconditions: raw::ffi, PyObject_Str, PyUnicode_AsUTF8AndSize.
-    unsafe {
-        let text = pyo3_ffi::PyObject_Str(exception.as_ptr());
-        if text.is_null() {
-            pyo3_ffi::PyErr_Clear();
-            return String::from("<str() failed>");
-        }
-        let mut len = 0;
-        let utf8 = pyo3_ffi::PyUnicode_AsUTF8AndSize(text, &mut len);
-        let message = if utf8.is_null() {
-            pyo3_ffi::PyErr_Clear();
-            String::from("<str() failed>")
-        } else {
-            let bytes = core::slice::from_raw_parts(utf8.cast::<u8>(), len as usize);
-            String::from_utf8_lossy(bytes).into_owned()
-        };
-        pyo3_ffi::Py_DECREF(text);
-        message
-    }
-}

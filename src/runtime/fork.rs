@@ -17,7 +17,7 @@
 )]
 
 use crate::raw::ffi;
-use crate::runtime::python_hook::{self, PythonHook};
+use crate::runtime::python_hook::PythonHook;
 use crate::runtime::{self, native_thread, shutdown, upcalls};
 
 /// The after-fork callback.
@@ -39,7 +39,7 @@ pub(crate) unsafe fn install() {
     }
 }
 
-static mut AFTER_FORK: pyo3_ffi::PyMethodDef = python_hook::no_args_method(
+static mut AFTER_FORK: ffi::PyMethodDef = ffi::no_args_method(
     c"_gilguard_after_fork_in_child",
     after_fork_in_child,
     c"Forgets the thread states gilguard knew before the fork.",
@@ -48,9 +48,9 @@ static mut AFTER_FORK: pyo3_ffi::PyMethodDef = python_hook::no_args_method(
 /// The callback, run in the child, by the forking thread, attached to the main
 /// interpreter: its current thread state is the only one left.
 unsafe extern "C" fn after_fork_in_child(
-    _module: *mut pyo3_ffi::PyObject,
-    _args: *mut pyo3_ffi::PyObject,
-) -> *mut pyo3_ffi::PyObject {
+    _module: *mut ffi::PyObject,
+    _args: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
     let survivor = ffi::current_thread_state();
     let epoch = runtime::after_fork();
     HOOK.inherited(epoch);
@@ -58,5 +58,5 @@ unsafe extern "C" fn after_fork_in_child(
     let guards = native_thread::after_fork(survivor, epoch);
     shutdown::after_fork(epoch, guards.map(|guards| (guards, kept_frames)));
     // SAFETY: attached.
-    unsafe { python_hook::none() }
+    unsafe { ffi::new_none() }
 }

@@ -49,8 +49,7 @@ pub(crate) fn watch_finalization(epoch: u64) -> bool {
         return true;
     }
     // SAFETY: the runtime is initialized and the caller holds a GIL (see above).
-    // C preconditions: raw::ffi, Py_AtExit.
-    if unsafe { pyo3_ffi::Py_AtExit(Some(on_finalized)) } != 0 {
+    if !unsafe { ffi::at_exit(on_finalized) } {
         return false;
     }
     *watched = Some(epoch);

@@ -29,7 +29,7 @@
 use core::cell::Cell;
 use core::ptr;
 
-use pyo3_ffi::PyThreadState;
+use crate::raw::ffi::PyThreadState;
 
 use crate::error::GilError;
 use crate::raw::epoch::epoch;
@@ -174,15 +174,14 @@ pub(crate) unsafe fn attach_new(
     // `PyGILState_Ensure` creates one in the main interpreter, binds it and attaches it.
     // Otherwise `PyGILState_Ensure` would attach the sub-interpreter's, so a state is made
     // directly; creating one needs no GIL.
-    // C preconditions: raw::ffi, PyGILState_Ensure, PyThreadState_New, PyEval_RestoreThread.
     let (tstate, ensured) = unsafe {
         if gilstate.is_null() {
             // Returns `UNLOCKED`: the thread was detached.
-            pyo3_ffi::PyGILState_Ensure();
+            ffi::gilstate_ensure();
             (ffi::gilstate_thread_state(), true)
         } else {
-            let tstate = pyo3_ffi::PyThreadState_New(ffi::main_interpreter());
-            pyo3_ffi::PyEval_RestoreThread(tstate);
+            let tstate = ffi::new_thread_state(ffi::main_interpreter());
+            ffi::restore_thread(tstate);
             (tstate, false)
         }
     };
@@ -230,8 +229,7 @@ pub(crate) fn keep_one() {
     }
     // SAFETY: the main interpreter lives while the runtime does (initialized, the caller);
     // making a thread state needs no attached one. `DELETE_ON_EXIT` deletes it.
-    // C preconditions: raw::ffi, PyThreadState_New.
-    let tstate = unsafe { pyo3_ffi::PyThreadState_New(ffi::main_interpreter()) };
+    let tstate = unsafe { ffi::new_thread_state(ffi::main_interpreter()) };
     if tstate.is_null() {
         return;
     }
@@ -279,12 +277,10 @@ impl Drop for DeleteOnExit {
             // state, made by `attach_new` (same epoch, runtime up, no frame and no
             // attachment on this thread). It is attached, cleared and deleted, which also
             // unbinds it from `PyGILState` if it is bound.
-            // C preconditions: raw::ffi, PyEval_RestoreThread, PyThreadState_Clear,
-            //     PyThreadState_DeleteCurrent.
             unsafe {
-                pyo3_ffi::PyEval_RestoreThread(tstate);
-                pyo3_ffi::PyThreadState_Clear(tstate);
-                pyo3_ffi::PyThreadState_DeleteCurrent();
+                ffi::restore_thread(tstate);
+                ffi::clear(tstate);
+                ffi::delete_current();
             }
             // Destructors of other thread-locals run after this one and may still attach.
             KEPT.with(|kept| kept.tstate.set(ptr::null_mut()));

@@ -11,9 +11,9 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use pyo3_ffi::{PyCFunction, PyMethodDef, PyMethodDefPointer, PyObject};
 
 use crate::raw::epoch::{NO_EPOCH, epoch};
+use crate::raw::ffi::{self, PyMethodDef};
 
 /// A hook that is registered at most once per [runtime epoch](crate::raw::epoch).
 pub(crate) struct PythonHook {
@@ -82,104 +82,26 @@ impl PythonHook {
             }
             // SAFETY: attached (caller): detaches for the wait, and re-attaches the same
             // thread state right after; nothing of this thread runs in between.
-            // C preconditions: raw::ffi, PyEval_SaveThread, PyEval_RestoreThread.
             unsafe {
-                let tstate = pyo3_ffi::PyEval_SaveThread();
+                let tstate = ffi::save_thread();
                 std::thread::sleep(Duration::from_millis(1));
-                pyo3_ffi::PyEval_RestoreThread(tstate);
+                ffi::restore_thread(tstate);
             }
         }
         // The caller may have an exception pending (the first `ThreadStateHandle` of a
         // runtime can be made anywhere): set aside for the calls below, which must start
         // without one.
         // SAFETY: attached (caller); put back below.
-        let caller_error = unsafe { crate::raw::ffi::take_error() };
-        // SAFETY: attached to the main interpreter (caller); `definition` outlives the
-        // function object (static); every new reference is released; a failure's exception
-        // is reported as unraisable (which clears it).
-        // C preconditions: raw::ffi, PyImport_ImportModule, PyCFunction_NewEx,
-        //     PyObject_GetAttrString, PyTuple_Pack, PyTuple_New, PyDict_New, PyDict_SetItemString,
-        //     PyObject_Call, PyErr_WriteUnraisable, Py_XDECREF.
-        let registered = unsafe {
-            let module = pyo3_ffi::PyImport_ImportModule(module.as_ptr());
-            let callback = pyo3_ffi::PyCFunction_NewEx(
-                definition,
-                core::ptr::null_mut(),
-                core::ptr::null_mut(),
-            );
-            let register = if module.is_null() {
-                core::ptr::null_mut()
-            } else {
-                pyo3_ffi::PyObject_GetAttrString(module, function.as_ptr())
-            };
-            let args = match (callback.is_null(), keyword) {
-                (true, _) => core::ptr::null_mut(),
-                (false, None) => pyo3_ffi::PyTuple_Pack(1, callback),
-                (false, Some(_)) => pyo3_ffi::PyTuple_New(0),
-            };
-            let kwargs = match keyword {
-                None => core::ptr::null_mut(),
-                Some(_) => pyo3_ffi::PyDict_New(),
-            };
-            // `args` is only made when `callback` exists.
-            let ready = !register.is_null()
-                && !args.is_null()
-                && keyword.is_none_or(|keyword| {
-                    !kwargs.is_null()
-                        && pyo3_ffi::PyDict_SetItemString(kwargs, keyword.as_ptr(), callback) == 0
-                });
-            let result = if ready {
-                pyo3_ffi::PyObject_Call(register, args, kwargs)
-            } else {
-                core::ptr::null_mut()
-            };
-            let ok = !result.is_null();
-            if !ok {
-                pyo3_ffi::PyErr_WriteUnraisable(core::ptr::null_mut());
-            }
-            for object in [result, kwargs, args, register, callback, module] {
-                pyo3_ffi::Py_XDECREF(object);
-            }
-            ok
-        };
+        let caller_error = unsafe { ffi::take_error() };
+        // SAFETY: attached, with no exception set (taken above); `definition` is a static.
+        let registered =
+            unsafe { ffi::call_with_function(module, function, keyword, definition) };
         // SAFETY: attached; what `take_error` took above.
-        unsafe { crate::raw::ffi::restore_error(caller_error) };
+        unsafe { ffi::restore_error(caller_error) };
         if registered {
             self.registered.store(epoch, Ordering::Release);
         }
         // Released either way; after a failure another caller may try again.
         *self.claim.lock().unwrap_or_else(PoisonError::into_inner) = None;
-    }
-}
-
-/// The definition of a hook taking no arguments, for a `static mut` that
-/// [`PythonHook::register`] hands to Python.
-pub(crate) const fn no_args_method(
-    name: &'static CStr,
-    function: PyCFunction,
-    doc: &'static CStr,
-) -> PyMethodDef {
-    PyMethodDef {
-        ml_name: name.as_ptr(),
-        ml_meth: PyMethodDefPointer {
-            PyCFunction: function,
-        },
-        ml_flags: pyo3_ffi::METH_NOARGS,
-        ml_doc: doc.as_ptr(),
-    }
-}
-
-/// A new reference to `None`, what a hook returns.
-///
-/// # Safety
-/// The thread is attached.
-pub(crate) unsafe fn none() -> *mut PyObject {
-    // SAFETY: attached (caller); `Py_None` is immortal or reference-counted, either way
-    // the increment makes the returned reference new.
-    // C preconditions: raw::ffi, Py_None, Py_INCREF.
-    unsafe {
-        let none = pyo3_ffi::Py_None();
-        pyo3_ffi::Py_INCREF(none);
-        none
     }
 }

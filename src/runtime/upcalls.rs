@@ -12,7 +12,7 @@
 
 use std::sync::OnceLock;
 
-use pyo3_ffi::PyThreadState;
+use crate::raw::ffi::PyThreadState;
 
 /// The frame stack's side (the guards layer).
 #[derive(Debug)]

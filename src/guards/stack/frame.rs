@@ -5,7 +5,7 @@
 
 use core::ptr;
 
-use pyo3_ffi::{PyGILState_STATE, PyThreadState};
+use crate::raw::ffi::PyThreadState;
 
 use crate::raw::ffi;
 
@@ -237,8 +237,7 @@ impl Frame {
     pub(crate) fn undo_in_place(&self) {
         if self.entry == Entry::Deleting && self.is_current(ffi::current_thread_state()) {
             // SAFETY: `self.tstate` is attached (just confirmed); clearing needs exactly that.
-            // C preconditions: raw::ffi, PyThreadState_Clear.
-            unsafe { pyo3_ffi::PyThreadState_Clear(self.tstate) };
+            unsafe { ffi::clear(self.tstate) };
         }
     }
 
@@ -271,8 +270,7 @@ impl Frame {
                     // SAFETY: the thread is detached (the frame's scope, or checked);
                     // `self.tstate` is what `PyEval_SaveThread` returned in this runtime (the
                     // epoch, checked above), alive and this thread's by the scope rule.
-                    // C preconditions: raw::ffi, PyEval_RestoreThread.
-                    unsafe { pyo3_ffi::PyEval_RestoreThread(self.tstate) };
+                    unsafe { ffi::restore_thread(self.tstate) };
                 }
             }
             _ => self.undo_rare(),
@@ -300,8 +298,7 @@ impl Frame {
                     // SAFETY: `tstate`, which `PyGILState_Ensure` created and bound to this
                     // thread with a counter of 1 (returning `UNLOCKED`), is attached: releasing
                     // clears and deletes it.
-                    // C preconditions: raw::ffi, PyGILState_Release.
-                    unsafe { pyo3_ffi::PyGILState_Release(PyGILState_STATE::PyGILState_UNLOCKED) };
+                    unsafe { ffi::gilstate_release_unlocked() };
                 }
             }
             Entry::Deleting => {
@@ -309,8 +306,7 @@ impl Frame {
                     // SAFETY: `self.tstate` is attached (confirmed), and `undo_in_place`
                     // cleared it: what `PyThreadState_DeleteCurrent` requires. It also
                     // detaches the thread.
-                    // C preconditions: raw::ffi, PyThreadState_DeleteCurrent.
-                    unsafe { pyo3_ffi::PyThreadState_DeleteCurrent() };
+                    unsafe { ffi::delete_current() };
                 }
                 // Deleting a thread state `PyGILState` binds unbinds it.
                 #[cfg(Py_3_12)]
@@ -340,8 +336,7 @@ impl Frame {
             // SAFETY: the frame's own change was undone and the thread is detached
             // (checked); `suspended` came from the `PyEval_SaveThread` made before the frame,
             // alive and this thread's by the scope rule.
-            // C preconditions: raw::ffi, PyEval_RestoreThread.
-            unsafe { pyo3_ffi::PyEval_RestoreThread(self.suspended) };
+            unsafe { ffi::restore_thread(self.suspended) };
         }
     }
 
@@ -386,10 +381,9 @@ fn bind_main_again() {
     // thread state of this thread (a live release frame's, by the scope rule, or the kept
     // one of the current runtime), and shutdown has not begun (admitted). Detached again
     // at once.
-    // C preconditions: raw::ffi, PyEval_RestoreThread, PyEval_SaveThread.
     unsafe {
-        pyo3_ffi::PyEval_RestoreThread(main);
-        pyo3_ffi::PyEval_SaveThread();
+        ffi::restore_thread(main);
+        ffi::save_thread();
     }
     if counted {
         native_thread::dismiss_guard();

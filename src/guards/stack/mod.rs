@@ -44,7 +44,7 @@ mod tests;
 
 use core::ptr;
 
-use pyo3_ffi::PyThreadState;
+use crate::raw::ffi::PyThreadState;
 
 use frame::Life;
 pub(crate) use frame::{Entry, Frame, NO_FRAME};

@@ -9,7 +9,7 @@
 
 use core::ptr;
 
-use pyo3_ffi::PyThreadState;
+use crate::raw::ffi::PyThreadState;
 
 use super::frame::{Entry, Life};
 use super::newest_holding;

@@ -12,7 +12,8 @@ use super::{CLOSED, HOOK, OPEN, THREADS, ThreadGuards};
 use super::{MAIN_VIEW, close_interpreter_guard};
 use crate::raw::asymmetric_fence;
 use crate::raw::epoch::{NO_EPOCH, epoch};
-use crate::runtime::{native_thread, python_hook, upcalls};
+use crate::raw::ffi;
+use crate::runtime::{native_thread, upcalls};
 
 /// How long shutdown waits for native threads, in milliseconds.
 static TIMEOUT_MS: AtomicU64 = AtomicU64::new(5_000);
@@ -56,14 +57,13 @@ pub(crate) unsafe fn install() {
         if main_view.0 != epoch {
             // SAFETY: needs no attached thread state; the view is kept for the runtime's
             // life (a view of a finalized runtime is only ever compared, never used).
-            // C preconditions: raw::ffi, PyInterpreterView_FromMain.
             let view = unsafe { crate::raw::ffi::pep788::PyInterpreterView_FromMain() };
             *main_view = (epoch, view as usize);
         }
     }
 }
 
-static mut ON_EXIT: pyo3_ffi::PyMethodDef = python_hook::no_args_method(
+static mut ON_EXIT: ffi::PyMethodDef = ffi::no_args_method(
     c"_gilguard_shutdown",
     on_exit,
     c"Closes gilguard's shutdown gate and waits for native threads.",
@@ -72,9 +72,9 @@ static mut ON_EXIT: pyo3_ffi::PyMethodDef = python_hook::no_args_method(
 /// The `atexit` callback: closes the gate, then waits with the GIL released until the
 /// native threads hold no guard, or the timeout passes.
 unsafe extern "C" fn on_exit(
-    _module: *mut pyo3_ffi::PyObject,
-    _args: *mut pyo3_ffi::PyObject,
-) -> *mut pyo3_ffi::PyObject {
+    _module: *mut ffi::PyObject,
+    _args: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
     OPEN.store(NO_EPOCH, Ordering::SeqCst);
     CLOSED.store(epoch(), Ordering::SeqCst);
     let counts_visible = asymmetric_fence::heavy();
@@ -108,7 +108,7 @@ unsafe extern "C" fn on_exit(
     // Before CPython's finalization, which aborts on a sub-interpreter still alive.
     upcalls::end_all_at_shutdown(drained);
     // SAFETY: attached again (after `run_detached`).
-    unsafe { python_hook::none() }
+    unsafe { ffi::new_none() }
 }
 
 /// Returns once no native thread (other than `own`, the one running the shutdown) holds a

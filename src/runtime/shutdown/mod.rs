@@ -241,7 +241,6 @@ fn close_interpreter_guard(guards: &ThreadGuards) {
         // SAFETY: opened by `open_interpreter_guard` and not closed since (swapped out
         // just now, by this call only). Closing needs no attached thread state and may
         // happen on any thread.
-        // C preconditions: raw::ffi, PyInterpreterGuard_Close.
         unsafe { crate::raw::ffi::pep788::PyInterpreterGuard_Close(guard) };
     }
 }
@@ -256,7 +255,6 @@ fn open_interpreter_guard(guards: &ThreadGuards) -> bool {
     }
     // SAFETY: `view` came from `PyInterpreterView_FromMain` in the current runtime and is
     // never closed; the call needs no attached thread state.
-    // C preconditions: raw::ffi, PyInterpreterGuard_FromView.
     let guard = unsafe {
         crate::raw::ffi::pep788::PyInterpreterGuard_FromView(
             view as *mut crate::raw::ffi::pep788::PyInterpreterView,

@@ -9,7 +9,9 @@
 
 use core::marker::PhantomData;
 
-use pyo3_ffi::PyObject;
+use crate::raw::ffi::PyObject;
+#[cfg(any(Py_GIL_DISABLED, Py_3_14))]
+use crate::raw::ffi::critical_section as cs;
 
 use crate::GilError;
 use crate::marker::CPythonThreadState;
@@ -40,7 +42,7 @@ use crate::marker::CPythonThreadState;
 pub struct CriticalSection<'a> {
     /// From `boxed`; freed by `drop` after `PyCriticalSection_End`, never if leaked.
     #[cfg(Py_GIL_DISABLED)]
-    section: core::ptr::NonNull<pyo3_ffi::PyCriticalSection>,
+    section: core::ptr::NonNull<cs::PyCriticalSection>,
     _object: PhantomData<&'a ()>,
     _thread: CPythonThreadState,
 }
@@ -130,12 +132,11 @@ impl<'a> CriticalSection<'a> {
         }
         #[cfg(Py_GIL_DISABLED)]
         {
-            let section = boxed::<pyo3_ffi::PyCriticalSection>();
-            // C preconditions: raw::ffi, PyCriticalSection_Begin.
+            let section = boxed::<cs::PyCriticalSection>();
             // SAFETY: attached (checked); `object` is live (the caller's contract);
             // `section` is a fresh allocation that stays in place until `drop`, whose
             // `PyCriticalSection_End` pairs with this `Begin`.
-            unsafe { pyo3_ffi::PyCriticalSection_Begin(section.as_ptr(), object) };
+            unsafe { cs::begin(section.as_ptr(), object) };
             Ok(CriticalSection {
                 section,
                 _object: PhantomData,
@@ -186,22 +187,21 @@ impl<'a> CriticalSection<'a> {
     /// ```
     #[cfg(Py_3_14)]
     pub unsafe fn begin_mutex(
-        mutex: &'a pyo3_ffi::PyMutex,
+        mutex: &'a cs::PyMutex,
     ) -> Result<CriticalSection<'a>, GilError> {
         if !crate::is_attached() {
             return Err(GilError::NotAttached);
         }
         #[cfg(Py_GIL_DISABLED)]
         {
-            let section = boxed::<pyo3_ffi::PyCriticalSection>();
-            // C preconditions: raw::ffi, PyCriticalSection_BeginMutex.
+            let section = boxed::<cs::PyCriticalSection>();
             // SAFETY: attached (checked); a `PyMutex` is an atomic byte, so CPython may
             // change it through a pointer made from a shared reference, which is live while
             // the section is (the caller's contract); `section` is a fresh allocation that
             // stays in place until `drop`, whose `PyCriticalSection_End` pairs with this
             // `BeginMutex`.
             unsafe {
-                pyo3_ffi::PyCriticalSection_BeginMutex(
+                cs::begin_mutex(
                     section.as_ptr(),
                     core::ptr::from_ref(mutex).cast_mut(),
                 )
@@ -227,14 +227,13 @@ impl Drop for CriticalSection<'_> {
     #[inline]
     fn drop(&mut self) {
         #[cfg(Py_GIL_DISABLED)]
-        // C preconditions: raw::ffi, PyCriticalSection_End.
         // SAFETY: pairs with the `Begin` / `BeginMutex` that filled `section`; by the
         // constructor's contract this thread is attached to the same thread state, the
         // object (mutex) is live, and every section begun after this one has ended, so it
         // is the innermost. Then the allocation, made by `boxed` and no longer in CPython's
         // list, is freed once.
         unsafe {
-            pyo3_ffi::PyCriticalSection_End(self.section.as_ptr());
+            cs::end(self.section.as_ptr());
             unboxed(self.section);
         }
     }
@@ -254,7 +253,7 @@ impl Drop for CriticalSection<'_> {
 pub struct CriticalSection2<'a> {
     /// From `boxed`; freed by `drop` after `PyCriticalSection2_End`, never if leaked.
     #[cfg(Py_GIL_DISABLED)]
-    section: core::ptr::NonNull<pyo3_ffi::PyCriticalSection2>,
+    section: core::ptr::NonNull<cs::PyCriticalSection2>,
     _objects: PhantomData<&'a ()>,
     _thread: CPythonThreadState,
 }
@@ -318,12 +317,11 @@ impl<'a> CriticalSection2<'a> {
         }
         #[cfg(Py_GIL_DISABLED)]
         {
-            let section = boxed::<pyo3_ffi::PyCriticalSection2>();
-            // C preconditions: raw::ffi, PyCriticalSection2_Begin.
+            let section = boxed::<cs::PyCriticalSection2>();
             // SAFETY: attached (checked); `a` and `b` are live (the caller's contract);
             // `section` is a fresh allocation that stays in place until `drop`, whose
             // `PyCriticalSection2_End` pairs with this `Begin`.
-            unsafe { pyo3_ffi::PyCriticalSection2_Begin(section.as_ptr(), a, b) };
+            unsafe { cs::begin2(section.as_ptr(), a, b) };
             Ok(CriticalSection2 {
                 section,
                 _objects: PhantomData,
@@ -345,12 +343,11 @@ impl Drop for CriticalSection2<'_> {
     #[inline]
     fn drop(&mut self) {
         #[cfg(Py_GIL_DISABLED)]
-        // C preconditions: raw::ffi, PyCriticalSection2_End.
         // SAFETY: as for `CriticalSection`'s drop, pairing with `PyCriticalSection2_Begin`:
         // the section is the innermost, the objects are live, the thread is attached to the
         // thread state it began in; then the allocation made by `boxed` is freed once.
         unsafe {
-            pyo3_ffi::PyCriticalSection2_End(self.section.as_ptr());
+            cs::end2(self.section.as_ptr());
             unboxed(self.section);
         }
     }

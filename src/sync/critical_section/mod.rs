@@ -24,7 +24,9 @@
 
 mod guard;
 
-use pyo3_ffi::PyObject;
+use crate::raw::ffi::PyObject;
+#[cfg(any(Py_GIL_DISABLED, Py_3_14))]
+use crate::raw::ffi::critical_section as cs;
 
 use crate::GilError;
 
@@ -88,11 +90,10 @@ pub unsafe fn with_critical_section<R>(
     }
     #[cfg(Py_GIL_DISABLED)]
     {
-        let mut section = core::mem::MaybeUninit::<pyo3_ffi::PyCriticalSection>::uninit();
-        // C preconditions: raw::ffi, PyCriticalSection_Begin.
+        let mut section = core::mem::MaybeUninit::<cs::PyCriticalSection>::uninit();
         // SAFETY: attached (checked); `object` is live (the caller's contract); `section`
         // stays in place on this frame until `End` below, which pairs with this `Begin`.
-        unsafe { pyo3_ffi::PyCriticalSection_Begin(section.as_mut_ptr(), object) };
+        unsafe { cs::begin(section.as_mut_ptr(), object) };
         let _end = End(section.as_mut_ptr());
         Ok(f())
     }
@@ -156,12 +157,11 @@ pub unsafe fn with_critical_section2<R>(
     }
     #[cfg(Py_GIL_DISABLED)]
     {
-        let mut section = core::mem::MaybeUninit::<pyo3_ffi::PyCriticalSection2>::uninit();
-        // C preconditions: raw::ffi, PyCriticalSection2_Begin.
+        let mut section = core::mem::MaybeUninit::<cs::PyCriticalSection2>::uninit();
         // SAFETY: attached (checked); `a` and `b` are live (the caller's contract);
         // `section` stays in place on this frame until `End2` below, which pairs with this
         // `Begin`.
-        unsafe { pyo3_ffi::PyCriticalSection2_Begin(section.as_mut_ptr(), a, b) };
+        unsafe { cs::begin2(section.as_mut_ptr(), a, b) };
         let _end = End2(section.as_mut_ptr());
         Ok(f())
     }
@@ -200,7 +200,7 @@ pub unsafe fn with_critical_section2<R>(
 /// ```
 #[cfg(Py_3_14)]
 pub fn with_critical_section_mutex<R>(
-    mutex: &pyo3_ffi::PyMutex,
+    mutex: &cs::PyMutex,
     f: impl FnOnce() -> R,
 ) -> Result<R, GilError> {
     if !crate::is_attached() {
@@ -208,13 +208,12 @@ pub fn with_critical_section_mutex<R>(
     }
     #[cfg(Py_GIL_DISABLED)]
     {
-        let mut section = core::mem::MaybeUninit::<pyo3_ffi::PyCriticalSection>::uninit();
-        // C preconditions: raw::ffi, PyCriticalSection_BeginMutex.
+        let mut section = core::mem::MaybeUninit::<cs::PyCriticalSection>::uninit();
         // SAFETY: attached (checked); a `PyMutex` is an atomic byte, so CPython may change
         // it through a pointer made from a shared reference, which lives for this call;
         // `section` stays in place until `End` below, which pairs with this `BeginMutex`.
         unsafe {
-            pyo3_ffi::PyCriticalSection_BeginMutex(
+            cs::begin_mutex(
                 section.as_mut_ptr(),
                 core::ptr::from_ref(mutex).cast_mut(),
             )
@@ -231,29 +230,27 @@ pub fn with_critical_section_mutex<R>(
 
 /// Ends a one-object (or mutex) critical section when dropped, also on unwinding.
 #[cfg(Py_GIL_DISABLED)]
-struct End(*mut pyo3_ffi::PyCriticalSection);
+struct End(*mut cs::PyCriticalSection);
 
 #[cfg(Py_GIL_DISABLED)]
 impl Drop for End {
     fn drop(&mut self) {
-        // C preconditions: raw::ffi, PyCriticalSection_End.
         // SAFETY: pairs with the `Begin` that filled this section; the closure it wrapped
         // has returned or unwound, so the sections it began have ended (closures end
         // theirs, and a guard begun inside must be dropped before: its constructor's
         // contract), and this one is the thread's innermost.
-        unsafe { pyo3_ffi::PyCriticalSection_End(self.0) }
+        unsafe { cs::end(self.0) }
     }
 }
 
 /// Ends a two-object critical section when dropped, also on unwinding.
 #[cfg(Py_GIL_DISABLED)]
-struct End2(*mut pyo3_ffi::PyCriticalSection2);
+struct End2(*mut cs::PyCriticalSection2);
 
 #[cfg(Py_GIL_DISABLED)]
 impl Drop for End2 {
     fn drop(&mut self) {
-        // C preconditions: raw::ffi, PyCriticalSection2_End.
         // SAFETY: as for `End`, with `PyCriticalSection2_Begin`.
-        unsafe { pyo3_ffi::PyCriticalSection2_End(self.0) }
+        unsafe { cs::end2(self.0) }
     }
 }
