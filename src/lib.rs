@@ -261,6 +261,8 @@
 // imports from its own layer and the ones below (ARCHITECTURE.md; tests/layers.rs).
 mod raw;
 
+mod context;
+
 mod runtime;
 
 mod guards;
@@ -274,8 +276,8 @@ pub mod sync;
 mod error;
 pub mod marker;
 
+pub use context::attached::is_attached;
 pub use error::GilError;
-pub use guards::attached::is_attached;
 pub use guards::gil_guard::GilGuard;
 pub use guards::start::initialize;
 pub use guards::with_gil::{WithGil, try_with_gil, with_gil};
@@ -291,8 +293,8 @@ pub use objects::boundary::{ErrorValue, boundary};
 pub use objects::owned_ref::OwnedRef;
 pub use objects::python_exception::PythonException;
 pub use raw::ffi::ExceptionKind;
+pub use runtime::finalization::{is_finalizing, is_initialized};
 pub use runtime::shutdown::set_shutdown_timeout;
-pub use runtime::{is_finalizing, is_initialized};
 
 pub mod ffi {
     //! The raw C API: [`pyo3-ffi`](https://docs.rs/pyo3-ffi), re-exported whole.

@@ -36,7 +36,7 @@ use core::marker::PhantomData;
 /// is_sync::<gilguard::marker::CPythonThreadState>();
 /// ```
 #[derive(Clone, Copy, Debug)]
-pub struct CPythonThreadState(PhantomData<*mut pyo3_ffi::PyThreadState>);
+pub struct CPythonThreadState(PhantomData<*mut crate::ffi::PyThreadState>);
 
 static_assertions::assert_not_impl_any!(CPythonThreadState: Send, Sync);
 

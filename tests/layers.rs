@@ -2,7 +2,7 @@
 //! (`crate::<folder>::...`, or a crate-root re-export of an item of that folder) only from
 //! its own folder's layer and the ones below it, lowest first:
 //!
-//! `raw` < `runtime` < `guards` < `interpreters` < `objects` < `sync`
+//! `raw` < `context` < `runtime` < `guards` < `interpreters` < `objects` < `sync`
 //!
 //! `src/error.rs` and `src/marker.rs` sit below every layer and import none; `src/lib.rs`
 //! declares the layers and re-exports from all of them. Comments are not imports (a doc link
@@ -11,14 +11,23 @@
 //! Where a lower layer must be told something by a higher one (fork, finalization, a
 //! thread's exit), the higher layer registers fn pointers at start-up
 //! (`src/runtime/upcalls.rs`); this test is what keeps that rule from eroding.
+//!
+//! Two more rules: no two files import each other, directly or around a circle (the
+//! file-level graph, `layers/graph.rs`), and CPython is called only from `src/raw/`, through
+//! wrappers that state each call's precondition (`pyo3_ffi` is named nowhere else but in
+//! the public re-export `gilguard::ffi`).
+
+#[path = "layers/graph.rs"]
+mod graph;
 
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The layers, lowest first.
-const LAYERS: [&str; 6] = [
+const LAYERS: [&str; 7] = [
     "raw",
+    "context",
     "runtime",
     "guards",
     "interpreters",
@@ -261,7 +270,7 @@ fn the_checker_sees_upward_imports() {
     let exports = re_exports(
         "pub use guards::with_gil::{WithGil, with_gil};\n#[cfg(feature = \"x\")]\npub use interpreters::sub_interpreter::SubInterpreter;",
     );
-    let check = |code: &str| upward_imports("f.rs", "runtime", 1, code, &exports);
+    let check = |code: &str| upward_imports("f.rs", "runtime", 2, code, &exports);
     assert_eq!(check("use crate::guards::stack;").len(), 1);
     assert_eq!(check("use crate::{raw::ffi, guards::stack};").len(), 1);
     assert_eq!(check("let x = crate::with_gil(|| 1);").len(), 1);
@@ -276,4 +285,148 @@ fn the_checker_sees_upward_imports() {
     assert!(check("let s = \"// not a comment\"; use crate::raw::ffi;").is_empty());
     let base = upward_imports("error.rs", "error", -1, "use crate::raw::ffi;", &exports);
     assert_eq!(base.len(), 1);
+}
+
+/// The source files of `src/`, each with its module path and its code without comments.
+fn source_files() -> Vec<graph::SourceFile> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut paths = Vec::new();
+    rust_files(&src, &mut paths);
+    paths.sort();
+    paths
+        .iter()
+        .map(|path| {
+            let relative = path.strip_prefix(&src).expect("under src/");
+            let mut module: Vec<String> = relative
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            let last = module.pop().expect("a file name");
+            if last != "mod.rs" && last != "lib.rs" {
+                module.push(last.trim_end_matches(".rs").to_owned());
+            }
+            graph::SourceFile {
+                name: format!("src/{}", relative.display()),
+                module,
+                code: strip_comments(&fs::read_to_string(path).expect("read a source file")),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn no_two_files_import_each_other() {
+    let files = source_files();
+    let graph = graph::Graph::new(&files);
+    let edges: usize = graph.edges.iter().map(|targets| targets.len()).sum();
+    assert!(edges > 50, "only {edges} imports between files found");
+    let cycles = graph.cycles();
+    assert!(
+        cycles.is_empty(),
+        "files that import each other, around a circle (ARCHITECTURE.md):\n{}",
+        cycles
+            .iter()
+            .map(|cycle| cycle.join("\n"))
+            .collect::<Vec<_>>()
+            .join("\n\n")
+    );
+}
+
+/// The graph follows re-exports, relative paths and imported names, and a test module's
+/// `use super::*` is no edge.
+#[test]
+fn the_checker_sees_circles_between_files() {
+    let file = |name: &str, module: &[&str], code: &str| graph::SourceFile {
+        name: name.to_owned(),
+        module: module.iter().map(|s| s.to_string()).collect(),
+        code: code.to_owned(),
+    };
+    let facade = "mod a; mod b; pub(crate) use a::{A, helper}; pub(crate) use b::B;";
+    let cycles = |a: &str, b: &str| {
+        graph::Graph::new(&[
+            file("lib.rs", &[], "mod m; pub use m::A;"),
+            file("m/mod.rs", &["m"], facade),
+            file("m/a.rs", &["m", "a"], a),
+            file("m/b.rs", &["m", "b"], b),
+        ])
+        .cycles()
+    };
+    let a = "pub struct A; pub fn helper() {}";
+    assert!(cycles(a, "use super::A; pub struct B;").is_empty());
+    assert!(cycles(a, "use crate::A; struct B;").is_empty());
+    assert!(cycles(a, "mod tests { use super::*; fn t() { B; } }").is_empty());
+    let b = "use super::A; pub struct B;";
+    let circle = cycles("use super::B; pub struct A;", b);
+    assert_eq!(circle.len(), 1, "{circle:?}");
+    assert_eq!(circle[0], ["m/a.rs:1 -> m/b.rs", "m/b.rs:1 -> m/a.rs"]);
+    assert_eq!(
+        cycles("pub struct A; fn f() { crate::m::b::B; }", b).len(),
+        1
+    );
+    assert_eq!(
+        cycles("use crate::m; pub struct A; fn f() { m::B; }", b).len(),
+        1
+    );
+    assert_eq!(
+        cycles("use super::{self as parent}; fn f() { parent::B; }", b).len(),
+        1
+    );
+    assert_eq!(cycles("use super::b; fn f() { b::B::new(); }", b).len(), 1);
+    assert!(cycles("fn f() { let s = \"super::B\"; }", b).is_empty());
+}
+
+/// Where `code` names `pyo3_ffi`: one message per line.
+fn names_pyo3_ffi(file: &str, code: &str) -> Vec<String> {
+    code.lines()
+        .enumerate()
+        .filter(|(_, line)| {
+            line.match_indices("pyo3_ffi").any(|(at, _)| {
+                !line[..at]
+                    .chars()
+                    .next_back()
+                    .is_some_and(|c| c.is_alphanumeric() || c == '_')
+            })
+        })
+        .map(|(number, line)| format!("{file}:{}: {}", number + 1, line.trim()))
+        .collect()
+}
+
+#[test]
+fn cpython_is_called_only_from_raw() {
+    let mut violations = Vec::new();
+    let mut checked = 0;
+    for file in source_files() {
+        if file.module.first().map(String::as_str) == Some("raw") {
+            continue;
+        }
+        let mut found = names_pyo3_ffi(&file.name, &file.code);
+        if file.name == "src/lib.rs" {
+            found.retain(|line| !line.ends_with(": pub use pyo3_ffi::*;"));
+        }
+        violations.extend(found);
+        checked += 1;
+    }
+    assert!(checked > 20, "only {checked} files checked under src/");
+    assert!(
+        violations.is_empty(),
+        "CPython called (or pyo3_ffi named) outside src/raw/; add a wrapper to raw::ffi \
+         whose # Safety states the call's precondition:\n{}",
+        violations.join("\n")
+    );
+}
+
+#[test]
+fn the_checker_sees_pyo3_ffi() {
+    assert_eq!(
+        names_pyo3_ffi("f.rs", "unsafe { pyo3_ffi::Py_IsInitialized() }").len(),
+        1
+    );
+    assert_eq!(names_pyo3_ffi("f.rs", "use pyo3_ffi as c;").len(), 1);
+    assert_eq!(
+        names_pyo3_ffi("f.rs", "let t: *mut ::pyo3_ffi::PyObject;").len(),
+        1
+    );
+    assert!(names_pyo3_ffi("f.rs", "use crate::raw::ffi; my_pyo3_ffi::x();").is_empty());
+    let stripped = strip_comments("/// pyo3_ffi::PyList_New(0)\n// pyo3_ffi::x\nfn f() {}");
+    assert!(names_pyo3_ffi("f.rs", &stripped).is_empty());
 }

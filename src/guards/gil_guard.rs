@@ -2,9 +2,11 @@
 
 #![allow(unsafe_code, reason = "`GilGuard::release` is `unsafe`")]
 
+use crate::context::frame::FrameIndex;
 use crate::error::GilError;
-use crate::guards::stack::{self, NO_FRAME};
-use crate::guards::{attach_main, without_gil};
+use crate::guards::attach::{Suspend, attach_main};
+use crate::guards::release::release;
+use crate::guards::stack;
 use crate::marker::CPythonThreadState;
 use crate::raw::ffi;
 
@@ -48,7 +50,8 @@ use crate::raw::ffi;
 #[derive(Debug)]
 pub struct GilGuard {
     /// Index of the most recent frame this guard pushed; [`NO_FRAME`] when it has none.
-    top: u32,
+    /// The newest frame this guard pushed; each links to the one before.
+    top: Option<FrameIndex>,
     _thread: CPythonThreadState,
 }
 
@@ -66,7 +69,7 @@ impl GilGuard {
     /// ```
     pub const fn new() -> GilGuard {
         GilGuard {
-            top: NO_FRAME,
+            top: None,
             _thread: CPythonThreadState::NEW,
         }
     }
@@ -116,7 +119,7 @@ impl GilGuard {
     /// ```
     #[inline]
     pub fn try_acquire(&mut self) -> Result<(), GilError> {
-        self.top = attach_main::enter(false, self.top)?;
+        self.top = Some(attach_main(Suspend::Refused, self.top)?);
         Ok(())
     }
 
@@ -148,7 +151,7 @@ impl GilGuard {
     /// ```
     #[inline]
     pub unsafe fn release(&mut self) -> Result<(), GilError> {
-        self.top = without_gil::leave(self.top)?;
+        self.top = Some(release(self.top)?);
         Ok(())
     }
 
@@ -176,10 +179,10 @@ impl GilGuard {
     /// ```
     #[inline]
     pub fn restore(&mut self) -> Result<(), GilError> {
-        if self.top == NO_FRAME {
+        let Some(top) = self.top else {
             return Err(GilError::NothingToRestore);
-        }
-        self.top = stack::finish(self.top);
+        };
+        self.top = stack::finish(top);
         Ok(())
     }
 
@@ -202,7 +205,7 @@ impl GilGuard {
     /// ```
     #[must_use]
     pub fn owns_gil(&self) -> bool {
-        stack::frame(self.top).is_some_and(|frame| {
+        self.top.and_then(stack::frame).is_some_and(|frame| {
             let tstate = frame.attached();
             !tstate.is_null() && ffi::current_thread_state() == tstate
         })
@@ -223,8 +226,8 @@ impl GilGuard {
     /// ```
     #[must_use]
     pub fn depth(&self) -> usize {
-        core::iter::successors(stack::frame(self.top), |frame| {
-            stack::frame(frame.below_in_guard)
+        core::iter::successors(self.top.and_then(stack::frame), |frame| {
+            frame.below_in_guard.and_then(stack::frame)
         })
         .count()
     }

@@ -1,12 +1,13 @@
 //! The frame stack and what stands on it: [`WithGil`](crate::WithGil),
 //! [`WithoutGil`](crate::WithoutGil), [`GilGuard`](crate::GilGuard) and their closure forms,
-//! start-up, and the query "is this thread attached". Calls down into the runtime and raw
-//! layers; registers with the runtime layer what its hooks must tell the frame stack
-//! ([`start::register_upcalls`]).
+//! the main interpreter's attach path ([`attach`]) and the release path ([`release`]), and
+//! start-up. Calls down into the runtime, context and raw layers.
 
-pub(crate) mod attach_main;
-pub(crate) mod attached;
+pub(crate) mod attach;
 pub(crate) mod gil_guard;
+#[cfg(feature = "pyo3")]
+pub(crate) mod pyo3_detach;
+pub(crate) mod release;
 pub(crate) mod stack;
 pub(crate) mod start;
 pub(crate) mod with_gil;
@@ -26,7 +27,7 @@ pub(crate) mod without_gil;
 /// Neither may happen while another interpreter is attached.
 pub(crate) fn outside_pyo3<T>(f: impl FnOnce(bool) -> T) -> T {
     #[cfg(feature = "pyo3")]
-    return with_pyo3::outside_pyo3(f);
+    return pyo3_detach::outside_pyo3(f);
     #[cfg(not(feature = "pyo3"))]
     f(false)
 }

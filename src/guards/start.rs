@@ -1,6 +1,5 @@
-//! Start-up: starting the runtime when embedding ([`initialize`]), watching a runtime the
-//! host started, and what the guards layer registers with the runtime layer before the
-//! runtime's hooks can call it ([`register_upcalls`]).
+//! Start-up: starting the runtime when embedding ([`initialize`]), and watching a runtime
+//! the host started ([`ensure_watched`]).
 
 #![allow(
     unsafe_code,
@@ -10,45 +9,14 @@
 use std::sync::{Mutex, PoisonError};
 
 use crate::error::GilError;
-use crate::guards::attached;
-use crate::guards::stack;
+use crate::guards::attach::install_hooks;
 use crate::guards::with_gil::try_with_gil;
-use crate::guards::without_gil::without_gil;
 use crate::raw::epoch::epoch;
 use crate::raw::ffi;
-use crate::runtime::{self, native_thread, upcalls};
+use crate::runtime::{self, native_thread};
 
 /// Serializes [`initialize`] calls made from several threads at once.
 static INITIALIZING: Mutex<()> = Mutex::new(());
-
-/// What the runtime layer calls when a fork, a shutdown or a thread's exit must reach the
-/// frame stack.
-static UPCALLS: upcalls::Guards = upcalls::Guards {
-    forget_thread_states_except: stack::forget_thread_states_except,
-    holds_any_change: stack::holds_any_change,
-    attached_thread_state: attached::attached_thread_state,
-    run_detached,
-};
-
-fn run_detached(f: &mut (dyn FnMut() + Send)) {
-    without_gil(f);
-}
-
-/// Registers the frame stack's [`upcalls`] with the runtime layer; cheap after the first
-/// call. Every path that installs the runtime's hooks calls it first.
-pub(crate) fn register_upcalls() {
-    upcalls::register_guards(&UPCALLS);
-}
-
-/// [`runtime::install_hooks`], after registering what its hooks call.
-///
-/// # Safety
-/// The thread is attached to the main interpreter.
-pub(crate) unsafe fn install_hooks() {
-    register_upcalls();
-    // SAFETY: requirements upheld by the caller.
-    stack::calling_python(|| unsafe { runtime::install_hooks() });
-}
 
 /// Starts the Python runtime, for programs that embed Python. Does nothing if it is already
 /// running (in an extension module, or after an earlier call).

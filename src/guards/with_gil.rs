@@ -1,8 +1,9 @@
 //! [`WithGil`] and [`with_gil`]: attach this thread to the main interpreter.
 
+use crate::context::frame::{Entry, FrameIndex};
 use crate::error::{GilError, refused};
-use crate::guards::attach_main::enter;
-use crate::guards::stack::{self, Entry, NO_FRAME};
+use crate::guards::attach::{Suspend, attach_main};
+use crate::guards::stack;
 use crate::marker::CPythonThreadState;
 
 /// Holds the GIL of the main interpreter, on any thread, until dropped.
@@ -68,7 +69,7 @@ use crate::marker::CPythonThreadState;
 #[must_use = "the GIL is released as soon as the guard is dropped"]
 #[derive(Debug)]
 pub struct WithGil {
-    pub(crate) frame: u32,
+    pub(crate) frame: FrameIndex,
     _thread: CPythonThreadState,
 }
 
@@ -126,7 +127,7 @@ impl WithGil {
     #[inline(always)]
     pub fn try_acquire() -> Result<WithGil, GilError> {
         Ok(WithGil {
-            frame: enter(false, NO_FRAME)?,
+            frame: attach_main(Suspend::Refused, None)?,
             _thread: CPythonThreadState::NEW,
         })
     }
@@ -203,7 +204,7 @@ pub fn with_gil<T>(f: impl FnOnce() -> T) -> T {
 #[inline]
 pub fn try_with_gil<T>(f: impl FnOnce() -> T) -> Result<T, GilError> {
     let _gil = stack::Scope {
-        index: enter(true, NO_FRAME)?,
+        index: attach_main(Suspend::Allowed, None)?,
         likely: Entry::Nested,
     };
     Ok(f())

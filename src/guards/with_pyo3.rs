@@ -1,27 +1,12 @@
-//! With the `pyo3` feature: `pyo3::Python` tokens from this crate's guards, and a
-//! [`without_gil`](crate::without_gil) that `pyo3` sees too.
-//!
-//! `pyo3` keeps its own per-thread count of attachment and trusts it: inside
-//! `Python::attach`, a nested `Python::attach` hands out a token without asking CPython.
-//! So releasing the GIL behind `pyo3`'s back and calling `Python::attach` inside would give
-//! a token to a detached thread. With this feature, `without_gil` releases through
-//! `pyo3`'s own `Python::detach`, which `pyo3` counts, and records the release on the frame
-//! stack like its own.
+//! With the `pyo3` feature: `pyo3::Python` tokens from this crate's guards.
 
-#![allow(
-    unsafe_code,
-    reason = "vouches for `pyo3` tokens and hands detaching to `pyo3`"
-)]
+#![allow(unsafe_code, reason = "vouches for `pyo3` tokens")]
 
 use pyo3::Python;
 
-use crate::error::GilError;
-use crate::error::refused;
-use crate::guards::attached;
-use crate::guards::stack::{self, Entry, Frame};
-use crate::guards::with_gil::WithGil;
-use crate::guards::with_gil::{try_with_gil, with_gil};
-use crate::raw::epoch::epoch;
+use crate::error::{GilError, refused};
+use crate::guards::stack;
+use crate::guards::with_gil::{WithGil, try_with_gil, with_gil};
 use crate::raw::ffi;
 
 impl WithGil {
@@ -148,80 +133,4 @@ pub fn with_python<T>(f: impl for<'py> FnOnce(Python<'py>) -> T) -> T {
 pub fn try_with_python<T>(f: impl for<'py> FnOnce(Python<'py>) -> T) -> Result<T, GilError> {
     // SAFETY: as in `with_python`.
     try_with_gil(|| f(unsafe { Python::assume_attached() }))
-}
-
-/// Runs `f` detached through `pyo3`'s `Python::detach`, if this thread is attached to a
-/// main-interpreter thread state; gives `f` back otherwise. `pyo3` drains the references it
-/// deferred when it re-attaches: only the main interpreter's may be released there.
-pub(crate) fn detach<F, T>(f: F) -> Result<T, F>
-where
-    F: FnOnce() -> T + Send,
-    T: Send,
-{
-    match attached_main() {
-        Some(tstate) => Ok(detach_main(tstate, f)),
-        None => Err(f),
-    }
-}
-
-/// See [`outside_pyo3`](crate::guards::outside_pyo3).
-pub(crate) fn outside_pyo3<T>(f: impl FnOnce(bool) -> T) -> T {
-    let Some(tstate) = attached_main() else {
-        return f(false);
-    };
-    let on_this_thread = SameThread(f);
-    detach_main(tstate, move || {
-        SameThread(on_this_thread.into_inner()(true))
-    })
-    .into_inner()
-}
-
-/// The main-interpreter thread state attached to this thread, if any.
-fn attached_main() -> Option<*mut crate::raw::ffi::PyThreadState> {
-    let tstate = attached::attached_thread_state();
-    // SAFETY: a thread state attached to this thread is live.
-    (!tstate.is_null() && unsafe { ffi::is_main_interpreter_state(tstate) }).then_some(tstate)
-}
-
-/// Runs `f` inside `pyo3`'s `Python::detach`, which detaches `tstate`, attached to this
-/// thread, and re-attaches it after `f`; recorded on the frame stack like a release.
-fn detach_main<F, T>(tstate: *mut crate::raw::ffi::PyThreadState, f: F) -> T
-where
-    F: FnOnce() -> T + Send,
-    T: Send,
-{
-    let owned = attached::owns(tstate);
-    // A pointer is not `Send`; the address crosses into the closure, which runs on this
-    // thread.
-    let address = tstate as usize;
-    // SAFETY: this thread is attached (the caller's), which is all `assume_attached`
-    // requires; the token is consumed by `detach` at once.
-    let python = unsafe { Python::assume_attached() };
-    python.detach(move || {
-        // `pyo3` detached the thread state just now, and re-attaches it after the closure.
-        let released = Frame {
-            stamp: epoch(),
-            ..Frame::new(Entry::ReleasedByPyo3, address as *mut _, false, owned)
-        };
-        let _released = stack::Scope {
-            index: stack::push(released),
-            likely: Entry::ReleasedByPyo3,
-        };
-        f()
-    })
-}
-
-/// A value moved into `pyo3`'s `Python::detach`, whose closure runs on the calling thread
-/// before it returns.
-struct SameThread<T>(T);
-
-// SAFETY: the value never leaves the thread that made it: it is only moved into and out of
-// `Python::detach`'s closure, which runs on the calling thread before `detach` returns.
-unsafe impl<T> Send for SameThread<T> {}
-
-impl<T> SameThread<T> {
-    /// The value (a method, so that closures capture the whole wrapper, not its field).
-    fn into_inner(self) -> T {
-        self.0
-    }
 }

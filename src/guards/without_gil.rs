@@ -1,15 +1,12 @@
 //! [`WithoutGil`] and [`without_gil`]: detach this thread while Rust code runs.
 
-#![allow(
-    unsafe_code,
-    reason = "detaches the thread; `WithoutGil::new` is `unsafe`"
-)]
+#![allow(unsafe_code, reason = "`WithoutGil::new` is `unsafe`")]
 
+use crate::context::frame::{Entry, FrameIndex};
 use crate::error::GilError;
-use crate::guards::attached;
-use crate::guards::stack::{self, Entry, Frame, NO_FRAME};
+use crate::guards::release::release;
+use crate::guards::stack;
 use crate::marker::CPythonThreadState;
-use crate::raw::ffi;
 
 /// Releases the GIL (detaches this thread) until dropped, then re-attaches the same thread
 /// state.
@@ -45,7 +42,7 @@ use crate::raw::ffi;
 #[must_use = "the GIL is re-acquired as soon as the guard is dropped"]
 #[derive(Debug)]
 pub struct WithoutGil {
-    frame: u32,
+    frame: FrameIndex,
     _thread: CPythonThreadState,
 }
 
@@ -92,7 +89,7 @@ impl WithoutGil {
     #[inline]
     pub unsafe fn new() -> Result<WithoutGil, GilError> {
         Ok(WithoutGil {
-            frame: leave(NO_FRAME)?,
+            frame: release(None)?,
             _thread: CPythonThreadState::NEW,
         })
     }
@@ -224,11 +221,11 @@ where
     // With `pyo3` on the thread, the main interpreter is detached through `pyo3`'s own
     // `Python::detach`, so that a `Python::attach` inside `f` really attaches.
     #[cfg(feature = "pyo3")]
-    let f = match crate::guards::with_pyo3::detach(f) {
+    let f = match crate::guards::pyo3_detach::detach(f) {
         Ok(value) => return Ok(value),
         Err(f) => f,
     };
-    let Ok(index) = leave(NO_FRAME) else {
+    let Ok(index) = release(None) else {
         return Err(f);
     };
     let _released = stack::Scope {
@@ -236,26 +233,4 @@ where
         likely: Entry::Released,
     };
     Ok(f())
-}
-
-/// Detaches this thread and pushes the frame that records it, linked to `below_in_guard`.
-#[inline]
-pub(crate) fn leave(below_in_guard: u32) -> Result<u32, GilError> {
-    match stack::push_released(below_in_guard) {
-        Some(index) => Ok(index),
-        None => leave_slow(below_in_guard),
-    }
-}
-
-#[inline(never)]
-fn leave_slow(below_in_guard: u32) -> Result<u32, GilError> {
-    let attached = attached::attached_thread_state();
-    if attached.is_null() {
-        return Err(GilError::NotAttached);
-    }
-    let owned = attached::owns(attached);
-    // SAFETY: `attached` is attached to this thread. `Entry::Released` pairs this with
-    // `PyEval_RestoreThread` of the returned state.
-    let tstate = unsafe { ffi::save_thread() };
-    Ok(stack::push(Frame::released(tstate, owned, below_in_guard)))
 }

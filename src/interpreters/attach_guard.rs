@@ -2,7 +2,8 @@
 
 use core::marker::PhantomData;
 
-use crate::guards::stack::{self, Entry};
+use crate::context::frame::{Entry, FrameIndex};
+use crate::guards::stack;
 use crate::marker::CPythonThreadState;
 
 /// Keeps a [`ThreadStateHandle`](crate::ThreadStateHandle) attached; detaches it (and
@@ -24,7 +25,7 @@ use crate::marker::CPythonThreadState;
 #[must_use = "the thread state is detached as soon as the guard is dropped"]
 #[derive(Debug)]
 pub struct AttachGuard<'h> {
-    frame: u32,
+    frame: FrameIndex,
     _handle: PhantomData<&'h ()>,
     _thread: CPythonThreadState,
 }
@@ -34,7 +35,7 @@ static_assertions::assert_not_impl_any!(AttachGuard<'static>: Send, Sync);
 impl AttachGuard<'_> {
     /// The guard of the [`Entry::Kept`] frame at `frame`, just pushed.
     #[inline(always)]
-    pub(super) fn new(frame: u32) -> Self {
+    pub(super) fn new(frame: FrameIndex) -> Self {
         AttachGuard {
             frame,
             _handle: PhantomData,

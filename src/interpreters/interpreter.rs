@@ -10,9 +10,9 @@ use core::ptr::NonNull;
 
 use crate::raw::ffi::PyInterpreterState;
 
+use crate::context::attached;
 use crate::error::GilError;
-use crate::guards::{attached, start};
-use crate::interpreters::thread_state::ThreadStateHandle;
+use crate::guards::start;
 use crate::raw::epoch::epoch;
 use crate::raw::ffi;
 use crate::runtime;
@@ -24,7 +24,7 @@ use crate::runtime;
 /// native worker thread must call back into *that* interpreter, not the main one (which is
 /// all [`WithGil`](crate::WithGil) knows). Capture `Interpreter::current()` while called
 /// from Python, send it to the worker (it is `Send + Sync + Copy`), and create a
-/// [`ThreadStateHandle`] for it there.
+/// [`ThreadStateHandle`](crate::ThreadStateHandle) for it there.
 ///
 /// An `Interpreter` does not keep the interpreter alive: whoever owns it can end it. That
 /// is why [`thread_state`](Self::thread_state) is `unsafe`.
@@ -167,39 +167,6 @@ impl Interpreter {
     #[must_use]
     pub fn is_main(&self) -> bool {
         self.interp.as_ptr() == ffi::main_interpreter()
-    }
-
-    /// Creates this thread's [`ThreadStateHandle`] for the interpreter.
-    ///
-    /// # Safety
-    ///
-    /// The interpreter must stay alive while the handle exists: whoever owns it must not
-    /// end it before the handle is dropped (an extension module typically stops its worker
-    /// threads from an `atexit` hook or when its objects are deallocated, both of which run
-    /// before the interpreter is ended). The main interpreter always qualifies: it lives
-    /// until the runtime finalizes, which handles detect.
-    ///
-    /// # Errors
-    ///
-    /// As [`ThreadStateHandle::new`].
-    ///
-    /// # Panics
-    ///
-    /// As [`ThreadStateHandle::new`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// gilguard::initialize()?;
-    /// let main = gilguard::Interpreter::main()?;
-    /// // SAFETY: the main interpreter outlives the handle.
-    /// let handle = unsafe { main.thread_state() }?;
-    /// handle.run(|| assert!(gilguard::is_attached()))?;
-    /// # Ok::<(), gilguard::GilError>(())
-    /// ```
-    pub unsafe fn thread_state(&self) -> Result<ThreadStateHandle<'static>, GilError> {
-        // SAFETY: forwarded from the caller.
-        unsafe { ThreadStateHandle::create(*self, None) }
     }
 
     pub(crate) fn as_ptr(&self) -> *mut PyInterpreterState {

@@ -23,12 +23,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::raw::ffi::{PyInterpreterState, PyThreadState};
 
+use crate::context::claims::InterpreterLife;
+use crate::context::frame::{Entry, Frame};
+use crate::context::queries;
 use crate::error::GilError;
-use crate::guards::stack::{self, Entry, Frame};
+use crate::guards::stack;
 use crate::interpreters::deferred;
 use crate::interpreters::interpreter::Interpreter;
 use crate::raw::epoch::epoch;
 use crate::raw::ffi;
+use crate::runtime::{native_thread, shutdown};
 
 const LIVE: u8 = 0;
 const ENDING: u8 = 1;
@@ -66,6 +70,12 @@ unsafe impl Send for Record {}
 // SAFETY: as above; shared access reads the plain fields and the atomics.
 unsafe impl Sync for Record {}
 
+impl InterpreterLife for Record {
+    fn is_usable(&self) -> bool {
+        Record::is_usable(self)
+    }
+}
+
 /// The sub-interpreters this crate created and did not end yet.
 static LIVE_INTERPRETERS: Mutex<Vec<Arc<Record>>> = Mutex::new(Vec::new());
 
@@ -82,7 +92,7 @@ impl Record {
         epoch: u64,
     ) -> Arc<Record> {
         // Before the shutdown can find the record.
-        super::register_upcalls();
+        shutdown::end_interpreters_with(end_all_at_shutdown);
         let record = Arc::new(Record {
             interp,
             first,
@@ -121,12 +131,14 @@ impl Record {
         {
             return Err(GilError::InterpreterEnded);
         }
-        let in_use = stack::names(self.first.as_ptr());
+        let in_use = queries::names(self.first.as_ptr());
         if !in_use {
             // Deleted below: the frames of this thread that still name them (a guard leaked
             // or alive in code that finalizes the runtime) must never touch them again.
             for &handle in handles {
-                stack::forget_thread_state(handle);
+                for _ in 0..queries::forget_thread_state(handle) {
+                    native_thread::dismiss_guard();
+                }
             }
         }
         let ended = !in_use && self.end_from_main(handles);
@@ -176,7 +188,7 @@ impl Record {
             // Recorded so that Python code run by the shutdown (atexit handlers,
             // finalizers) that calls back into Rust sees where the thread is.
             let _ending = stack::Scope {
-                index: stack::push(Frame::new(Entry::Nested, tstate, false, true)),
+                index: stack::push(Frame::handle(Entry::Nested, tstate)),
                 likely: Entry::Nested,
             };
             // References of this interpreter dropped where it could not be attached.

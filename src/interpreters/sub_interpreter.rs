@@ -9,11 +9,10 @@ use std::sync::Arc;
 use crate::raw::ffi::PyThreadState;
 
 use crate::error::GilError;
-use crate::guards::{stack, start, with_gil};
+use crate::guards::{attach, stack, with_gil};
 use crate::interpreters::interpreter::Interpreter;
 use crate::interpreters::interpreter_config::InterpreterConfig;
 use crate::interpreters::interpreter_end::Record;
-use crate::interpreters::thread_state::ThreadStateHandle;
 use crate::raw::epoch::epoch;
 use crate::raw::ffi;
 use crate::runtime;
@@ -24,7 +23,7 @@ use crate::runtime;
 ///
 /// A `SubInterpreter` only names an interpreter; it is `Send + Sync`, so threads share it by
 /// reference (scoped threads, or an `Arc`). Each thread that runs Python in it creates its
-/// own [`ThreadStateHandle`] with [`thread_state`](Self::thread_state); the handle borrows
+/// own [`ThreadStateHandle`](crate::ThreadStateHandle) with [`thread_state`](Self::thread_state); the handle borrows
 /// the interpreter, so the interpreter cannot be ended while a handle exists.
 ///
 /// Dropping the interpreter ends it, like [`end`](Self::end); if ending is refused (see
@@ -131,30 +130,6 @@ impl SubInterpreter {
         crate::guards::outside_pyo3(|_| with_gil::try_with_gil(|| create(config)))?
     }
 
-    /// Creates this thread's [`ThreadStateHandle`] for the interpreter: see
-    /// [`ThreadStateHandle::new`].
-    ///
-    /// # Errors
-    ///
-    /// As [`ThreadStateHandle::new`].
-    ///
-    /// # Panics
-    ///
-    /// As [`ThreadStateHandle::new`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// gilguard::initialize()?;
-    /// let interpreter = gilguard::SubInterpreter::new()?;
-    /// let handle = interpreter.thread_state()?;
-    /// handle.run(|| assert!(gilguard::is_attached()))?;
-    /// # Ok::<(), gilguard::GilError>(())
-    /// ```
-    pub fn thread_state(&self) -> Result<ThreadStateHandle<'_>, GilError> {
-        ThreadStateHandle::new(self)
-    }
-
     /// The interpreter's id (`PyInterpreterState_GetID`), as Python's
     /// `interpreters.get_current().id` reports it; the main interpreter is 0.
     ///
@@ -203,7 +178,7 @@ impl SubInterpreter {
     /// Ends the interpreter (`Py_EndInterpreter`), from any thread, leaving that thread as
     /// it was.
     ///
-    /// `&mut self` means no [`ThreadStateHandle`] borrows the interpreter, so ending one in
+    /// `&mut self` means no [`ThreadStateHandle`](crate::ThreadStateHandle) borrows the interpreter, so ending one in
     /// use does not compile. What lifetimes cannot see is checked: a handle leaked with
     /// `mem::forget`, or Python daemon threads still running in the interpreter, leave
     /// thread states CPython would abort on (`Py_EndInterpreter: not the last thread`).
@@ -292,7 +267,7 @@ fn create(config: InterpreterConfig) -> Result<SubInterpreter, GilError> {
     // In a runtime the host started, the shutdown callback that ends this interpreter may not
     // be registered yet.
     // SAFETY: attached to the main interpreter (the caller).
-    unsafe { start::install_hooks() };
+    unsafe { attach::install_hooks() };
     let main_tstate = ffi::current_thread_state();
     // The new interpreter runs Python code (`site`, `threading`) attached to a thread state
     // made inside the call, which may call back into Rust.

@@ -4,7 +4,7 @@
 use core::ffi::c_int;
 use core::panic::AssertUnwindSafe;
 
-use crate::raw::ffi::{PyObject, Py_ssize_t};
+use crate::raw::ffi::{Py_ssize_t, PyObject};
 
 use crate::objects::python_exception::PythonException;
 use crate::raw::ffi::ExceptionKind;

@@ -10,9 +10,8 @@
 use core::fmt;
 use core::ptr::NonNull;
 
-
+use crate::context::attached::is_attached;
 use crate::error::GilError;
-use crate::guards::attached::is_attached;
 use crate::interpreters::interpreter::Interpreter;
 use crate::objects::owned_ref::OwnedRef;
 use crate::raw::ffi::{self, ExceptionKind};

@@ -16,9 +16,10 @@
     reason = "registers a Python callback (C preconditions: raw::ffi)"
 )]
 
+use crate::context::queries;
 use crate::raw::ffi;
 use crate::runtime::python_hook::PythonHook;
-use crate::runtime::{self, native_thread, shutdown, upcalls};
+use crate::runtime::{finalization, native_thread, shutdown};
 
 /// The after-fork callback.
 static HOOK: PythonHook = PythonHook::new();
@@ -52,9 +53,9 @@ unsafe extern "C" fn after_fork_in_child(
     _args: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
     let survivor = ffi::current_thread_state();
-    let epoch = runtime::after_fork();
+    let epoch = finalization::after_fork();
     HOOK.inherited(epoch);
-    let kept_frames = upcalls::forget_thread_states_except(survivor);
+    let kept_frames = queries::forget_thread_states_except(survivor);
     let guards = native_thread::after_fork(survivor, epoch);
     shutdown::after_fork(epoch, guards.map(|guards| (guards, kept_frames)));
     // SAFETY: attached.

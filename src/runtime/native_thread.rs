@@ -26,15 +26,16 @@
     reason = "creates, attaches and deletes the kept thread states"
 )]
 
-use core::cell::Cell;
 use core::ptr;
 
-use crate::raw::ffi::PyThreadState;
-
+use crate::context::frame::Owner;
+use crate::context::guard_count::ThreadGuards;
+use crate::context::thread::{self, kept_thread_state, thread_guards};
+use crate::context::{attached, queries};
 use crate::error::GilError;
 use crate::raw::epoch::epoch;
-use crate::raw::ffi;
-use crate::runtime::{self, shutdown, upcalls};
+use crate::raw::ffi::{self, PyThreadState};
+use crate::runtime::{finalization, shutdown};
 
 /// How [`attach_new`] attached this thread, which decides how its frame undoes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,51 +48,30 @@ pub(crate) enum NewState {
     Deleting,
 }
 
-struct Kept {
-    tstate: Cell<*mut PyThreadState>,
-    epoch: Cell<u64>,
-    /// Whether this crate created the state and deletes it when the thread exits.
-    owned: Cell<bool>,
-    /// The count of guards this thread holds on an owned state, for the shutdown gate.
-    guards: Cell<Option<&'static shutdown::ThreadGuards>>,
-}
-
-/// Deletes the kept thread state when the thread exits; registered with the first one.
+/// Deletes the kept thread state when the thread exits: a thread-local of its own, since
+/// the context has no destructor. Registered with the first kept state or guard count.
 struct DeleteOnExit;
 
 thread_local! {
-    /// No destructor, so reading it on every acquisition costs a couple of instructions
-    /// and works at any point of the thread's teardown.
-    static KEPT: Kept = const {
-        Kept {
-            tstate: Cell::new(ptr::null_mut()),
-            epoch: Cell::new(0),
-            owned: Cell::new(false),
-            guards: Cell::new(None),
-        }
-    };
     static DELETE_ON_EXIT: DeleteOnExit = const { DeleteOnExit };
 }
 
-/// This thread's kept thread state, or null if there is none or it belongs to a runtime that
-/// has since been finalized.
-#[inline]
-pub(crate) fn kept_thread_state() -> *mut PyThreadState {
-    KEPT.with(|kept| {
-        if kept.epoch.get() == epoch() {
-            kept.tstate.get()
-        } else {
-            ptr::null_mut()
-        }
-    })
+/// The main-interpreter thread state that the newest live release frame of this thread
+/// detached, and who owns it (see [`queries::released_main_thread_state`]); none once the
+/// runtime is finalizing, which may free the thread states the frames name.
+#[inline(always)]
+pub(crate) fn released_main_thread_state() -> Option<(*mut PyThreadState, Owner)> {
+    if thread::with(|context| context.frames.len.get()) == 0 {
+        return None;
+    }
+    released_unless_finalizing()
 }
 
-/// Whether `tstate` is the state this thread kept in a runtime that has since been
-/// finalized, which freed it. Compares addresses only.
-pub(crate) fn is_stale(tstate: *mut PyThreadState) -> bool {
-    KEPT.with(|kept| {
-        !tstate.is_null() && kept.tstate.get() == tstate && kept.epoch.get() != epoch()
-    })
+#[inline(never)]
+fn released_unless_finalizing() -> Option<(*mut PyThreadState, Owner)> {
+    finalization::check_not_finalizing().ok()?;
+    // SAFETY: not finalizing (checked).
+    unsafe { queries::released_main_thread_state() }
 }
 
 /// Counts a guard about to attach the kept state (see [`shutdown::admit`]), and returns
@@ -108,7 +88,7 @@ pub(crate) fn admit_guard() -> Result<bool, GilError> {
         Some(guards) => shutdown::admit(guards)
             .map(|()| true)
             .map_err(|()| GilError::Finalizing),
-        None => runtime::check_not_finalizing().map(|()| false),
+        None => finalization::check_not_finalizing().map(|()| false),
     }
 }
 
@@ -123,28 +103,18 @@ pub(crate) fn dismiss_guard() {
 /// Keeps the runtime's main thread state, just created by `Py_InitializeEx` on this
 /// thread, as this thread's, borrowed.
 pub(crate) fn adopt_main_thread_state(tstate: *mut PyThreadState) {
-    KEPT.with(|kept| {
-        kept.tstate.set(tstate);
-        kept.epoch.set(epoch());
-        kept.owned.set(false);
-    });
-}
-
-/// The count of guards held by this thread, if it has one (see [`shutdown`]).
-#[inline]
-pub(crate) fn thread_guards() -> Option<&'static shutdown::ThreadGuards> {
-    KEPT.with(|kept| kept.guards.get())
+    thread::with(|context| context.kept.keep(tstate, epoch(), false));
 }
 
 /// This thread's count of guards for the shutdown gate, registered on first use; the
 /// record is returned when the thread exits (or, if the thread is already tearing down its
 /// thread-locals, stays registered with no guard counted).
-pub(crate) fn thread_guards_or_register() -> &'static shutdown::ThreadGuards {
+pub(crate) fn thread_guards_or_register() -> &'static ThreadGuards {
     if let Some(guards) = thread_guards() {
         return guards;
     }
     let guards = shutdown::register_thread();
-    KEPT.with(|kept| kept.guards.set(Some(guards)));
+    thread::with(|context| context.kept.guards.set(Some(guards)));
     // Touching `DELETE_ON_EXIT` registers the destructor that returns the record.
     let _ = DELETE_ON_EXIT.try_with(|_| ());
     guards
@@ -160,11 +130,10 @@ pub(crate) fn thread_guards_or_register() -> &'static shutdown::ThreadGuards {
 /// # Safety
 /// The runtime is initialized and not finalizing, this thread is detached, and `gilstate`
 /// is `PyGILState_GetThisThreadState()`: null, not of the main interpreter, or
-/// [stale](is_stale) (it is never dereferenced). `install_hooks` is the guards layer's
-/// `start::install_hooks`, which registers its upcalls before the hooks that call them.
+/// [stale](crate::context::kept::Kept::is_stale) (it is never dereferenced). The caller installs
+/// the runtime's hooks next, attached as it is left.
 pub(crate) unsafe fn attach_new(
     gilstate: *mut PyThreadState,
-    install_hooks: unsafe fn(),
 ) -> Result<(NewState, *mut PyThreadState), GilError> {
     // Counted before attaching, like every attach of a kept state: once shutdown has begun
     // it refuses here, or it waits for this guard.
@@ -186,10 +155,8 @@ pub(crate) unsafe fn attach_new(
         }
     };
     let epoch = epoch();
-    // SAFETY: attached to the main interpreter just above.
-    unsafe { install_hooks() };
     // Touching `DELETE_ON_EXIT` registers its destructor; it fails during teardown.
-    let kept = runtime::watch_finalization(epoch) && DELETE_ON_EXIT.try_with(|_| ()).is_ok();
+    let kept = finalization::watch_finalization(epoch) && DELETE_ON_EXIT.try_with(|_| ()).is_ok();
     if !kept {
         // Nowhere to keep it (thread teardown, or no `Py_AtExit` slot): the frame deletes
         // it again, as plain `PyGILState_*` use would, and is not counted.
@@ -203,11 +170,7 @@ pub(crate) unsafe fn attach_new(
             tstate,
         ));
     }
-    KEPT.with(|kept| {
-        kept.tstate.set(tstate);
-        kept.epoch.set(epoch);
-        kept.owned.set(true);
-    });
+    thread::with(|context| context.kept.keep(tstate, epoch, true));
     Ok((NewState::Kept, tstate))
 }
 
@@ -222,7 +185,7 @@ pub(crate) unsafe fn attach_new(
 pub(crate) fn keep_one() {
     let epoch = epoch();
     if !kept_thread_state().is_null()
-        || !runtime::is_watched(epoch)
+        || !finalization::is_watched(epoch)
         || DELETE_ON_EXIT.try_with(|_| ()).is_err()
     {
         return;
@@ -233,11 +196,7 @@ pub(crate) fn keep_one() {
     if tstate.is_null() {
         return;
     }
-    KEPT.with(|kept| {
-        kept.tstate.set(tstate);
-        kept.epoch.set(epoch);
-        kept.owned.set(true);
-    });
+    thread::with(|context| context.kept.keep(tstate, epoch, true));
 }
 
 /// In the child of a fork: keeps this thread's kept state only if it is `survivor`, the one
@@ -246,8 +205,9 @@ pub(crate) fn keep_one() {
 pub(crate) fn after_fork(
     survivor: *mut PyThreadState,
     epoch: u64,
-) -> Option<&'static shutdown::ThreadGuards> {
-    KEPT.with(|kept| {
+) -> Option<&'static ThreadGuards> {
+    thread::with(|context| {
+        let kept = &context.kept;
         if kept.tstate.get() == survivor {
             kept.epoch.set(epoch);
         } else {
@@ -262,15 +222,15 @@ impl Drop for DeleteOnExit {
     /// freed memory or fight with a guard that was leaked on this thread; and returns the
     /// thread's record of guards, so that no shutdown waits for an exited thread.
     fn drop(&mut self) {
-        let guards = KEPT.with(|kept| kept.guards.take());
+        let guards = thread::with(|context| context.kept.guards.take());
         let tstate = kept_thread_state();
         // Finalization frees the state; a leaked guard or foreign code may still use it.
         let deletable = !tstate.is_null()
-            && KEPT.with(|kept| kept.owned.get())
+            && thread::with(|context| context.kept.owned.get())
             && ffi::is_initialized()
-            && runtime::check_not_finalizing().is_ok()
-            && !upcalls::holds_any_change()
-            && upcalls::attached_thread_state().is_null();
+            && finalization::check_not_finalizing().is_ok()
+            && !queries::holds_any_change()
+            && attached::attached_thread_state().is_null();
         // Attaching to delete counts as a guard: shutdown refuses it or waits for it.
         if deletable && guards.is_none_or(|guards| shutdown::admit(guards).is_ok()) {
             // SAFETY: `tstate` is this thread's live, detached main-interpreter thread
@@ -283,11 +243,11 @@ impl Drop for DeleteOnExit {
                 ffi::delete_current();
             }
             // Destructors of other thread-locals run after this one and may still attach.
-            KEPT.with(|kept| kept.tstate.set(ptr::null_mut()));
+            thread::with(|context| context.kept.tstate.set(ptr::null_mut()));
         }
         if let Some(guards) = guards {
             shutdown::unregister_thread(guards);
         }
-        upcalls::forget_claims();
+        thread::with(|context| context.claims.forget_all());
     }
 }

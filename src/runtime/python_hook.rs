@@ -11,7 +11,6 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-
 use crate::raw::epoch::{NO_EPOCH, epoch};
 use crate::raw::ffi::{self, PyMethodDef};
 
@@ -94,8 +93,7 @@ impl PythonHook {
         // SAFETY: attached (caller); put back below.
         let caller_error = unsafe { ffi::take_error() };
         // SAFETY: attached, with no exception set (taken above); `definition` is a static.
-        let registered =
-            unsafe { ffi::call_with_function(module, function, keyword, definition) };
+        let registered = unsafe { ffi::call_with_function(module, function, keyword, definition) };
         // SAFETY: attached; what `take_error` took above.
         unsafe { ffi::restore_error(caller_error) };
         if registered {

@@ -1,18 +1,28 @@
 //! The stack's own logic, without an interpreter: frames of [`Entry::Nested`] undo nothing,
 //! so any order of pushes, finishes and scope ends can be checked for what it leaves.
 
+use core::ptr;
+
 use super::*;
+use crate::context::frame::{Entry, Frame, FrameIndex};
+use crate::context::frames::INLINE;
+use crate::context::queries::holds_any_change;
+use crate::context::thread;
 
 fn nested() -> Frame {
-    Frame::new(Entry::Nested, ptr::null_mut(), false, true)
+    Frame::handle(Entry::Nested, ptr::null_mut())
 }
 
 fn len() -> u32 {
-    FRAMES.with(|stack| stack.len.get())
+    thread::with(|context| context.frames.len.get())
 }
 
 fn finished() -> u32 {
-    FRAMES.with(|stack| stack.finished.get())
+    thread::with(|context| context.frames.finished.get())
+}
+
+fn spill_capacity() -> usize {
+    thread::with(|context| context.frames.spill_capacity())
 }
 
 /// Every order of `0..n`.
@@ -38,18 +48,14 @@ fn assert_empty() {
         0,
         "finished frames counted after all were popped"
     );
-    assert_eq!(
-        FrameStack::spill_capacity(),
-        0,
-        "the spill's buffer was not freed"
-    );
+    assert_eq!(spill_capacity(), 0, "the spill's buffer was not freed");
 }
 
 #[test]
 fn every_finish_order_empties_the_stack() {
     for n in 1..=5 {
         for order in permutations(n) {
-            let indices: Vec<u32> = (0..n).map(|_| push(nested())).collect();
+            let indices: Vec<FrameIndex> = (0..n).map(|_| push(nested())).collect();
             for (step, &which) in order.iter().enumerate() {
                 finish(indices[which]);
                 // Frames are popped exactly when nothing newer is alive.
@@ -63,10 +69,10 @@ fn every_finish_order_empties_the_stack() {
 
 #[test]
 fn deep_stacks_spill_and_free_the_spill() {
-    let depth = storage::INLINE as u32 * 3;
-    let indices: Vec<u32> = (0..depth).map(|_| push(nested())).collect();
+    let depth = INLINE as u32 * 3;
+    let indices: Vec<FrameIndex> = (0..depth).map(|_| push(nested())).collect();
     assert_eq!(len(), depth);
-    assert!(FrameStack::spill_capacity() > 0);
+    assert!(spill_capacity() > 0);
     // The oldest first: nothing is popped until the newest goes.
     for &index in &indices[..indices.len() - 1] {
         finish(index);
@@ -76,7 +82,7 @@ fn deep_stacks_spill_and_free_the_spill() {
     finish(*indices.last().unwrap());
     assert_empty();
     // Newest first, through the spill and back.
-    let indices: Vec<u32> = (0..depth).map(|_| push(nested())).collect();
+    let indices: Vec<FrameIndex> = (0..depth).map(|_| push(nested())).collect();
     for &index in indices.iter().rev() {
         finish(index);
     }
@@ -89,7 +95,7 @@ fn a_scope_ends_the_frames_that_outlived_it() {
         index: push(nested()),
         likely: Entry::Nested,
     };
-    let outlived: Vec<u32> = (0..3).map(|_| push(nested())).collect();
+    let outlived: Vec<FrameIndex> = (0..3).map(|_| push(nested())).collect();
     drop(scope);
     // The three frames are forgotten, not popped: their guards still hold their indices.
     assert_eq!(len(), 4);
@@ -99,7 +105,7 @@ fn a_scope_ends_the_frames_that_outlived_it() {
     assert!(!holds_any_change());
     // A new frame goes above them and is finished normally.
     let later = push(nested());
-    assert_eq!(later, 4);
+    assert_eq!(later, FrameIndex::new(4));
     finish(later);
     assert_eq!(len(), 4);
     // Their guards go, in any order; then the scope's frame too.
@@ -140,7 +146,7 @@ fn every_finish_order_around_a_scope_end() {
             index: push(nested()),
             likely: Entry::Nested,
         };
-        let mut indices: Vec<u32> = (0..3).map(|_| push(nested())).collect();
+        let mut indices: Vec<FrameIndex> = (0..3).map(|_| push(nested())).collect();
         drop(scope);
         indices.push(push(nested()));
         for &which in &order {
@@ -154,25 +160,25 @@ fn every_finish_order_around_a_scope_end() {
 #[cfg(debug_assertions)]
 #[should_panic(expected = "not on the stack")]
 fn finishing_a_frame_that_is_not_there_is_caught() {
-    finish(7);
+    finish(FrameIndex::new(7));
 }
 
 #[test]
 fn every_finish_order_across_the_spill_boundary() {
     // Five frames straddling `INLINE` (two inline, three spilled) above live inline frames,
     // finished in every order: the spill is freed once they are gone, the frames below stay.
-    let base = storage::INLINE as u32 - 2;
+    let base = INLINE as u32 - 2;
     for order in permutations(5) {
-        let below: Vec<u32> = (0..base).map(|_| push(nested())).collect();
-        let above: Vec<u32> = (0..5).map(|_| push(nested())).collect();
-        assert!(FrameStack::spill_capacity() > 0);
+        let below: Vec<FrameIndex> = (0..base).map(|_| push(nested())).collect();
+        let above: Vec<FrameIndex> = (0..5).map(|_| push(nested())).collect();
+        assert!(spill_capacity() > 0);
         for &which in &order {
             finish(above[which]);
         }
         assert_eq!(len(), base, "order {order:?}");
         assert_eq!(finished(), 0, "order {order:?}");
         assert_eq!(
-            FrameStack::spill_capacity(),
+            spill_capacity(),
             0,
             "the spill's buffer was not freed, order {order:?}"
         );

@@ -133,7 +133,6 @@ fn python_finalization_error() -> *mut PyObject {
     unsafe { PyExc_PythonFinalizationError }
 }
 
-
 /// A built-in Python exception type, for a [`PythonException`](crate::PythonException) made
 /// in Rust.
 ///
@@ -248,7 +247,6 @@ impl ExceptionKind {
         }
     }
 }
-
 
 /// Sets an exception of `kind` with `message` as this thread's (replacing any); a message
 /// that cannot be made leaves CPython's `MemoryError` set instead.

@@ -7,7 +7,7 @@
 
 use core::ffi::CStr;
 
-pub(crate) use pyo3_ffi::{PyCFunction, PyMethodDef, PyMethodDefPointer, PyObject, Py_ssize_t};
+pub(crate) use pyo3_ffi::{Py_ssize_t, PyCFunction, PyMethodDef, PyMethodDefPointer, PyObject};
 
 /// `Py_INCREF(object)`.
 ///

@@ -3,11 +3,11 @@
 
 #![allow(unsafe_code, reason = "the C layer: every wrapper calls C")]
 
+use pyo3_ffi::PyThreadState;
 #[cfg(Py_3_12)]
 pub(crate) use pyo3_ffi::{
     PyInterpreterConfig, PyInterpreterConfig_OWN_GIL, PyInterpreterConfig_SHARED_GIL,
 };
-use pyo3_ffi::PyThreadState;
 
 #[cfg(not(Py_3_13))]
 unsafe extern "C" {
@@ -53,7 +53,6 @@ fn status_message(status: &pyo3_ffi::PyStatus) -> String {
         _ => format!("exit status {}", status.exitcode),
     }
 }
-
 
 /// `Py_InitializeEx(0)`: starts the runtime without Python's signal handlers, leaving this
 /// thread attached to the new main thread state.

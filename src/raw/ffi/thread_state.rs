@@ -349,7 +349,6 @@ pub(crate) unsafe fn is_main_interpreter_state(tstate: *mut PyThreadState) -> bo
     unsafe { pyo3_ffi::PyThreadState_GetInterpreter(tstate) == main_interpreter() }
 }
 
-
 #[cfg(all(test, not(Py_3_12)))]
 mod tests {
     #[test]

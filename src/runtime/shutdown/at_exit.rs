@@ -4,16 +4,27 @@
 #![allow(unsafe_code, reason = "registers and runs the `atexit` callback")]
 
 use core::sync::atomic::{AtomicU64, Ordering};
-use std::sync::PoisonError;
+use std::sync::{OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::{CLOSED, HOOK, OPEN, THREADS, ThreadGuards};
-#[cfg(Py_3_15)]
-use super::{MAIN_VIEW, close_interpreter_guard};
+use crate::context::guard_count::ThreadGuards;
+use crate::context::thread;
 use crate::raw::asymmetric_fence;
 use crate::raw::epoch::{NO_EPOCH, epoch};
 use crate::raw::ffi;
-use crate::runtime::{native_thread, upcalls};
+use crate::runtime::shutdown::gate::{CLOSED, HOOK, OPEN, THREADS};
+#[cfg(Py_3_15)]
+use crate::runtime::shutdown::gate::{MAIN_VIEW, close_interpreter_guard};
+
+/// Ends the sub-interpreters still alive at shutdown (`drained`: no native thread holds a
+/// guard any more); set by the interpreters layer with the first sub-interpreter it records.
+static END_INTERPRETERS: OnceLock<fn(bool)> = OnceLock::new();
+
+/// Makes the `atexit` callback end the sub-interpreters still alive with `end`, before
+/// CPython's finalization (which aborts on one); later calls change nothing.
+pub(crate) fn end_interpreters_with(end: fn(bool)) {
+    let _ = END_INTERPRETERS.set(end);
+}
 
 /// How long shutdown waits for native threads, in milliseconds.
 static TIMEOUT_MS: AtomicU64 = AtomicU64::new(5_000);
@@ -80,11 +91,12 @@ unsafe extern "C" fn on_exit(
     let counts_visible = asymmetric_fence::heavy();
     let timeout = Duration::from_millis(TIMEOUT_MS.load(Ordering::Relaxed));
     // The guards of the thread that runs the shutdown are its caller's business.
-    let own = native_thread::thread_guards();
-    let mut drained = false;
-    // Detached through the frame stack, as `without_gil` does.
-    upcalls::run_detached(&mut || {
-        drained = if counts_visible {
+    let own = thread::thread_guards();
+    // SAFETY: attached (Python calls this callback); re-attached below, and nothing runs on
+    // this thread in between but the wait.
+    let tstate = unsafe { ffi::save_thread() };
+    let drained = {
+        let drained = if counts_visible {
             wait_for_native_threads(timeout, own)
         } else {
             // No count can be trusted to be up to date: wait as long as allowed.
@@ -104,10 +116,16 @@ unsafe extern "C" fn on_exit(
         {
             close_interpreter_guard(guards);
         }
-    });
+        drained
+    };
+    // SAFETY: detached just above from `tstate`, this thread's; CPython's finalizing flag is
+    // set only after the `atexit` callbacks.
+    unsafe { ffi::restore_thread(tstate) };
     // Before CPython's finalization, which aborts on a sub-interpreter still alive.
-    upcalls::end_all_at_shutdown(drained);
-    // SAFETY: attached again (after `run_detached`).
+    if let Some(end) = END_INTERPRETERS.get() {
+        end(drained);
+    }
+    // SAFETY: attached.
     unsafe { ffi::new_none() }
 }
 

@@ -186,9 +186,7 @@ impl<'a> CriticalSection<'a> {
     /// # Ok::<(), gilguard::GilError>(())
     /// ```
     #[cfg(Py_3_14)]
-    pub unsafe fn begin_mutex(
-        mutex: &'a cs::PyMutex,
-    ) -> Result<CriticalSection<'a>, GilError> {
+    pub unsafe fn begin_mutex(mutex: &'a cs::PyMutex) -> Result<CriticalSection<'a>, GilError> {
         if !crate::is_attached() {
             return Err(GilError::NotAttached);
         }
@@ -200,12 +198,7 @@ impl<'a> CriticalSection<'a> {
             // the section is (the caller's contract); `section` is a fresh allocation that
             // stays in place until `drop`, whose `PyCriticalSection_End` pairs with this
             // `BeginMutex`.
-            unsafe {
-                cs::begin_mutex(
-                    section.as_ptr(),
-                    core::ptr::from_ref(mutex).cast_mut(),
-                )
-            };
+            unsafe { cs::begin_mutex(section.as_ptr(), core::ptr::from_ref(mutex).cast_mut()) };
             Ok(CriticalSection {
                 section,
                 _object: PhantomData,

@@ -212,12 +212,7 @@ pub fn with_critical_section_mutex<R>(
         // SAFETY: attached (checked); a `PyMutex` is an atomic byte, so CPython may change
         // it through a pointer made from a shared reference, which lives for this call;
         // `section` stays in place until `End` below, which pairs with this `BeginMutex`.
-        unsafe {
-            cs::begin_mutex(
-                section.as_mut_ptr(),
-                core::ptr::from_ref(mutex).cast_mut(),
-            )
-        };
+        unsafe { cs::begin_mutex(section.as_mut_ptr(), core::ptr::from_ref(mutex).cast_mut()) };
         let _end = End(section.as_mut_ptr());
         Ok(f())
     }

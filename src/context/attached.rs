@@ -1,10 +1,8 @@
-//! Whether this thread is attached, and to which thread state: the frame stack first, then
-//! CPython (see [`is_attached`] for why `PyGILState_Check` is not enough).
+//! Whether this thread is attached, and to which thread state: CPython first, then this
+//! thread's context (see [`is_attached`] for why `PyGILState_Check` is not enough).
 
-use crate::raw::ffi::PyThreadState;
-
-use crate::raw::ffi;
-use crate::runtime::{native_thread, upcalls};
+use crate::context::thread;
+use crate::raw::ffi::{self, PyThreadState};
 
 /// Whether this thread is attached to an interpreter (holds a GIL), whichever interpreter
 /// that is.
@@ -40,7 +38,7 @@ pub(crate) fn attached_thread_state() -> *mut PyThreadState {
         if current.is_null()
             || ffi::is_this_threads(current)
             || owns(current)
-            || crate::guards::stack::vouches_for(current)
+            || crate::context::queries::vouches_for(current)
         {
             current
         } else {
@@ -54,6 +52,5 @@ pub(crate) fn attached_thread_state() -> *mut PyThreadState {
 /// Whether `tstate` is a thread state the crate keeps alive for this thread: the one kept
 /// for it, or one of its [`ThreadStateHandle`](crate::ThreadStateHandle)s'.
 pub(crate) fn owns(tstate: *mut PyThreadState) -> bool {
-    !tstate.is_null()
-        && (tstate == native_thread::kept_thread_state() || upcalls::is_handle_state(tstate))
+    !tstate.is_null() && (tstate == thread::kept_thread_state() || thread::is_handle_state(tstate))
 }

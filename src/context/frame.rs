@@ -1,0 +1,281 @@
+//! One frame: how a guard changed this thread's attachment, and what undoing it needs to
+//! know. Undoing it is the guards layer's (`guards::stack::undo`).
+
+#![allow(unsafe_code, reason = "reads thread states' ids")]
+
+use core::num::NonZeroU32;
+use core::ptr;
+
+use crate::raw::ffi::{self, PyThreadState};
+
+/// A frame's place on this thread's stack; valid until the frame is finished (live frames
+/// are never popped, and neither is anything below them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FrameIndex(NonZeroU32);
+
+impl FrameIndex {
+    /// The index of slot `slot`. Stored plus one, so that `Option<FrameIndex>` is 4 bytes.
+    #[inline(always)]
+    pub(crate) const fn new(slot: u32) -> FrameIndex {
+        match NonZeroU32::new(slot.wrapping_add(1)) {
+            Some(index) => FrameIndex(index),
+            None => panic!("frame stack overflow"),
+        }
+    }
+
+    /// The slot this index names.
+    #[inline(always)]
+    pub(crate) const fn slot(self) -> u32 {
+        self.0.get() - 1
+    }
+}
+
+/// In [`Frame::suspended`] (3.12+), in place of a thread state (no thread state has this
+/// address): the frame attached another interpreter than the main one on a detached thread,
+/// which moved `PyGILState`'s binding to it, so undoing it binds the thread's
+/// main-interpreter thread state again, as a foreign owner's `PyGILState_Ensure` (and so
+/// `pyo3`) expects.
+#[cfg(Py_3_12)]
+pub(crate) const BIND_MAIN_AGAIN: *mut PyThreadState = ptr::dangling_mut();
+
+/// How a frame entered its state, which decides how it is undone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Entry {
+    /// The thread was already attached to `tstate`; no C call was made and none undoes it.
+    Nested,
+    /// `PyGILState_Ensure` attached `tstate`, a new thread state, on a detached thread (so
+    /// it returned `PyGILState_UNLOCKED`); undone by `PyGILState_Release`, which deletes it.
+    Ensured,
+    /// `PyEval_RestoreThread(tstate)` attached a thread state that outlives the frame;
+    /// undone by detaching it.
+    Restored,
+    /// Like `Restored`, for a thread state this crate owns (the one kept for a thread Python
+    /// did not create, or a handle's); the guard is counted for the shutdown gate while the
+    /// frame lives.
+    Kept,
+    /// `tstate` is attached for the last time: undone by `PyThreadState_Clear` (while the
+    /// frame is still on the stack, as it may run Python code) and
+    /// `PyThreadState_DeleteCurrent`.
+    Deleting,
+    /// `PyEval_SaveThread` detached `tstate`; undone by `PyEval_RestoreThread(tstate)`.
+    Released,
+    /// `pyo3`'s `Python::detach`, called by this crate, detached `tstate`; `pyo3`
+    /// re-attaches it when its closure returns, so undoing it makes no C call.
+    #[cfg(feature = "pyo3")]
+    ReleasedByPyo3,
+    /// A frame that no longer holds a change: its guard outlived the closure form it was
+    /// made in (which ended it), or a fork or a shutdown took its thread state away. It
+    /// stays on the stack until its guard is gone, so that other guards' indices stay valid.
+    Forgotten,
+    /// This crate is running Python code itself (installing a hook, creating a
+    /// sub-interpreter), during which CPython may attach a thread state this crate cannot
+    /// name beforehand (a new interpreter's first one). Changes and undoes nothing; while it
+    /// is the newest frame, a thread state created on this thread counts as this thread's.
+    CallingPython,
+}
+
+impl Entry {
+    /// Whether a frame of this entry can have suspended another thread state. A nested frame
+    /// changes nothing, and a released one leaves the thread detached: neither ever does.
+    #[inline(always)]
+    pub(crate) const fn may_suspend(self) -> bool {
+        !matches!(self, Entry::Nested | Entry::Released | Entry::CallingPython)
+    }
+
+    /// Whether undoing a frame of this entry re-attaches a thread state that someone else
+    /// detached or attached: the undos that only the frame's scope can vouch for.
+    const fn releases(self) -> bool {
+        #[cfg(feature = "pyo3")]
+        if matches!(self, Entry::ReleasedByPyo3) {
+            return true;
+        }
+        matches!(self, Entry::Released)
+    }
+}
+
+/// Whether a frame's guard is alive, and whether the frame is being undone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Life {
+    /// Its guard is alive.
+    Live,
+    /// Its guard is gone; undone when no newer frame holds a change.
+    Finished,
+    /// Being undone, in a step that may run Python code (which may push and finish frames
+    /// of its own above this one); its guard is alive.
+    Undoing,
+    /// Being undone, and its guard is gone (dropped before, or by that Python code).
+    UndoingFinished,
+}
+
+/// Who keeps a frame's thread state alive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Owner {
+    /// This crate, for as long as a frame names it (kept for this thread, a handle's, or
+    /// created for the frame): the stack alone proves the pointer is live.
+    Crate,
+    /// Someone else (CPython's `threading`, a C library's `PyGILState_Ensure`, `pyo3`), who
+    /// may end it while the frame still names it: CPython must confirm it
+    /// ([`Frame::is_current`]).
+    Foreign,
+}
+
+/// One guard's change to this thread's attachment.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Frame {
+    pub(crate) entry: Entry,
+    pub(crate) life: Life,
+    /// Whether `tstate` belongs to the main interpreter. Never recorded for a release (the
+    /// release path makes no extra C call; whoever needs to know asks CPython).
+    pub(crate) main: bool,
+    pub(crate) owner: Owner,
+    /// The previous frame pushed by the same [`GilGuard`](crate::GilGuard).
+    pub(crate) below_in_guard: Option<FrameIndex>,
+    /// The thread state attached by this frame, or detached by it for a release.
+    pub(crate) tstate: *mut PyThreadState,
+    /// A thread state detached to make room for this frame and re-attached after it is
+    /// undone, or null. Only closure forms and `unsafe` constructors suspend, so the code
+    /// that attached it is still waiting below. On 3.12+ possibly [`BIND_MAIN_AGAIN`].
+    pub(crate) suspended: *mut PyThreadState,
+    /// For a release: the [runtime epoch](crate::raw::epoch) `tstate` belongs to. Another
+    /// thread may finalize the runtime while this one is detached, and `tstate` must then
+    /// never be touched again.
+    pub(crate) released_in: u64,
+    /// For a [`Owner::Foreign`] thread state: its `PyThreadState_GetID`, read while it was
+    /// current, which tells it from a later thread state at the same address.
+    pub(crate) foreign_id: u64,
+}
+
+impl Frame {
+    /// A frame that changes nothing, for slots no frame uses yet.
+    pub(crate) const UNUSED: Frame = Frame::handle(Entry::Nested, ptr::null_mut());
+
+    const fn with(entry: Entry, tstate: *mut PyThreadState, main: bool, owner: Owner) -> Frame {
+        Frame {
+            entry,
+            life: Life::Live,
+            main,
+            owner,
+            below_in_guard: None,
+            tstate,
+            suspended: ptr::null_mut(),
+            released_in: 0,
+            foreign_id: 0,
+        }
+    }
+
+    /// A frame of a main-interpreter thread state that `entry` attached (or found attached).
+    ///
+    /// # Safety
+    /// A [`Owner::Foreign`] `tstate` is live (current on this thread, typically): its
+    /// identity is read now.
+    #[inline]
+    pub(crate) unsafe fn main(entry: Entry, tstate: *mut PyThreadState, owner: Owner) -> Frame {
+        let mut frame = Frame::with(entry, tstate, true, owner);
+        if owner == Owner::Foreign {
+            // SAFETY: live (caller).
+            frame.foreign_id = unsafe { ffi::thread_state_id(tstate) };
+        }
+        frame
+    }
+
+    /// A frame of a handle's thread state, or of one this crate made for another
+    /// interpreter.
+    #[inline(always)]
+    pub(crate) const fn handle(entry: Entry, tstate: *mut PyThreadState) -> Frame {
+        Frame::with(entry, tstate, false, Owner::Crate)
+    }
+
+    /// The frame of a release (`entry` is [`Entry::Released`] or `ReleasedByPyo3`) that
+    /// detached `tstate` in the current runtime, for the guard whose previous frame is
+    /// `below_in_guard`.
+    #[inline(always)]
+    pub(crate) fn released(
+        entry: Entry,
+        tstate: *mut PyThreadState,
+        owner: Owner,
+        below_in_guard: Option<FrameIndex>,
+    ) -> Frame {
+        Frame {
+            below_in_guard,
+            released_in: crate::raw::epoch::epoch(),
+            ..Frame::with(entry, tstate, false, owner)
+        }
+    }
+
+    /// The frame of a call of this crate into Python code (see [`Entry::CallingPython`]).
+    pub(crate) const fn calling_python() -> Frame {
+        Frame::with(Entry::CallingPython, ptr::null_mut(), false, Owner::Foreign)
+    }
+
+    /// A [`Entry::Nested`] frame on this one's thread state, for the guard whose previous
+    /// frame is `below_in_guard`.
+    #[inline(always)]
+    pub(crate) fn nested(&self, below_in_guard: Option<FrameIndex>) -> Frame {
+        Frame {
+            entry: Entry::Nested,
+            life: Life::Live,
+            below_in_guard,
+            suspended: ptr::null_mut(),
+            ..*self
+        }
+    }
+
+    /// The thread state this frame leaves attached, or null if it leaves the thread detached
+    /// or holds no change.
+    #[inline(always)]
+    pub(crate) fn attached(&self) -> *mut PyThreadState {
+        match self.entry {
+            Entry::Released | Entry::Forgotten | Entry::CallingPython => ptr::null_mut(),
+            #[cfg(feature = "pyo3")]
+            Entry::ReleasedByPyo3 => ptr::null_mut(),
+            _ => self.tstate,
+        }
+    }
+
+    /// Whether the thread state this frame attached is `current`, the one CPython reports
+    /// as current on this thread, and is still the same object: the crate owns it, or its
+    /// identity is the recorded one.
+    #[inline(always)]
+    pub(crate) fn is_current(&self, current: *mut PyThreadState) -> bool {
+        let tstate = self.attached();
+        !tstate.is_null()
+            && current == tstate
+            && (self.owner == Owner::Crate || same_foreign(current, self.foreign_id))
+    }
+
+    /// Whether this frame vouches that `tstate` exists and is this thread's: the frame's
+    /// scope (a closure form still running, or an `unsafe` guard whose contract keeps it
+    /// there) encloses the code that attached it. A [`Entry::Deleting`] frame also vouches
+    /// while its thread state is being cleared, which runs Python code attached to it.
+    #[inline]
+    pub(crate) fn vouches_for(&self, tstate: *mut PyThreadState) -> bool {
+        !tstate.is_null()
+            && (self.life == Life::Live || self.entry == Entry::Deleting)
+            && !matches!(self.entry, Entry::Forgotten | Entry::CallingPython)
+            && (((self.owner == Owner::Crate || self.entry.releases()) && self.tstate == tstate)
+                || self.suspended == tstate)
+    }
+
+    /// This frame, no longer naming its thread state (see [`Entry::Forgotten`]); what it
+    /// suspended is still re-attached when it is undone.
+    pub(crate) fn forgotten(self) -> Frame {
+        Frame {
+            entry: Entry::Forgotten,
+            tstate: ptr::null_mut(),
+            main: false,
+            owner: Owner::Foreign,
+            ..self
+        }
+    }
+}
+
+/// [`Frame::is_current`] for a foreign thread state, once the pointers match: whether
+/// `current` is the thread state whose id is `id`. Out of line, taking two words rather
+/// than the frame, so that the fast paths keep the frame in registers.
+#[inline(never)]
+pub(crate) fn same_foreign(current: *mut PyThreadState, id: u64) -> bool {
+    // Before 3.12 `current` may be another thread's, which could be deleting it: read
+    // nothing from it unless it is the one bound to this thread.
+    // SAFETY: `current` is attached to this thread (checked first), so it is live.
+    ffi::is_this_threads(current) && unsafe { ffi::thread_state_id(current) } == id
+}

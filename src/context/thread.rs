@@ -1,0 +1,51 @@
+//! The one thread-local that holds this thread's [`Context`], and the questions about it
+//! that the rest of the crate asks most.
+
+use crate::context::claims::Claims;
+use crate::context::frames::FrameStack;
+use crate::context::guard_count::ThreadGuards;
+use crate::context::kept::Kept;
+use crate::raw::ffi::PyThreadState;
+
+/// Everything the crate remembers about one thread.
+pub(crate) struct Context {
+    pub(crate) frames: FrameStack,
+    pub(crate) kept: Kept,
+    pub(crate) claims: Claims,
+}
+
+thread_local! {
+    /// `const`-initialized and without a destructor: reaching it costs an address
+    /// computation, never allocates, and works at any point of the thread's teardown,
+    /// including in the `Drop` of a guard that outlives every other thread-local.
+    static CONTEXT: Context = const {
+        Context {
+            frames: FrameStack::new(),
+            kept: Kept::new(),
+            claims: Claims::new(),
+        }
+    };
+}
+
+/// Runs `f` with this thread's context.
+#[inline(always)]
+pub(crate) fn with<T>(f: impl FnOnce(&Context) -> T) -> T {
+    CONTEXT.with(f)
+}
+
+/// This thread's kept thread state (see [`Kept::current`]).
+#[inline(always)]
+pub(crate) fn kept_thread_state() -> *mut PyThreadState {
+    with(|context| context.kept.current())
+}
+
+/// This thread's count of guards for the shutdown gate, if it has one.
+#[inline(always)]
+pub(crate) fn thread_guards() -> Option<&'static ThreadGuards> {
+    with(|context| context.kept.guards.get())
+}
+
+/// Whether `tstate` is the thread state of one of this thread's handles, still alive.
+pub(crate) fn is_handle_state(tstate: *mut PyThreadState) -> bool {
+    with(|context| context.claims.is_handle_state(tstate))
+}

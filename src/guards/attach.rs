@@ -1,0 +1,205 @@
+//! Attaching this thread to the main interpreter and recording it on the frame stack: the
+//! machinery of [`WithGil`](crate::WithGil), [`with_gil`](crate::with_gil) and
+//! [`GilGuard::acquire`](crate::GilGuard::acquire), fast paths first.
+//!
+//! [`attach_main`] asks CPython what is current, then: nested on the top frame
+//! ([`stack::push_nested`]); re-attaching the thread's own thread state
+//! ([`reattach_own`], `PyEval_RestoreThread`); or the slow path, which finds or makes
+//! one ([`attach_gilstate_or_new`]: `PyGILState_Ensure` on a thread Python did not create).
+
+#![allow(unsafe_code, reason = "attaches the thread to the main interpreter")]
+
+use core::ptr;
+
+use crate::context::attached::{attached_thread_state, owns};
+use crate::context::frame::{Entry, Frame, FrameIndex, Owner};
+use crate::context::thread;
+use crate::error::GilError;
+use crate::guards::stack;
+use crate::raw::ffi::{self, PyThreadState};
+use crate::runtime::native_thread::{self, NewState};
+use crate::runtime::{self, hooks};
+
+/// Whether an attach may detach another interpreter's thread state first (and re-attach
+/// it when undone): only closure forms may, since a guard could be leaked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Suspend {
+    Allowed,
+    Refused,
+}
+
+/// How a main-interpreter thread state was attached, which one, and who owns it.
+type Attached = (Entry, *mut PyThreadState, Owner);
+
+/// Attaches this thread to the main interpreter (or notes that it already is) and pushes
+/// the frame that records it, linked to `below_in_guard`.
+#[inline(always)]
+pub(crate) fn attach_main(
+    suspend: Suspend,
+    below_in_guard: Option<FrameIndex>,
+) -> Result<FrameIndex, GilError> {
+    // The stack is a cache: `push_nested` checks that the top frame's thread state is still
+    // the one CPython considers current before trusting it.
+    let current = ffi::current_thread_state();
+    if let Some(index) = stack::push_nested(current, |top| top.main, below_in_guard) {
+        return Ok(index);
+    }
+    match nested_foreign_or_reattach(current, below_in_guard) {
+        Some(index) => Ok(index),
+        None => attach_main_slow(suspend, below_in_guard),
+    }
+}
+
+/// [`attach_main`]'s next step: nested on a foreign top frame if the thread is attached,
+/// else re-attaching the thread's own thread state. `None`, having changed nothing, sends
+/// the caller to the slow path.
+#[inline(never)]
+fn nested_foreign_or_reattach(
+    current: *mut PyThreadState,
+    below_in_guard: Option<FrameIndex>,
+) -> Option<FrameIndex> {
+    if !current.is_null() {
+        return stack::push_nested_foreign(current, |top| top.main, below_in_guard);
+    }
+    // SAFETY: detached (CPython just answered that nothing is current).
+    let attached = unsafe { reattach_own() }?;
+    // SAFETY: attached just now.
+    Some(unsafe { push(attached, ptr::null_mut(), below_in_guard) })
+}
+
+/// [`attach_main`] when the fast paths do not apply; finds out what to do, and what error
+/// to report, without hurry.
+#[cold]
+#[inline(never)]
+fn attach_main_slow(
+    suspend: Suspend,
+    below_in_guard: Option<FrameIndex>,
+) -> Result<FrameIndex, GilError> {
+    // Before 3.12 a non-null current thread state may be another thread's holding the GIL.
+    let current = attached_thread_state();
+    let mut suspended = ptr::null_mut();
+    if !current.is_null() {
+        // SAFETY: a thread state attached to this thread is live.
+        if unsafe { ffi::is_main_interpreter_state(current) } {
+            let owner = if owns(current) {
+                Owner::Crate
+            } else {
+                Owner::Foreign
+            };
+            // SAFETY: `current` is attached to this thread.
+            return Ok(unsafe { push((Entry::Nested, current, owner), suspended, below_in_guard) });
+        }
+        if suspend == Suspend::Refused {
+            return Err(GilError::AttachedElsewhere);
+        }
+        runtime::check_can_attach()?;
+        // Attached to a sub-interpreter: suspend it for as long as the frame lives.
+        // SAFETY: `current` is attached to this thread. Pairs with the restore of
+        // `Frame::suspended` when the frame is undone, or with the one below.
+        suspended = unsafe { ffi::save_thread() };
+    }
+    // SAFETY: detached (or just detached).
+    let attached =
+        unsafe { reattach_own() }.map_or_else(|| unsafe { attach_gilstate_or_new() }, Ok);
+    match attached {
+        // SAFETY: attached just now.
+        Ok(attached) => Ok(unsafe { push(attached, suspended, below_in_guard) }),
+        Err(error) => {
+            if !suspended.is_null() {
+                // SAFETY: still detached; puts back what was suspended above.
+                unsafe { ffi::restore_thread(suspended) };
+            }
+            Err(error)
+        }
+    }
+}
+
+/// Re-attaches the thread's Python identity, if it has one in the main interpreter: the
+/// state the newest live release frame detached, or else the one kept for this thread.
+/// Returns `None`, having changed nothing, if there is none or attaching is refused.
+///
+/// # Safety
+/// This thread is detached.
+#[inline(always)]
+unsafe fn reattach_own() -> Option<Attached> {
+    let (mut entry, own, owner) = match native_thread::released_main_thread_state() {
+        Some((released, owner)) => (Entry::Restored, released, owner),
+        None => (Entry::Kept, thread::kept_thread_state(), Owner::Crate),
+    };
+    if own.is_null() {
+        return None;
+    }
+    // Refused once finalization has begun: `released_main_thread_state` finds nothing then,
+    // and a kept state learns it as its guard is counted for the shutdown gate (if this
+    // thread has a count; if not, its frame is not a counted one).
+    if entry == Entry::Kept && !native_thread::admit_guard().ok()? {
+        entry = Entry::Restored;
+    }
+    // SAFETY: `own` is a live, detached main-interpreter state of this thread (one that a
+    // live frame of ours released: the scope rule; or the one kept for this thread in the
+    // current runtime), and the thread is detached. Both entries undo this by detaching it.
+    unsafe { ffi::restore_thread(own) };
+    Some((entry, own, owner))
+}
+
+/// Attaches a detached thread the crate knows no main-interpreter thread state of: the
+/// thread's `PyGILState` one if it belongs to the main interpreter, else a new one, kept.
+///
+/// # Safety
+/// This thread is detached.
+unsafe fn attach_gilstate_or_new() -> Result<Attached, GilError> {
+    runtime::check_can_attach()?;
+    let gilstate = ffi::gilstate_thread_state();
+    // CPython 3.15 leaves this binding on the thread state that finalization freed, into
+    // the next runtime (3.9-3.14 answer null there): that one is never dereferenced, and a
+    // new state is made below, which attaching binds in its place.
+    let stale = thread::with(|context| context.kept.is_stale(gilstate));
+    // SAFETY: a thread state `PyGILState` binds to this thread is live unless it is stale.
+    if !gilstate.is_null() && !stale && unsafe { ffi::is_main_interpreter_state(gilstate) } {
+        // Re-attaching it directly is what `PyGILState_Ensure` would do, minus its counter.
+        // SAFETY: this thread's own, detached main-interpreter state; the thread is
+        // detached. `Entry::Restored` undoes this by detaching it.
+        unsafe { ffi::restore_thread(gilstate) };
+        return Ok((Entry::Restored, gilstate, Owner::Foreign));
+    }
+    // SAFETY: initialized, not finalizing, detached; `gilstate` is null, a
+    // sub-interpreter's (`PyGILState_Ensure` would attach *that* interpreter) or stale.
+    let (state, tstate) = unsafe { native_thread::attach_new(gilstate) }?;
+    // SAFETY: attached to the main interpreter just above.
+    unsafe { install_hooks() };
+    let entry = match state {
+        NewState::Kept => Entry::Kept,
+        NewState::Ensured => Entry::Ensured,
+        NewState::Deleting => Entry::Deleting,
+    };
+    Ok((entry, tstate, Owner::Crate))
+}
+
+/// [`hooks::install_hooks`], inside a frame that lets the Python code it runs call back
+/// into Rust.
+///
+/// # Safety
+/// The thread is attached to the main interpreter.
+pub(crate) unsafe fn install_hooks() {
+    // SAFETY: the caller's.
+    stack::calling_python(|| unsafe { hooks::install_hooks() });
+}
+
+/// Pushes a main-interpreter frame for `attached`.
+///
+/// # Safety
+/// The thread state of `attached` is attached to this thread (so it is live).
+#[inline(always)]
+unsafe fn push(
+    (entry, tstate, owner): Attached,
+    suspended: *mut PyThreadState,
+    below_in_guard: Option<FrameIndex>,
+) -> FrameIndex {
+    // SAFETY: attached (caller), so live.
+    let frame = unsafe { Frame::main(entry, tstate, owner) };
+    stack::push(Frame {
+        suspended,
+        below_in_guard,
+        ..frame
+    })
+}

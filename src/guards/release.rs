@@ -1,0 +1,50 @@
+//! Detaching this thread and recording it on the frame stack: the machinery of
+//! [`WithoutGil`](crate::WithoutGil), [`without_gil`](crate::without_gil) and
+//! [`GilGuard::release`](crate::GilGuard::release).
+//!
+//! The fast path ([`stack::push_released`]) detaches the top frame's thread state: on
+//! 3.12+ with `PyThreadState_Swap(NULL)`, before with `PyEval_SaveThread` after confirming
+//! it is current. The slow path asks which thread state is attached, then
+//! `PyEval_SaveThread`.
+
+#![allow(unsafe_code, reason = "detaches the thread")]
+
+use crate::context::attached::{attached_thread_state, owns};
+use crate::context::frame::{Entry, Frame, FrameIndex, Owner};
+use crate::error::GilError;
+use crate::guards::stack;
+use crate::raw::ffi;
+
+/// Detaches this thread and pushes the frame that records it, linked to `below_in_guard`.
+///
+/// # Errors
+/// [`GilError::NotAttached`] if the thread is not attached.
+#[inline(always)]
+pub(crate) fn release(below_in_guard: Option<FrameIndex>) -> Result<FrameIndex, GilError> {
+    match stack::push_released(below_in_guard) {
+        Some(index) => Ok(index),
+        None => release_slow(below_in_guard),
+    }
+}
+
+#[inline(never)]
+fn release_slow(below_in_guard: Option<FrameIndex>) -> Result<FrameIndex, GilError> {
+    let attached = attached_thread_state();
+    if attached.is_null() {
+        return Err(GilError::NotAttached);
+    }
+    let owner = if owns(attached) {
+        Owner::Crate
+    } else {
+        Owner::Foreign
+    };
+    // SAFETY: `attached` is attached to this thread. `Entry::Released` pairs this with
+    // `PyEval_RestoreThread` of the returned state.
+    let tstate = unsafe { ffi::save_thread() };
+    Ok(stack::push(Frame::released(
+        Entry::Released,
+        tstate,
+        owner,
+        below_in_guard,
+    )))
+}

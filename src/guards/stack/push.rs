@@ -1,0 +1,120 @@
+//! Pushing frames: the nested and release fast paths, and [`push`] for a change already
+//! made.
+
+#![allow(unsafe_code, reason = "the release fast path detaches the thread")]
+
+use crate::context::frame::{Entry, Frame, FrameIndex, Owner};
+use crate::context::thread;
+use crate::raw::ffi::{self, PyThreadState};
+
+/// The nested fast path: if the top frame attached a thread state the crate owns, that
+/// `accept` approves of and that is `current`, the one CPython considers current (code
+/// outside this crate may have detached the thread meanwhile), pushes a [`Entry::Nested`]
+/// frame on it. `None` sends the caller to [`push_nested_foreign`] or its slow path.
+///
+/// The caller asks CPython for `current` before the stack is read, so that nothing read
+/// from the stack is kept across that call, and passes it on when this path declines.
+#[inline(always)]
+pub(crate) fn push_nested(
+    current: *mut PyThreadState,
+    accept: impl FnOnce(&Frame) -> bool,
+    below_in_guard: Option<FrameIndex>,
+) -> Option<FrameIndex> {
+    thread::with(|context| {
+        let (len, top) = context.frames.inline_top()?;
+        if top.owner != Owner::Crate
+            || !accept(&top)
+            || current != top.attached()
+            || current.is_null()
+        {
+            return None;
+        }
+        Some(context.frames.push_inline(len, top.nested(below_in_guard)))
+    })
+}
+
+/// [`push_nested`] for a top frame on a thread state the crate does not own (Rust called
+/// from a Python thread, or from a C library's `PyGILState_Ensure`): its owner may have
+/// deleted it and a later thread state may have its address, so CPython must also confirm
+/// it is the same object ([`Frame::is_current`]).
+#[inline(never)]
+pub(crate) fn push_nested_foreign(
+    current: *mut PyThreadState,
+    accept: impl FnOnce(&Frame) -> bool,
+    below_in_guard: Option<FrameIndex>,
+) -> Option<FrameIndex> {
+    thread::with(|context| {
+        let (len, top) = context.frames.inline_top()?;
+        if top.owner == Owner::Crate || !accept(&top) || !top.is_current(current) {
+            return None;
+        }
+        Some(context.frames.push_inline(len, top.nested(below_in_guard)))
+    })
+}
+
+/// The release fast path: if the top frame attached a thread state that CPython confirms
+/// is current, detaches it and pushes the [`Entry::Released`] frame. `None` sends the
+/// caller to its slow path, with nothing changed.
+#[inline(always)]
+pub(crate) fn push_released(below_in_guard: Option<FrameIndex>) -> Option<FrameIndex> {
+    thread::with(|context| {
+        let (len, top) = context.frames.inline_top()?;
+        let tstate = top.attached();
+        // Before 3.12 the current thread state is process-wide: only one the crate owns is
+        // known to be this thread's without asking more (the slow path does).
+        if tstate.is_null() || (cfg!(not(Py_3_12)) && top.owner != Owner::Crate) {
+            return None;
+        }
+        // SAFETY: the top frame's thread state (the stack invariant), detached only if
+        // CPython confirms it is current on this thread (before 3.12: owned by the crate
+        // for this thread); the frame pushed below pairs it with a restore. No Python code
+        // runs, so nothing touches the stack meanwhile.
+        if !unsafe { ffi::detach_if_current(tstate, |_| true) } {
+            return None;
+        }
+        let released = Frame::released(Entry::Released, tstate, top.owner, below_in_guard);
+        Some(context.frames.push_inline(len, released))
+    })
+}
+
+/// Records a frame whose change has already been made.
+///
+/// # Panics
+/// Only if the frame must spill to the heap and allocating fails. The change is undone
+/// before the panic propagates, so the thread is never left in a state no guard undoes.
+#[inline(always)]
+pub(crate) fn push(frame: Frame) -> FrameIndex {
+    match thread::with(|context| context.frames.try_push_inline(frame)) {
+        Some(index) => index,
+        None => push_spilled(frame),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn push_spilled(frame: Frame) -> FrameIndex {
+    let undo_on_unwind = scopeguard::guard(frame, |frame| {
+        frame.undo_in_place();
+        frame.undo(super::undo::Undo::InScope);
+    });
+    let index = thread::with(|context| context.frames.push_spilled(frame));
+    scopeguard::ScopeGuard::into_inner(undo_on_unwind);
+    index
+}
+
+/// Makes the frame at `index`, just pushed on a detached thread for another interpreter's
+/// thread state, bind `PyGILState` to the main interpreter again when it is undone.
+#[cfg(Py_3_12)]
+pub(crate) fn bind_main_again_when_undone(index: FrameIndex) {
+    thread::with(|context| {
+        if let Some(frame) = context.frames.get(index) {
+            let suspended = crate::context::frame::BIND_MAIN_AGAIN;
+            context.frames.set(index, Frame { suspended, ..frame });
+        }
+    });
+}
+
+/// A copy of the frame at `index`, if it exists.
+pub(crate) fn frame(index: FrameIndex) -> Option<Frame> {
+    thread::with(|context| context.frames.get(index))
+}

@@ -1,0 +1,194 @@
+//! Undoing a frame: the only place where the frame stack calls CPython to put the thread
+//! back, and only as far as CPython confirms the frame still describes it.
+
+#![allow(unsafe_code, reason = "undoing a frame calls CPython")]
+
+use crate::context::attached::attached_thread_state;
+use crate::context::frame::{Entry, Frame, Owner, same_foreign};
+use crate::raw::epoch::epoch;
+use crate::raw::ffi;
+use crate::runtime::native_thread;
+
+/// Where a frame is undone from, which decides whether its scope still vouches for the
+/// thread state a release re-attaches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Undo {
+    /// By its guard's own drop, or the end of its closure form: within its scope.
+    InScope,
+    /// Later, when the newer frames that held it in place are gone: the thread must also be
+    /// detached for a re-attach.
+    Deferred,
+}
+
+impl Frame {
+    /// The part of undoing that may run Python code, done while the frame is still on the
+    /// stack so that code sees the thread's true state. Nothing is cleared unless CPython
+    /// confirms the frame's thread state is attached.
+    pub(crate) fn undo_in_place(&self) {
+        if self.entry == Entry::Deleting && self.is_current(ffi::current_thread_state()) {
+            // SAFETY: `self.tstate` is attached (just confirmed); clearing needs exactly that.
+            unsafe { ffi::clear(self.tstate) };
+        }
+    }
+
+    /// Returns the thread to the state it was in before this frame, as far as CPython
+    /// confirms the frame still describes it; what cannot be confirmed is left alone.
+    ///
+    /// Detaching undos (`Restored`, `Kept`, `Ensured`, `Deleting`) act only on the frame's
+    /// thread state while CPython confirms it is current. Re-attaching undos (`Released`,
+    /// `suspended`) act on a thread state the frame's scope vouches for.
+    ///
+    /// Always inlined, with the rare entries out of line: the fast paths rebuild the frame
+    /// with its entry as a constant, and only that entry's arm is left.
+    #[inline(always)]
+    pub(crate) fn undo(self, from: Undo) {
+        match self.entry {
+            Entry::Nested | Entry::Forgotten | Entry::CallingPython => {}
+            Entry::Restored => self.detach(),
+            Entry::Kept => {
+                self.detach();
+                native_thread::dismiss_guard();
+            }
+            Entry::Released => {
+                if self.released_in != epoch() {
+                    runtime_gone();
+                }
+                if from == Undo::InScope || attached_thread_state().is_null() {
+                    // SAFETY: the thread is detached (the frame's scope, or checked);
+                    // `self.tstate` is what `PyEval_SaveThread` returned in this runtime (the
+                    // epoch, checked above), alive and this thread's by the scope rule.
+                    unsafe { ffi::restore_thread(self.tstate) };
+                }
+            }
+            _ => self.undo_rare(),
+        }
+        if !self.suspended.is_null() {
+            self.restore_suspended();
+        }
+    }
+
+    /// [`undo`](Frame::undo) for the entries no fast path pops.
+    #[inline(never)]
+    fn undo_rare(self) {
+        match self.entry {
+            #[cfg(feature = "pyo3")]
+            Entry::ReleasedByPyo3 => {
+                if self.released_in != epoch() {
+                    runtime_gone();
+                }
+            }
+            Entry::Ensured => {
+                if self.is_current(ffi::current_thread_state())
+                    && ffi::gilstate_thread_state() == self.tstate
+                {
+                    // SAFETY: `self.tstate`, which `PyGILState_Ensure` created and bound to
+                    // this thread with a counter of 1 (returning `UNLOCKED`), is attached:
+                    // releasing clears and deletes it.
+                    unsafe { ffi::gilstate_release_unlocked() };
+                }
+            }
+            Entry::Deleting => {
+                if self.is_current(ffi::current_thread_state()) {
+                    // SAFETY: `self.tstate` is attached (confirmed), and `undo_in_place`
+                    // cleared it. Deleting it also detaches the thread.
+                    unsafe { ffi::delete_current() };
+                }
+                // Deleting a thread state `PyGILState` binds unbinds it.
+                #[cfg(Py_3_12)]
+                if self.suspended.is_null() {
+                    bind_main_again();
+                }
+            }
+            Entry::Nested
+            | Entry::Forgotten
+            | Entry::CallingPython
+            | Entry::Restored
+            | Entry::Kept
+            | Entry::Released => unreachable!("undone by `undo`"),
+        }
+    }
+
+    /// Re-attaches what the frame suspended, after its own change was undone.
+    #[cold]
+    #[inline(never)]
+    fn restore_suspended(self) {
+        #[cfg(Py_3_12)]
+        if self.suspended == crate::context::frame::BIND_MAIN_AGAIN {
+            bind_main_again();
+            return;
+        }
+        if attached_thread_state().is_null() {
+            // SAFETY: the frame's own change was undone and the thread is detached
+            // (checked); `suspended` came from the `PyEval_SaveThread` made before the frame,
+            // alive and this thread's by the scope rule.
+            unsafe { ffi::restore_thread(self.suspended) };
+        }
+    }
+
+    /// Undoes a `Restored` or `Kept` frame: detaches its thread state if it is the current
+    /// one (and the same object).
+    #[inline(always)]
+    fn detach(&self) {
+        let (owner, id) = (self.owner, self.foreign_id);
+        // SAFETY: a thread state this frame attached on this thread is this thread's to
+        // detach; the frame is being undone, so no newer frame holds a change (the stack
+        // invariant). Before 3.12, one the crate owns is this thread's, and `same_foreign`
+        // checks any other.
+        unsafe {
+            ffi::detach_if_current(self.tstate, |current| {
+                owner == Owner::Crate || same_foreign(current, id)
+            });
+        }
+    }
+}
+
+/// From 3.12 CPython binds `PyGILState` to the thread state attached last, so a region of
+/// another interpreter leaves `PyGILState_Ensure` (and `pyo3`'s `Python::attach`) attaching
+/// that interpreter. On a detached thread, this attaches and detaches the thread's own
+/// main-interpreter thread state (the one a live release frame detached, else the one kept
+/// for it), so that the binding names it again. Nothing happens once shutdown has begun.
+#[cfg(Py_3_12)]
+#[cold]
+#[inline(never)]
+fn bind_main_again() {
+    if !ffi::current_thread_state().is_null() {
+        return; // attached: the binding names what its owner attached
+    }
+    let main = native_thread::released_main_thread_state().map_or_else(
+        crate::context::thread::kept_thread_state,
+        |(released, _)| released,
+    );
+    if main.is_null() || ffi::gilstate_thread_state() == main {
+        return;
+    }
+    let Ok(counted) = native_thread::admit_guard() else {
+        return;
+    };
+    // SAFETY: the thread is detached (checked); `main` is a live, detached main-interpreter
+    // thread state of this thread (a live release frame's, by the scope rule, or the kept
+    // one of the current runtime), and shutdown has not begun (admitted). Detached again
+    // at once.
+    unsafe {
+        ffi::restore_thread(main);
+        ffi::save_thread();
+    }
+    if counted {
+        native_thread::dismiss_guard();
+    }
+}
+
+/// Where a thread returns to when the runtime it detached from was finalized meanwhile (a
+/// shutdown that timed out waiting for it, then a new runtime): the code that detached
+/// expects to continue attached to a thread state that no longer exists, with objects that
+/// no longer exist. It cannot continue; like CPython does with threads that outlive
+/// finalization, the thread is parked for good.
+#[cold]
+pub(crate) fn runtime_gone() -> ! {
+    eprintln!(
+        "gilguard: this thread released the GIL of a Python runtime that was finalized \
+         before it re-attached; it cannot continue and is parked for good"
+    );
+    loop {
+        std::thread::park();
+    }
+}
