@@ -38,8 +38,10 @@ impl FrameIndex {
 #[cfg(Py_3_12)]
 pub(crate) const BIND_MAIN_AGAIN: *mut PyThreadState = ptr::dangling_mut();
 
-/// How a frame entered its state, which decides how it is undone.
+/// How a frame entered its state, which decides how it is undone. The entries that leave
+/// a thread state attached come first, up to [`Entry::Released`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub(crate) enum Entry {
     /// The thread was already attached to `tstate`; no C call was made and none undoes it.
     Nested,
@@ -224,11 +226,11 @@ impl Frame {
     /// or holds no change.
     #[inline(always)]
     pub(crate) fn attached(&self) -> *mut PyThreadState {
-        match self.entry {
-            Entry::Released | Entry::Forgotten | Entry::CallingPython => ptr::null_mut(),
-            #[cfg(feature = "pyo3")]
-            Entry::ReleasedByPyo3 => ptr::null_mut(),
-            _ => self.tstate,
+        // The entries that attach come first: one compare.
+        if (self.entry as u8) < Entry::Released as u8 {
+            self.tstate
+        } else {
+            ptr::null_mut()
         }
     }
 

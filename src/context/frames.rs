@@ -11,12 +11,19 @@ use crate::context::frame::{Entry, Frame, FrameIndex};
 /// this covers them with room to spare.
 pub(crate) const INLINE: usize = 16;
 
+/// The free inline slot above the top frame, found before the fast paths call CPython so
+/// that nothing is checked again after.
+pub(crate) struct NextSlot<'a> {
+    cell: &'a Cell<Frame>,
+    index: FrameIndex,
+}
+
 /// This thread's frames, oldest first.
 pub(crate) struct FrameStack {
-    pub(crate) len: Cell<u32>,
-    /// How many frames are [`Life::Finished`](crate::context::frame::Life::Finished): while none is, a finishing top frame can be
-    /// popped without looking at the frames below it.
-    pub(crate) finished: Cell<u32>,
+    /// The stack's length in the low half; in the high half, how many frames are
+    /// [`Life::Finished`](crate::context::frame::Life::Finished). A frame on top with no
+    /// finished frame below ([`is_simple_top`](FrameStack::is_simple_top)) is one compare.
+    counts: Cell<u64>,
     inline: [Cell<Frame>; INLINE],
     spilled: RefCell<ManuallyDrop<Vec<Frame>>>,
 }
@@ -25,16 +32,43 @@ impl FrameStack {
     /// No frame.
     pub(crate) const fn new() -> FrameStack {
         FrameStack {
-            len: Cell::new(0),
-            finished: Cell::new(0),
+            counts: Cell::new(0),
             inline: [const { Cell::new(Frame::UNUSED) }; INLINE],
             spilled: RefCell::new(ManuallyDrop::new(Vec::new())),
         }
     }
 
+    #[inline(always)]
+    pub(crate) fn len(&self) -> u32 {
+        self.counts.get() as u32
+    }
+
+    #[inline(always)]
+    fn set_len(&self, len: u32) {
+        self.counts.set((self.counts.get() & !u64::from(u32::MAX)) | u64::from(len));
+    }
+
+    /// How many frames are finished and wait to be undone.
+    #[inline(always)]
+    pub(crate) fn finished(&self) -> u32 {
+        (self.counts.get() >> 32) as u32
+    }
+
+    /// Counts one more finished frame.
+    pub(crate) fn add_finished(&self) {
+        debug_assert!(self.finished() < self.len(), "more frames finished than exist");
+        self.counts.set(self.counts.get() + (1 << 32));
+    }
+
+    /// Counts one finished frame less.
+    pub(crate) fn remove_finished(&self) {
+        debug_assert!(self.finished() > 0, "no finished frame to uncount");
+        self.counts.set(self.counts.get() - (1 << 32));
+    }
+
     pub(crate) fn get(&self, index: FrameIndex) -> Option<Frame> {
         let slot = index.slot();
-        if slot >= self.len.get() {
+        if slot >= self.len() {
             return None;
         }
         match self.inline.get(slot as usize) {
@@ -45,7 +79,7 @@ impl FrameStack {
 
     pub(crate) fn set(&self, index: FrameIndex, frame: Frame) {
         let slot = index.slot();
-        debug_assert!(slot < self.len.get(), "set of a frame not on the stack");
+        debug_assert!(slot < self.len(), "set of a frame not on the stack");
         match self.inline.get(slot as usize) {
             Some(cell) => cell.set(frame),
             None => {
@@ -56,21 +90,21 @@ impl FrameStack {
         }
     }
 
-    /// The indices of the frames from `from` up, newest first.
+    /// The indices of the frames from slot `from` up, newest first.
     pub(crate) fn newest_first(&self, from: u32) -> impl Iterator<Item = FrameIndex> {
-        (from..self.len.get()).rev().map(FrameIndex::new)
+        (from..self.len()).rev().map(FrameIndex::new)
     }
 
     /// Every frame, oldest first.
     pub(crate) fn frames(&self) -> impl Iterator<Item = (FrameIndex, Frame)> + '_ {
-        (0..self.len.get())
+        (0..self.len())
             .map(FrameIndex::new)
             .filter_map(|index| Some((index, self.get(index)?)))
     }
 
     /// The index and frame at the top.
     pub(crate) fn top(&self) -> Option<(FrameIndex, Frame)> {
-        let index = FrameIndex::new(self.len.get().checked_sub(1)?);
+        let index = FrameIndex::new(self.len().checked_sub(1)?);
         Some((index, self.get(index)?))
     }
 
@@ -81,52 +115,85 @@ impl FrameStack {
             .find(|(_, frame)| frame.entry != Entry::Forgotten)
     }
 
-    /// The frame at `index` if it is inline: what the fast paths may touch.
+    /// Whether the frame at `index` is the top one, inline, with no finished frame below:
+    /// what the fast finishes need before they read it with [`inline_at`] and pop it with
+    /// [`pop_simple_top`].
+    ///
+    /// [`inline_at`]: FrameStack::inline_at
+    /// [`pop_simple_top`]: FrameStack::pop_simple_top
     #[inline(always)]
-    pub(crate) fn inline(&self, index: FrameIndex) -> Option<Frame> {
-        Some(self.inline.get(index.slot() as usize)?.get())
+    pub(crate) fn simple_top(&self, index: FrameIndex) -> Option<&Cell<Frame>> {
+        // A frame index is its slot plus one: the length of a stack it tops.
+        let slot = index.slot() as usize;
+        if slot >= INLINE || self.counts.get() != slot as u64 + 1 {
+            return None;
+        }
+        Some(&self.inline[slot])
+    }
+
+    /// Pops the frame at `index`, which [`is_simple_top`](FrameStack::is_simple_top).
+    #[inline(always)]
+    pub(crate) fn pop_simple_top(&self, index: FrameIndex) {
+        self.counts.set(u64::from(index.slot()));
     }
 
     /// The stack's length and its top frame, if the top frame and the next slot are
-    /// inline: the precondition of the fast paths, which then push with
+    /// inline: the precondition of the fast pushes, which then push with
     /// [`push_inline`](FrameStack::push_inline).
+    ///
+    /// The top frame comes as its cell: an `Option` of a `Frame` read from memory would be
+    /// tested through the frame's own bytes.
     #[inline(always)]
-    pub(crate) fn inline_top(&self) -> Option<(u32, Frame)> {
-        let len = self.len.get();
-        if len == 0 || len as usize >= INLINE {
+    pub(crate) fn inline_top(&self) -> Option<(&Cell<Frame>, NextSlot<'_>)> {
+        // One compare on the whole word: `0 < len < INLINE`, and no finished frame (rare,
+        // left to the slow paths).
+        let len = self.counts.get();
+        if len.wrapping_sub(1) >= INLINE as u64 - 1 {
             return None;
         }
-        Some((len, self.inline[len as usize - 1].get()))
+        let next = NextSlot {
+            cell: &self.inline[len as usize],
+            index: FrameIndex::new(len as u32),
+        };
+        Some((&self.inline[len as usize - 1], next))
     }
 
-    /// Pushes `frame` at `len`, the length [`inline_top`](FrameStack::inline_top) returned.
+    /// Pushes `frame` into `next`, which [`inline_top`](FrameStack::inline_top) returned.
     #[inline(always)]
-    pub(crate) fn push_inline(&self, len: u32, frame: Frame) -> FrameIndex {
-        self.inline[len as usize].set(frame);
-        self.len.set(len + 1);
-        FrameIndex::new(len)
+    pub(crate) fn push_inline(&self, next: NextSlot<'_>, frame: Frame) -> FrameIndex {
+        next.cell.set(frame);
+        self.counts.set(self.counts.get() + 1);
+        next.index
+    }
+
+    /// Pushes `frame` as the first one; the stack is empty.
+    #[inline(always)]
+    pub(crate) fn push_first(&self, frame: Frame) {
+        debug_assert_eq!(self.len(), 0, "the first frame pushed on a stack that has one");
+        self.inline[0].set(frame);
+        self.counts.set(1);
     }
 
     /// Pushes `frame` inline, if there is room.
     #[inline(always)]
     pub(crate) fn try_push_inline(&self, frame: Frame) -> Option<FrameIndex> {
-        let len = self.len.get();
+        let len = self.len();
         self.inline.get(len as usize)?.set(frame);
-        self.len.set(len + 1);
+        self.counts.set(self.counts.get() + 1);
         Some(FrameIndex::new(len))
     }
 
     /// Pushes `frame` on the heap spill; the stack is [`INLINE`] deep or more.
     pub(crate) fn push_spilled(&self, frame: Frame) -> FrameIndex {
-        let len = self.len.get();
+        let len = self.len();
         self.spilled.borrow_mut().push(frame);
-        self.len.set(len + 1);
+        self.set_len(len + 1);
         FrameIndex::new(len)
     }
 
     /// Pops the top frame, freeing the spill's buffer when it empties.
     pub(crate) fn pop(&self) {
-        let Some(slot) = self.len.get().checked_sub(1) else {
+        let Some(slot) = self.len().checked_sub(1) else {
             return;
         };
         if slot as usize >= INLINE {
@@ -136,7 +203,7 @@ impl FrameStack {
                 spilled.shrink_to_fit(); // frees the buffer
             }
         }
-        self.len.set(slot);
+        self.set_len(slot);
     }
 
     /// The capacity of the spill's buffer (for the tests of the stack's logic).

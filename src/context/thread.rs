@@ -1,6 +1,8 @@
 //! The one thread-local that holds this thread's [`Context`], and the questions about it
 //! that the rest of the crate asks most.
 
+#![allow(unsafe_code, reason = "reaches the thread-local by its address")]
+
 use crate::context::claims::Claims;
 use crate::context::frames::FrameStack;
 use crate::context::guard_count::ThreadGuards;
@@ -30,7 +32,13 @@ thread_local! {
 /// Runs `f` with this thread's context.
 #[inline(always)]
 pub(crate) fn with<T>(f: impl FnOnce(&Context) -> T) -> T {
-    CONTEXT.with(f)
+    // Only the address is taken inside `LocalKey::with`, the same tiny closure everywhere:
+    // the compiler inlines it (where a `with` per call site, holding its caller's code, may
+    // not be, leaving an indirect call on every path).
+    let context = CONTEXT.with(core::ptr::from_ref);
+    // SAFETY: the thread-local has no destructor, so it stays where it is for as long as
+    // this thread runs; it is only ever borrowed shared (its fields are cells).
+    f(unsafe { &*context })
 }
 
 /// This thread's kept thread state (see [`Kept::current`]).

@@ -15,6 +15,7 @@ use crate::context::attached::{attached_thread_state, owns};
 use crate::context::frame::{Entry, Frame, FrameIndex, Owner};
 use crate::context::thread;
 use crate::error::GilError;
+use crate::raw::epoch::epoch;
 use crate::guards::stack;
 use crate::raw::ffi::{self, PyThreadState};
 use crate::runtime::native_thread::{self, NewState};
@@ -62,9 +63,49 @@ fn nested_foreign_or_reattach(
         return stack::push_nested_foreign(current, |top| top.main, below_in_guard);
     }
     // SAFETY: detached (CPython just answered that nothing is current).
-    let attached = unsafe { reattach_own() }?;
-    // SAFETY: attached just now.
-    Some(unsafe { push(attached, ptr::null_mut(), below_in_guard) })
+    unsafe {
+        match reattach_kept_first(below_in_guard) {
+            Some(index) => Some(index),
+            None => reattach_own(ptr::null_mut(), below_in_guard),
+        }
+    }
+}
+
+/// The detached fast path of a thread without frames: re-attaches the thread state kept
+/// for it, counted for the shutdown gate if the thread has a count, and pushes its frame,
+/// the first. `None`, having changed nothing, sends the caller on to [`reattach_own`].
+///
+/// The frame is pushed before the C call: its index is then a constant, and nothing lives
+/// across the call. Nothing on this thread reads the stack meanwhile.
+///
+/// # Safety
+/// This thread is detached.
+#[inline(always)]
+unsafe fn reattach_kept_first(below_in_guard: Option<FrameIndex>) -> Option<FrameIndex> {
+    let epoch = epoch();
+    let kept = thread::with(|context| {
+        let kept = context.kept.tstate.get();
+        if kept.is_null() || context.kept.epoch.get() != epoch || context.frames.len() != 0 {
+            return None;
+        }
+        let entry = match native_thread::admit_guard(epoch) {
+            Ok(true) => Entry::Kept,
+            Ok(false) => Entry::Restored,
+            Err(_) => return None,
+        };
+        // SAFETY: owned by the crate, so no identity is read.
+        let frame = unsafe { Frame::main(entry, kept, Owner::Crate) };
+        context.frames.push_first(Frame {
+            below_in_guard,
+            ..frame
+        });
+        Some(kept)
+    })?;
+    // SAFETY: the kept thread state of the current runtime is a live, detached
+    // main-interpreter state of this thread, and the thread is detached. Both entries undo
+    // this by detaching it.
+    unsafe { ffi::restore_thread(kept) };
+    Some(FrameIndex::new(0))
 }
 
 /// [`attach_main`] when the fast paths do not apply; finds out what to do, and what error
@@ -99,9 +140,11 @@ fn attach_main_slow(
         suspended = unsafe { ffi::save_thread() };
     }
     // SAFETY: detached (or just detached).
-    let attached =
-        unsafe { reattach_own() }.map_or_else(|| unsafe { attach_gilstate_or_new() }, Ok);
-    match attached {
+    if let Some(index) = unsafe { reattach_own(suspended, below_in_guard) } {
+        return Ok(index);
+    }
+    // SAFETY: detached.
+    match unsafe { attach_gilstate_or_new() } {
         // SAFETY: attached just now.
         Ok(attached) => Ok(unsafe { push(attached, suspended, below_in_guard) }),
         Err(error) => {
@@ -115,13 +158,21 @@ fn attach_main_slow(
 }
 
 /// Re-attaches the thread's Python identity, if it has one in the main interpreter: the
-/// state the newest live release frame detached, or else the one kept for this thread.
-/// Returns `None`, having changed nothing, if there is none or attaching is refused.
+/// state the newest live release frame detached, or else the one kept for this thread; and
+/// pushes its frame, which re-attaches `suspended` when undone. Returns `None`, having
+/// changed nothing, if there is none or attaching is refused.
+///
+/// The frame is pushed before the C call, so that only its index lives across it; nothing
+/// on this thread reads the stack meanwhile.
 ///
 /// # Safety
 /// This thread is detached.
-#[inline(always)]
-unsafe fn reattach_own() -> Option<Attached> {
+#[inline(never)]
+unsafe fn reattach_own(
+    suspended: *mut PyThreadState,
+    below_in_guard: Option<FrameIndex>,
+) -> Option<FrameIndex> {
+    let epoch = epoch();
     let (mut entry, own, owner) = match native_thread::released_main_thread_state() {
         Some((released, owner)) => (Entry::Restored, released, owner),
         None => (Entry::Kept, thread::kept_thread_state(), Owner::Crate),
@@ -132,14 +183,16 @@ unsafe fn reattach_own() -> Option<Attached> {
     // Refused once finalization has begun: `released_main_thread_state` finds nothing then,
     // and a kept state learns it as its guard is counted for the shutdown gate (if this
     // thread has a count; if not, its frame is not a counted one).
-    if entry == Entry::Kept && !native_thread::admit_guard().ok()? {
+    if entry == Entry::Kept && !native_thread::admit_guard(epoch).ok()? {
         entry = Entry::Restored;
     }
-    // SAFETY: `own` is a live, detached main-interpreter state of this thread (one that a
-    // live frame of ours released: the scope rule; or the one kept for this thread in the
-    // current runtime), and the thread is detached. Both entries undo this by detaching it.
+    // SAFETY: `own` is live (a live release frame's, by the scope rule, or the kept one of
+    // the current runtime); it is attached just below.
+    let index = unsafe { push((entry, own, owner), suspended, below_in_guard) };
+    // SAFETY: `own` is a live, detached main-interpreter state of this thread, and the
+    // thread is detached. Both entries undo this by detaching it.
     unsafe { ffi::restore_thread(own) };
-    Some((entry, own, owner))
+    Some(index)
 }
 
 /// Attaches a detached thread the crate knows no main-interpreter thread state of: the
@@ -188,14 +241,14 @@ pub(crate) unsafe fn install_hooks() {
 /// Pushes a main-interpreter frame for `attached`.
 ///
 /// # Safety
-/// The thread state of `attached` is attached to this thread (so it is live).
+/// The thread state of `attached` is live (attached to this thread, typically).
 #[inline(always)]
 unsafe fn push(
     (entry, tstate, owner): Attached,
     suspended: *mut PyThreadState,
     below_in_guard: Option<FrameIndex>,
 ) -> FrameIndex {
-    // SAFETY: attached (caller), so live.
+    // SAFETY: live (caller).
     let frame = unsafe { Frame::main(entry, tstate, owner) };
     stack::push(Frame {
         suspended,

@@ -71,11 +71,7 @@ where
     python.detach(move || {
         // `pyo3` detached the thread state just now, and re-attaches it after the closure.
         let released = Frame::released(Entry::ReleasedByPyo3, address as *mut _, owner, None);
-        let _released = stack::Scope {
-            index: stack::push(released),
-            likely: Entry::ReleasedByPyo3,
-        };
-        f()
+        stack::in_scope::<stack::ReleasedByPyo3Frame, T>(stack::push(released), f)
     })
 }
 

@@ -1,6 +1,6 @@
 //! [`WithGil`] and [`with_gil`]: attach this thread to the main interpreter.
 
-use crate::context::frame::{Entry, FrameIndex};
+use crate::context::frame::FrameIndex;
 use crate::error::{GilError, refused};
 use crate::guards::attach::{Suspend, attach_main};
 use crate::guards::stack;
@@ -203,9 +203,6 @@ pub fn with_gil<T>(f: impl FnOnce() -> T) -> T {
 /// ```
 #[inline]
 pub fn try_with_gil<T>(f: impl FnOnce() -> T) -> Result<T, GilError> {
-    let _gil = stack::Scope {
-        index: attach_main(Suspend::Allowed, None)?,
-        likely: Entry::Nested,
-    };
-    Ok(f())
+    let index = attach_main(Suspend::Allowed, None)?;
+    Ok(stack::in_scope::<stack::NestedFrame, T>(index, f))
 }

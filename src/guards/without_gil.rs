@@ -2,7 +2,7 @@
 
 #![allow(unsafe_code, reason = "`WithoutGil::new` is `unsafe`")]
 
-use crate::context::frame::{Entry, FrameIndex};
+use crate::context::frame::FrameIndex;
 use crate::error::GilError;
 use crate::guards::release::release;
 use crate::guards::stack;
@@ -98,7 +98,7 @@ impl WithoutGil {
 impl Drop for WithoutGil {
     #[inline]
     fn drop(&mut self) {
-        stack::finish_likely(self.frame, Entry::Released);
+        stack::finish_likely::<stack::ReleasedFrame>(self.frame);
     }
 }
 
@@ -228,9 +228,5 @@ where
     let Ok(index) = release(None) else {
         return Err(f);
     };
-    let _released = stack::Scope {
-        index,
-        likely: Entry::Released,
-    };
-    Ok(f())
+    Ok(stack::in_scope::<stack::ReleasedFrame, T>(index, f))
 }

@@ -2,7 +2,7 @@
 
 use core::marker::PhantomData;
 
-use crate::context::frame::{Entry, FrameIndex};
+use crate::context::frame::FrameIndex;
 use crate::guards::stack;
 use crate::marker::CPythonThreadState;
 
@@ -47,6 +47,6 @@ impl AttachGuard<'_> {
 impl Drop for AttachGuard<'_> {
     #[inline(always)]
     fn drop(&mut self) {
-        stack::finish_likely(self.frame, Entry::Kept);
+        stack::finish_likely::<stack::KeptFrame>(self.frame);
     }
 }

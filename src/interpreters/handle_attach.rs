@@ -183,11 +183,8 @@ impl ThreadStateHandle<'_> {
     /// [`run`](Self::run), rebinding as for [`enter`](Self::enter).
     #[inline(always)]
     fn run_as<T>(&self, rebind: RebindMain, f: impl FnOnce() -> T) -> Result<T, GilError> {
-        let _attached = stack::Scope {
-            index: self.enter(Suspend::Allowed, rebind)?,
-            likely: Entry::Kept,
-        };
-        Ok(f())
+        let index = self.enter(Suspend::Allowed, rebind)?;
+        Ok(stack::in_scope::<stack::KeptFrame, T>(index, f))
     }
 
     /// Attaches this thread state and pushes the frame that records it. Always inlined: the

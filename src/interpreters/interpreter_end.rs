@@ -184,13 +184,10 @@ impl Record {
             ffi::restore_thread(tstate);
             tstate
         };
-        let ended = {
-            // Recorded so that Python code run by the shutdown (atexit handlers,
-            // finalizers) that calls back into Rust sees where the thread is.
-            let _ending = stack::Scope {
-                index: stack::push(Frame::handle(Entry::Nested, tstate)),
-                likely: Entry::Nested,
-            };
+        // Recorded so that Python code run by the shutdown (atexit handlers, finalizers)
+        // that calls back into Rust sees where the thread is.
+        let ending = stack::push(Frame::handle(Entry::Nested, tstate));
+        let ended = stack::in_scope::<stack::NestedFrame, _>(ending, || {
             // References of this interpreter dropped where it could not be attached.
             if let Ok(here) = Interpreter::current() {
                 // SAFETY: attached to `here`, the interpreter being ended, named just now.
@@ -228,7 +225,7 @@ impl Record {
                 }
                 false
             }
-        };
+        });
         // SAFETY: no thread state is current now, and `main_tstate` was detached above.
         unsafe { reattach(main_tstate, ended) };
         ended

@@ -61,7 +61,7 @@ thread_local! {
 /// runtime is finalizing, which may free the thread states the frames name.
 #[inline(always)]
 pub(crate) fn released_main_thread_state() -> Option<(*mut PyThreadState, Owner)> {
-    if thread::with(|context| context.frames.len.get()) == 0 {
+    if thread::with(|context| context.frames.len()) == 0 {
         return None;
     }
     released_unless_finalizing()
@@ -82,12 +82,16 @@ fn released_unless_finalizing() -> Option<(*mut PyThreadState, Owner)> {
 /// # Errors
 /// [`GilError::Finalizing`] (or [`GilError::NotInitialized`] for a thread without a count,
 /// after finalization) once shutdown has begun.
-#[inline]
-pub(crate) fn admit_guard() -> Result<bool, GilError> {
+///
+/// `epoch` is the current one, which the caller read.
+#[inline(always)]
+pub(crate) fn admit_guard(epoch: u64) -> Result<bool, GilError> {
     match thread_guards() {
-        Some(guards) => shutdown::admit(guards)
+        Some(guards) => shutdown::admit(guards, epoch)
             .map(|()| true)
             .map_err(|()| GilError::Finalizing),
+        // The gate open for this runtime answers in one load.
+        None if shutdown::is_open_for(epoch) => Ok(false),
         None => finalization::check_not_finalizing().map(|()| false),
     }
 }
@@ -138,7 +142,7 @@ pub(crate) unsafe fn attach_new(
     // Counted before attaching, like every attach of a kept state: once shutdown has begun
     // it refuses here, or it waits for this guard.
     let guards = thread_guards_or_register();
-    shutdown::admit(guards).map_err(|()| GilError::Finalizing)?;
+    shutdown::admit(guards, epoch()).map_err(|()| GilError::Finalizing)?;
     // SAFETY: initialized and detached (caller). With no thread state bound to this thread,
     // `PyGILState_Ensure` creates one in the main interpreter, binds it and attaches it.
     // Otherwise `PyGILState_Ensure` would attach the sub-interpreter's, so a state is made
@@ -232,7 +236,7 @@ impl Drop for DeleteOnExit {
             && !queries::holds_any_change()
             && attached::attached_thread_state().is_null();
         // Attaching to delete counts as a guard: shutdown refuses it or waits for it.
-        if deletable && guards.is_none_or(|guards| shutdown::admit(guards).is_ok()) {
+        if deletable && guards.is_none_or(|guards| shutdown::admit(guards, epoch()).is_ok()) {
             // SAFETY: `tstate` is this thread's live, detached main-interpreter thread
             // state, made by `attach_new` (same epoch, runtime up, no frame and no
             // attachment on this thread). It is attached, cleared and deleted, which also

@@ -1,11 +1,10 @@
 //! Finishing a frame when its guard is dropped: at once if it is the top one, else when the
 //! frames above it are gone ([`unwind`]).
 
-use core::ptr;
-
 use crate::context::frame::{Entry, Frame, FrameIndex, Life};
+use crate::context::frames::INLINE;
 use crate::context::thread;
-use crate::guards::stack::undo::Undo;
+use crate::guards::stack::undo::{FastUndo, KeptFrame, NestedFrame, RestoredFrame, Undo};
 use crate::guards::stack::unwind::unwind;
 
 /// Marks the frame at `index` finished, then undoes every finished frame that no newer
@@ -15,77 +14,80 @@ use crate::guards::stack::unwind::unwind;
 /// is finished, so CPython only ever sees the last change undone first.
 #[inline]
 pub(crate) fn finish(index: FrameIndex) -> Option<FrameIndex> {
-    finish_likely(index, Entry::Nested)
+    finish_likely::<NestedFrame>(index)
 }
 
-/// [`finish`], with a fast path for a frame of entry `likely` (a constant at every call
-/// site, so that only its arm of [`Frame::undo`] is inlined).
+/// [`finish`], with a fast path for a frame of entry `U::ENTRY`, inlined.
 #[inline(always)]
-pub(crate) fn finish_likely(index: FrameIndex, likely: Entry) -> Option<FrameIndex> {
-    finish_fast_or(index, likely, || finish_slow(index))
+pub(crate) fn finish_likely<U: FastUndo>(index: FrameIndex) -> Option<FrameIndex> {
+    finish_fast_or::<U>(index, || finish_slow(index))
 }
 
-/// [`finish`] for a main-interpreter guard, whose frame is most often nested (finished
-/// inline) or else re-attached the thread's own thread state (finished out of line, keeping
-/// the nested path small): [`Entry::Kept`] where the attach was counted for the shutdown
-/// gate, [`Entry::Restored`] on a thread without a count (the one that called `initialize`).
+/// [`finish`] for a main-interpreter guard's drop, whose frame is most often nested
+/// (finished inline) or else re-attached the thread's own thread state (finished out of
+/// line, keeping the nested path small): [`Entry::Kept`] where the attach was counted for
+/// the shutdown gate, [`Entry::Restored`] on a thread without a count (the one that called
+/// `initialize`).
 #[inline(always)]
-pub(crate) fn finish_main(index: FrameIndex) -> Option<FrameIndex> {
-    finish_fast_or(index, Entry::Nested, || finish_reattached(index))
+pub(crate) fn finish_main(index: FrameIndex) {
+    finish_fast_or::<NestedFrame>(index, || {
+        finish_reattached(index);
+        None
+    });
 }
 
 #[inline(never)]
-fn finish_reattached(index: FrameIndex) -> Option<FrameIndex> {
-    finish_fast_or(index, Entry::Kept, || {
-        finish_fast_or(index, Entry::Restored, || finish_slow(index))
-    })
-}
-
-/// Pops and undoes the frame at `index` by [`pop_simple`] for entry `likely`, else returns
-/// `otherwise()`.
-#[inline(always)]
-pub(crate) fn finish_fast_or(
-    index: FrameIndex,
-    likely: Entry,
-    otherwise: impl FnOnce() -> Option<FrameIndex>,
-) -> Option<FrameIndex> {
-    match pop_simple(index, likely) {
-        Some(frame) => {
-            frame.undo(Undo::InScope);
-            frame.below_in_guard
+fn finish_reattached(index: FrameIndex) {
+    let finished = thread::with(|context| {
+        let stack = &context.frames;
+        let frame = stack.simple_top(index).ok_or(())?.get();
+        if !frame.suspended.is_null() {
+            return Err(());
         }
-        None => otherwise(),
+        match frame.entry {
+            Entry::Kept => {
+                stack.pop_simple_top(index);
+                KeptFrame::undo(&frame);
+            }
+            Entry::Restored => {
+                stack.pop_simple_top(index);
+                RestoredFrame::undo(&frame);
+            }
+            _ => return Err(()),
+        }
+        Ok(())
+    });
+    if finished.is_err() {
+        finish_slow(index);
     }
 }
 
-/// The most common finish, small enough to inline everywhere: the top frame, inline, of
-/// entry `entry` (never [`Entry::Deleting`], whose undo must see the frame), suspending
-/// nothing, with no finished frame waiting to be undone. Pops it and returns it, to be
-/// undone; `None`, having changed nothing, otherwise.
+/// The most common finish, small enough to inline everywhere: if the frame at `index` is
+/// the top one, inline, of entry `U::ENTRY`, suspending nothing, with no finished frame
+/// waiting to be undone, pops and undoes it; else returns `otherwise()`, having changed
+/// nothing.
 #[inline(always)]
-fn pop_simple(index: FrameIndex, entry: Entry) -> Option<Frame> {
-    thread::with(|context| {
+pub(crate) fn finish_fast_or<U: FastUndo>(
+    index: FrameIndex,
+    otherwise: impl FnOnce() -> Option<FrameIndex>,
+) -> Option<FrameIndex> {
+    // The frame never leaves the closure as an `Option`: testing that one would read its
+    // bytes again.
+    let finished = thread::with(|context| {
         let stack = &context.frames;
-        let frame = stack.inline(index)?;
-        if stack.len.get() != index.slot() + 1
-            || frame.entry != entry
-            || entry == Entry::Deleting
-            || (entry.may_suspend() && !frame.suspended.is_null())
-            || stack.finished.get() != 0
-        {
-            return None;
+        let Some(cell) = stack.simple_top(index) else {
+            return Err(());
+        };
+        let frame = cell.get();
+        if frame.entry != U::ENTRY || (U::ENTRY.may_suspend() && !frame.suspended.is_null()) {
+            return Err(());
         }
         debug_assert_eq!(frame.life, Life::Live, "the top frame of a live guard");
-        stack.len.set(index.slot());
-        // Rebuilt from what was checked, so the compiler knows it too and drops the
-        // now-redundant tests from the inlined `undo`.
-        Some(Frame {
-            entry,
-            suspended: ptr::null_mut(),
-            life: Life::Live,
-            ..frame
-        })
-    })
+        stack.pop_simple_top(index);
+        U::undo(&frame);
+        Ok(frame.below_in_guard)
+    });
+    finished.unwrap_or_else(|()| otherwise())
 }
 
 /// Pops the frame at `index` if it is the top one, inline, live and not
@@ -94,15 +96,18 @@ fn pop_simple(index: FrameIndex, entry: Entry) -> Option<Frame> {
 pub(crate) fn pop_top(index: FrameIndex) -> Option<(Frame, bool)> {
     thread::with(|context| {
         let stack = &context.frames;
-        let frame = stack.inline(index)?;
-        if stack.len.get() != index.slot() + 1
-            || frame.entry == Entry::Deleting
-            || frame.life != Life::Live
-        {
+        if stack.len() != index.slot() + 1 {
+            return None;
+        }
+        let frame = stack.get(index)?;
+        if index.slot() as usize >= INLINE {
+            return None;
+        }
+        if frame.entry == Entry::Deleting || frame.life != Life::Live {
             return None;
         }
         stack.pop();
-        Some((frame, stack.finished.get() != 0))
+        Some((frame, stack.finished() != 0))
     })
 }
 
@@ -138,7 +143,7 @@ pub(crate) fn finish_below_top(index: FrameIndex) -> Option<FrameIndex> {
             Life::Undoing => frame.life = Life::UndoingFinished,
             _ => {
                 frame.life = Life::Finished;
-                stack.finished.set(stack.finished.get() + 1);
+                stack.add_finished();
             }
         }
         stack.set(index, frame);

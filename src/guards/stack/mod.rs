@@ -41,8 +41,12 @@ mod tests;
 mod undo;
 mod unwind;
 
+#[cfg(feature = "pyo3")]
+pub(crate) use undo::ReleasedByPyo3Frame;
+pub(crate) use undo::{KeptFrame, NestedFrame, ReleasedFrame};
+
 pub(crate) use finish::{finish, finish_likely, finish_main};
 #[cfg(Py_3_12)]
 pub(crate) use push::bind_main_again_when_undone;
 pub(crate) use push::{frame, push, push_nested, push_nested_foreign, push_released};
-pub(crate) use scope::{Scope, calling_python};
+pub(crate) use scope::{calling_python, in_scope};

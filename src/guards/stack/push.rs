@@ -21,7 +21,8 @@ pub(crate) fn push_nested(
     below_in_guard: Option<FrameIndex>,
 ) -> Option<FrameIndex> {
     thread::with(|context| {
-        let (len, top) = context.frames.inline_top()?;
+        let (top, next) = context.frames.inline_top()?;
+        let top = top.get();
         if top.owner != Owner::Crate
             || !accept(&top)
             || current != top.attached()
@@ -29,7 +30,7 @@ pub(crate) fn push_nested(
         {
             return None;
         }
-        Some(context.frames.push_inline(len, top.nested(below_in_guard)))
+        Some(context.frames.push_inline(next, top.nested(below_in_guard)))
     })
 }
 
@@ -44,11 +45,12 @@ pub(crate) fn push_nested_foreign(
     below_in_guard: Option<FrameIndex>,
 ) -> Option<FrameIndex> {
     thread::with(|context| {
-        let (len, top) = context.frames.inline_top()?;
+        let (top, next) = context.frames.inline_top()?;
+        let top = top.get();
         if top.owner == Owner::Crate || !accept(&top) || !top.is_current(current) {
             return None;
         }
-        Some(context.frames.push_inline(len, top.nested(below_in_guard)))
+        Some(context.frames.push_inline(next, top.nested(below_in_guard)))
     })
 }
 
@@ -58,7 +60,8 @@ pub(crate) fn push_nested_foreign(
 #[inline(always)]
 pub(crate) fn push_released(below_in_guard: Option<FrameIndex>) -> Option<FrameIndex> {
     thread::with(|context| {
-        let (len, top) = context.frames.inline_top()?;
+        let (top, next) = context.frames.inline_top()?;
+        let top = top.get();
         let tstate = top.attached();
         // Before 3.12 the current thread state is process-wide: only one the crate owns is
         // known to be this thread's without asking more (the slow path does).
@@ -73,7 +76,7 @@ pub(crate) fn push_released(below_in_guard: Option<FrameIndex>) -> Option<FrameI
             return None;
         }
         let released = Frame::released(Entry::Released, tstate, top.owner, below_in_guard);
-        Some(context.frames.push_inline(len, released))
+        Some(context.frames.push_inline(next, released))
     })
 }
 

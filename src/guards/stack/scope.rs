@@ -1,29 +1,36 @@
 //! Closure forms as scopes: ending, newest first, the frames that outlived the closure
 //! they were made in.
 
-use crate::context::frame::{Entry, Frame, FrameIndex};
+use core::mem;
+
+use crate::context::frame::{Frame, FrameIndex};
 use crate::guards::stack::finish::{finish_below_top, finish_fast_or, pop_top};
 use crate::guards::stack::push::push;
-use crate::guards::stack::undo::Undo;
+use crate::guards::stack::undo::{CallingPythonFrame, FastUndo, Undo};
 use crate::guards::stack::unwind::{end_above, unwind};
 
-/// The frame of a closure form (`with_gil`, `without_gil`, `run`, ...), finished when the
-/// closure returns or unwinds, with the fast path of
-/// [`finish_likely`](super::finish_likely) for a frame of entry `likely`.
+/// Runs `f` as the scope of the frame at `index`, which a closure form (`with_gil`,
+/// `without_gil`, `run`, ...) pushed, and finishes the frame when `f` returns or unwinds.
+/// `U` is the frame's likely entry: the common finish is inlined with that entry's undo.
 ///
-/// Frames above it that still hold a change can only come from guards created inside the
-/// closure that outlived it: leaked with `mem::forget`, stored in a thread-local, or
-/// returned. They are ended first, so that the closure's caller gets back the state it
-/// had, whatever the closure left behind.
-pub(crate) struct Scope {
-    pub(crate) index: FrameIndex,
-    pub(crate) likely: Entry,
+/// Frames above it that still hold a change can only come from guards created inside `f`
+/// that outlived it: leaked with `mem::forget`, stored in a thread-local, or returned. They
+/// are ended first, so that the caller gets back the state it had, whatever `f` left.
+#[inline(always)]
+pub(crate) fn in_scope<U: FastUndo, T>(index: FrameIndex, f: impl FnOnce() -> T) -> T {
+    let on_unwind = Scope(index);
+    let value = f();
+    mem::forget(on_unwind);
+    finish_fast_or::<U>(index, || end_scope(index));
+    value
 }
 
+/// The end of a scope when `f` unwinds, or when the fast path does not apply.
+pub(crate) struct Scope(pub(crate) FrameIndex);
+
 impl Drop for Scope {
-    #[inline(always)]
     fn drop(&mut self) {
-        finish_fast_or(self.index, self.likely, || end_scope(self.index));
+        end_scope(self.0);
     }
 }
 
@@ -47,13 +54,9 @@ fn end_scope_slow(index: FrameIndex) -> Option<FrameIndex> {
 }
 
 /// Runs `f`, a C call of this crate that runs Python code, with an
-/// [`Entry::CallingPython`] frame on top, so that Python code calling back into Rust
+/// [`Entry::CallingPython`](crate::context::frame::Entry::CallingPython) frame on top, so that Python code calling back into Rust
 /// meanwhile finds this thread attached and may nest guards. Guards left behind by that
 /// code are ended when `f` returns, as by a closure form.
 pub(crate) fn calling_python<T>(f: impl FnOnce() -> T) -> T {
-    let _calling = Scope {
-        index: push(Frame::calling_python()),
-        likely: Entry::CallingPython,
-    };
-    f()
+    in_scope::<CallingPythonFrame, T>(push(Frame::calling_python()), f)
 }

@@ -3,6 +3,7 @@
 
 use core::ptr;
 
+use super::scope::Scope;
 use super::*;
 use crate::context::frame::{Entry, Frame, FrameIndex};
 use crate::context::frames::INLINE;
@@ -14,11 +15,11 @@ fn nested() -> Frame {
 }
 
 fn len() -> u32 {
-    thread::with(|context| context.frames.len.get())
+    thread::with(|context| context.frames.len())
 }
 
 fn finished() -> u32 {
-    thread::with(|context| context.frames.finished.get())
+    thread::with(|context| context.frames.finished())
 }
 
 fn spill_capacity() -> usize {
@@ -91,10 +92,7 @@ fn deep_stacks_spill_and_free_the_spill() {
 
 #[test]
 fn a_scope_ends_the_frames_that_outlived_it() {
-    let scope = Scope {
-        index: push(nested()),
-        likely: Entry::Nested,
-    };
+    let scope = Scope(push(nested()));
     let outlived: Vec<FrameIndex> = (0..3).map(|_| push(nested())).collect();
     drop(scope);
     // The three frames are forgotten, not popped: their guards still hold their indices.
@@ -119,10 +117,7 @@ fn a_scope_ends_the_frames_that_outlived_it() {
 #[test]
 fn a_scope_leaves_older_frames_alone() {
     let older = push(nested());
-    let scope = Scope {
-        index: push(nested()),
-        likely: Entry::Nested,
-    };
+    let scope = Scope(push(nested()));
     let outlived = push(nested());
     drop(scope);
     assert_eq!(frame(older).unwrap().entry, Entry::Nested);
@@ -142,10 +137,7 @@ fn every_finish_order_around_a_scope_end() {
     // Frames pushed inside a scope (a closure form) that outlive it, finished in every order
     // together with one pushed after the scope ended.
     for order in permutations(4) {
-        let scope = Scope {
-            index: push(nested()),
-            likely: Entry::Nested,
-        };
+        let scope = Scope(push(nested()));
         let mut indices: Vec<FrameIndex> = (0..3).map(|_| push(nested())).collect();
         drop(scope);
         indices.push(push(nested()));

@@ -6,7 +6,7 @@
 use crate::context::attached::attached_thread_state;
 use crate::context::frame::{Entry, Frame, Owner, same_foreign};
 use crate::raw::epoch::epoch;
-use crate::raw::ffi;
+use crate::raw::ffi::{self, PyThreadState};
 use crate::runtime::native_thread;
 
 /// Where a frame is undone from, which decides whether its scope still vouches for the
@@ -18,6 +18,77 @@ pub(crate) enum Undo {
     /// Later, when the newer frames that held it in place are gone: the thread must also be
     /// detached for a re-attach.
     Deferred,
+}
+
+/// An entry whose frames the fast paths pop and undo inline (`finish::finish_fast_or`): one
+/// type per entry, so that each call site carries that entry's undo alone, with no
+/// dispatch on the entry at run time.
+pub(crate) trait FastUndo {
+    const ENTRY: Entry;
+    /// Undoes `frame`, of entry [`ENTRY`](FastUndo::ENTRY), suspending nothing, in scope.
+    fn undo(frame: &Frame);
+}
+
+/// [`Entry::Nested`]: nothing to undo.
+pub(crate) struct NestedFrame;
+/// [`Entry::Restored`]: detach.
+pub(crate) struct RestoredFrame;
+/// [`Entry::Kept`]: detach, and uncount the guard.
+pub(crate) struct KeptFrame;
+/// [`Entry::Released`]: re-attach.
+pub(crate) struct ReleasedFrame;
+/// [`Entry::CallingPython`]: nothing to undo.
+pub(crate) struct CallingPythonFrame;
+/// `Entry::ReleasedByPyo3`: `pyo3` re-attaches.
+#[cfg(feature = "pyo3")]
+pub(crate) struct ReleasedByPyo3Frame;
+
+impl FastUndo for NestedFrame {
+    const ENTRY: Entry = Entry::Nested;
+    #[inline(always)]
+    fn undo(_: &Frame) {}
+}
+
+impl FastUndo for RestoredFrame {
+    const ENTRY: Entry = Entry::Restored;
+    #[inline(always)]
+    fn undo(frame: &Frame) {
+        frame.detach();
+    }
+}
+
+impl FastUndo for KeptFrame {
+    const ENTRY: Entry = Entry::Kept;
+    #[inline(always)]
+    fn undo(frame: &Frame) {
+        frame.detach();
+        native_thread::dismiss_guard();
+    }
+}
+
+impl FastUndo for ReleasedFrame {
+    const ENTRY: Entry = Entry::Released;
+    #[inline(always)]
+    fn undo(frame: &Frame) {
+        frame.restore_released(Undo::InScope);
+    }
+}
+
+impl FastUndo for CallingPythonFrame {
+    const ENTRY: Entry = Entry::CallingPython;
+    #[inline(always)]
+    fn undo(_: &Frame) {}
+}
+
+#[cfg(feature = "pyo3")]
+impl FastUndo for ReleasedByPyo3Frame {
+    const ENTRY: Entry = Entry::ReleasedByPyo3;
+    #[inline(always)]
+    fn undo(frame: &Frame) {
+        if frame.released_in != epoch() {
+            runtime_gone();
+        }
+    }
 }
 
 impl Frame {
@@ -37,46 +108,15 @@ impl Frame {
     /// Detaching undos (`Restored`, `Kept`, `Ensured`, `Deleting`) act only on the frame's
     /// thread state while CPython confirms it is current. Re-attaching undos (`Released`,
     /// `suspended`) act on a thread state the frame's scope vouches for.
-    ///
-    /// Always inlined, with the rare entries out of line: the fast paths rebuild the frame
-    /// with its entry as a constant, and only that entry's arm is left.
-    #[inline(always)]
+    #[inline(never)]
     pub(crate) fn undo(self, from: Undo) {
         match self.entry {
             Entry::Nested | Entry::Forgotten | Entry::CallingPython => {}
-            Entry::Restored => self.detach(),
-            Entry::Kept => {
-                self.detach();
-                native_thread::dismiss_guard();
-            }
-            Entry::Released => {
-                if self.released_in != epoch() {
-                    runtime_gone();
-                }
-                if from == Undo::InScope || attached_thread_state().is_null() {
-                    // SAFETY: the thread is detached (the frame's scope, or checked);
-                    // `self.tstate` is what `PyEval_SaveThread` returned in this runtime (the
-                    // epoch, checked above), alive and this thread's by the scope rule.
-                    unsafe { ffi::restore_thread(self.tstate) };
-                }
-            }
-            _ => self.undo_rare(),
-        }
-        if !self.suspended.is_null() {
-            self.restore_suspended();
-        }
-    }
-
-    /// [`undo`](Frame::undo) for the entries no fast path pops.
-    #[inline(never)]
-    fn undo_rare(self) {
-        match self.entry {
+            Entry::Restored => RestoredFrame::undo(&self),
+            Entry::Kept => KeptFrame::undo(&self),
+            Entry::Released => self.restore_released(from),
             #[cfg(feature = "pyo3")]
-            Entry::ReleasedByPyo3 => {
-                if self.released_in != epoch() {
-                    runtime_gone();
-                }
-            }
+            Entry::ReleasedByPyo3 => ReleasedByPyo3Frame::undo(&self),
             Entry::Ensured => {
                 if self.is_current(ffi::current_thread_state())
                     && ffi::gilstate_thread_state() == self.tstate
@@ -99,12 +139,23 @@ impl Frame {
                     bind_main_again();
                 }
             }
-            Entry::Nested
-            | Entry::Forgotten
-            | Entry::CallingPython
-            | Entry::Restored
-            | Entry::Kept
-            | Entry::Released => unreachable!("undone by `undo`"),
+        }
+        if !self.suspended.is_null() {
+            self.restore_suspended();
+        }
+    }
+
+    /// Undoes a release: re-attaches its thread state, which the frame's scope vouches for.
+    #[inline(always)]
+    fn restore_released(&self, from: Undo) {
+        if self.released_in != epoch() {
+            runtime_gone();
+        }
+        if from == Undo::InScope || attached_thread_state().is_null() {
+            // SAFETY: the thread is detached (the frame's scope, or checked); `self.tstate` is
+            // what `PyEval_SaveThread` returned in this runtime (the epoch, checked above),
+            // alive and this thread's by the scope rule.
+            unsafe { ffi::restore_thread(self.tstate) };
         }
     }
 
@@ -129,17 +180,24 @@ impl Frame {
     /// one (and the same object).
     #[inline(always)]
     fn detach(&self) {
-        let (owner, id) = (self.owner, self.foreign_id);
-        // SAFETY: a thread state this frame attached on this thread is this thread's to
-        // detach; the frame is being undone, so no newer frame holds a change (the stack
-        // invariant). Before 3.12, one the crate owns is this thread's, and `same_foreign`
-        // checks any other.
-        unsafe {
-            ffi::detach_if_current(self.tstate, |current| {
-                owner == Owner::Crate || same_foreign(current, id)
-            });
+        if self.owner == Owner::Crate {
+            // SAFETY: a thread state this frame attached on this thread is this thread's to
+            // detach; the frame is being undone, so no newer frame holds a change (the
+            // stack invariant). One the crate owns is this thread's, also before 3.12.
+            unsafe { ffi::detach_if_current(self.tstate, |_| true) };
+        } else {
+            detach_foreign(self.tstate, self.foreign_id);
         }
     }
+}
+
+/// [`Frame::detach`] for a foreign thread state, out of line: whether it is still the same
+/// object is asked too (`same_foreign`).
+#[inline(never)]
+fn detach_foreign(tstate: *mut PyThreadState, id: u64) {
+    // SAFETY: as in `Frame::detach`; `same_foreign` confirms the thread state is this
+    // thread's and the one the frame attached.
+    unsafe { ffi::detach_if_current(tstate, |current| same_foreign(current, id)) };
 }
 
 /// From 3.12 CPython binds `PyGILState` to the thread state attached last, so a region of
@@ -161,7 +219,7 @@ fn bind_main_again() {
     if main.is_null() || ffi::gilstate_thread_state() == main {
         return;
     }
-    let Ok(counted) = native_thread::admit_guard() else {
+    let Ok(counted) = native_thread::admit_guard(epoch()) else {
         return;
     };
     // SAFETY: the thread is detached (checked); `main` is a live, detached main-interpreter

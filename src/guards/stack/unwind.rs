@@ -20,7 +20,7 @@ pub(crate) fn unwind() {
             if top.entry != Entry::Forgotten || top.life != Life::Finished {
                 break;
             }
-            stack.finished.set(stack.finished.get() - 1);
+            stack.remove_finished();
             stack.pop();
         }
     });
@@ -52,7 +52,7 @@ fn end_frame(index: FrameIndex, frame: Frame) {
     thread::with(|context| {
         let stack = &context.frames;
         let life = if frame.life == Life::Finished {
-            stack.finished.set(stack.finished.get() - 1);
+            stack.remove_finished();
             Life::UndoingFinished
         } else {
             Life::Undoing
@@ -68,7 +68,7 @@ fn end_frame(index: FrameIndex, frame: Frame) {
             .get(index)
             .is_some_and(|now| now.life == Life::UndoingFinished);
         let life = if guard_gone {
-            stack.finished.set(stack.finished.get() + 1);
+            stack.add_finished();
             Life::Finished
         } else {
             Life::Live

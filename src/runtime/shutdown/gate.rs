@@ -106,9 +106,12 @@ pub(crate) fn unregister_thread(guards: &'static ThreadGuards) {
 /// [asymmetric](crate::raw::asymmetric_fence) where the system allows, so that its cost falls on
 /// shutdown; elsewhere the increment and the read are sequentially consistent, and so are
 /// the closing and the reads of the counts.
-#[inline]
-pub(crate) fn admit(guards: &ThreadGuards) -> Result<(), ()> {
-    let closed = || closed().unwrap_or_else(crate::raw::ffi::is_finalizing);
+///
+/// `epoch` is the current one, which the caller read: while the gate is open for it, one
+/// load answers.
+#[inline(always)]
+pub(crate) fn admit(guards: &ThreadGuards, epoch: u64) -> Result<(), ()> {
+    let closed = || !is_open_for(epoch) && closed().unwrap_or_else(crate::raw::ffi::is_finalizing);
     if admit_unless(guards, closed, true) {
         Ok(())
     } else {
