@@ -45,7 +45,8 @@ impl FrameStack {
 
     #[inline(always)]
     fn set_len(&self, len: u32) {
-        self.counts.set((self.counts.get() & !u64::from(u32::MAX)) | u64::from(len));
+        self.counts
+            .set((self.counts.get() & !u64::from(u32::MAX)) | u64::from(len));
     }
 
     /// How many frames are finished and wait to be undone.
@@ -56,7 +57,10 @@ impl FrameStack {
 
     /// Counts one more finished frame.
     pub(crate) fn add_finished(&self) {
-        debug_assert!(self.finished() < self.len(), "more frames finished than exist");
+        debug_assert!(
+            self.finished() < self.len(),
+            "more frames finished than exist"
+        );
         self.counts.set(self.counts.get() + (1 << 32));
     }
 
@@ -169,7 +173,11 @@ impl FrameStack {
     /// Pushes `frame` as the first one; the stack is empty.
     #[inline(always)]
     pub(crate) fn push_first(&self, frame: Frame) {
-        debug_assert_eq!(self.len(), 0, "the first frame pushed on a stack that has one");
+        debug_assert_eq!(
+            self.len(),
+            0,
+            "the first frame pushed on a stack that has one"
+        );
         self.inline[0].set(frame);
         self.counts.set(1);
     }

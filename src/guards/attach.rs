@@ -15,8 +15,8 @@ use crate::context::attached::{attached_thread_state, owns};
 use crate::context::frame::{Entry, Frame, FrameIndex, Owner};
 use crate::context::thread;
 use crate::error::GilError;
-use crate::raw::epoch::epoch;
 use crate::guards::stack;
+use crate::raw::epoch::epoch;
 use crate::raw::ffi::{self, PyThreadState};
 use crate::runtime::native_thread::{self, NewState};
 use crate::runtime::{self, hooks};
@@ -45,6 +45,12 @@ pub(crate) fn attach_main(
     if let Some(index) = stack::push_nested(current, |top| top.main, below_in_guard) {
         return Ok(index);
     }
+    if current.is_null() {
+        // SAFETY: detached (CPython just answered that nothing is current).
+        if let Some(index) = unsafe { reattach_kept_first(below_in_guard) } {
+            return Ok(index);
+        }
+    }
     match nested_foreign_or_reattach(current, below_in_guard) {
         Some(index) => Ok(index),
         None => attach_main_slow(suspend, below_in_guard),
@@ -63,24 +69,20 @@ fn nested_foreign_or_reattach(
         return stack::push_nested_foreign(current, |top| top.main, below_in_guard);
     }
     // SAFETY: detached (CPython just answered that nothing is current).
-    unsafe {
-        match reattach_kept_first(below_in_guard) {
-            Some(index) => Some(index),
-            None => reattach_own(ptr::null_mut(), below_in_guard),
-        }
-    }
+    unsafe { reattach_own(ptr::null_mut(), below_in_guard) }
 }
 
 /// The detached fast path of a thread without frames: re-attaches the thread state kept
 /// for it, counted for the shutdown gate if the thread has a count, and pushes its frame,
-/// the first. `None`, having changed nothing, sends the caller on to [`reattach_own`].
+/// the first. `None`, having changed nothing, sends the caller on to [`reattach_own`]. Out
+/// of line and on its own, so that it saves no register it does not use.
 ///
 /// The frame is pushed before the C call: its index is then a constant, and nothing lives
 /// across the call. Nothing on this thread reads the stack meanwhile.
 ///
 /// # Safety
 /// This thread is detached.
-#[inline(always)]
+#[inline(never)]
 unsafe fn reattach_kept_first(below_in_guard: Option<FrameIndex>) -> Option<FrameIndex> {
     let epoch = epoch();
     let kept = thread::with(|context| {
@@ -88,10 +90,9 @@ unsafe fn reattach_kept_first(below_in_guard: Option<FrameIndex>) -> Option<Fram
         if kept.is_null() || context.kept.epoch.get() != epoch || context.frames.len() != 0 {
             return None;
         }
-        let entry = match native_thread::admit_guard(epoch) {
-            Ok(true) => Entry::Kept,
-            Ok(false) => Entry::Restored,
-            Err(_) => return None,
+        let entry = match native_thread::admit_guard_if_open(epoch)? {
+            true => Entry::Kept,
+            false => Entry::Restored,
         };
         // SAFETY: owned by the crate, so no identity is read.
         let frame = unsafe { Frame::main(entry, kept, Owner::Crate) };

@@ -96,6 +96,16 @@ pub(crate) fn admit_guard(epoch: u64) -> Result<bool, GilError> {
     }
 }
 
+/// [`admit_guard`] while the gate is open for `epoch`, in one load; `None` tells nothing
+/// about why, and [`admit_guard`] asks again.
+#[inline(always)]
+pub(crate) fn admit_guard_if_open(epoch: u64) -> Option<bool> {
+    match thread_guards() {
+        Some(guards) => shutdown::admit_if_open(guards, epoch).then_some(true),
+        None => shutdown::is_open_for(epoch).then_some(false),
+    }
+}
+
 /// Uncounts a guard counted by [`admit_guard`], when its frame is undone.
 #[inline]
 pub(crate) fn dismiss_guard() {

@@ -132,6 +132,14 @@ pub(crate) fn admit_handle(guards: &ThreadGuards) -> Result<(), ()> {
     }
 }
 
+/// [`admit`] in one load of the gate: counts the guard unless the gate of the runtime of
+/// `epoch` is not [open](is_open_for). `false` tells nothing about why; the caller's slow
+/// path asks again.
+#[inline(always)]
+pub(crate) fn admit_if_open(guards: &ThreadGuards, epoch: u64) -> bool {
+    admit_unless(guards, || !is_open_for(epoch), true)
+}
+
 /// [`admit_handle`] in one load of the gate, for a runtime known to be watched: counts the
 /// attach unless the gate of the runtime of `epoch` is not [open](is_open_for). `false`
 /// tells nothing about why; the caller's slow path asks again.

@@ -38,7 +38,6 @@ mod gate;
 pub use at_exit::set_shutdown_timeout;
 pub(crate) use at_exit::{end_interpreters_with, install};
 pub(crate) use gate::{
-    admit, admit_handle, admit_handle_if_open, after_fork, closed, dismiss, is_open_for,
-    register_thread,
-    runtime_finalized, unregister_thread,
+    admit, admit_handle, admit_handle_if_open, admit_if_open, after_fork, closed, dismiss,
+    is_open_for, register_thread, runtime_finalized, unregister_thread,
 };
