@@ -14,6 +14,13 @@ use crate::raw::ffi::{self, PyThreadState};
 pub(crate) struct FrameIndex(NonZeroU32);
 
 impl FrameIndex {
+    /// The index of the frame that tops a stack of `len` frames (`len` is not zero).
+    #[inline(always)]
+    pub(crate) fn of_top(len: u64) -> FrameIndex {
+        // `len` is never zero where this is called, and fits: the compiler knows both.
+        FrameIndex(NonZeroU32::new(len as u32).expect("a stack with a top"))
+    }
+
     /// The index of slot `slot`. Stored plus one, so that `Option<FrameIndex>` is 4 bytes.
     #[inline(always)]
     pub(crate) const fn new(slot: u32) -> FrameIndex {

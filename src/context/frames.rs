@@ -157,7 +157,7 @@ impl FrameStack {
         }
         let next = NextSlot {
             cell: &self.inline[len as usize],
-            index: FrameIndex::new(len as u32),
+            index: FrameIndex::of_top(len + 1),
         };
         Some((&self.inline[len as usize - 1], next))
     }
@@ -168,6 +168,19 @@ impl FrameStack {
         next.cell.set(frame);
         self.counts.set(self.counts.get() + 1);
         next.index
+    }
+
+    /// Pushes `frame` inline, if there is room, and no finished frame waits below (else the
+    /// caller's slow path pushes).
+    #[inline(always)]
+    pub(crate) fn try_push_simple(&self, frame: Frame) -> Option<FrameIndex> {
+        let len = self.counts.get();
+        if len >= INLINE as u64 {
+            return None;
+        }
+        self.inline[len as usize].set(frame);
+        self.counts.set(len + 1);
+        Some(FrameIndex::of_top(len + 1))
     }
 
     /// Pushes `frame` as the first one; the stack is empty.

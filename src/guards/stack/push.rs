@@ -87,7 +87,8 @@ pub(crate) fn push_released(below_in_guard: Option<FrameIndex>) -> Option<FrameI
 /// before the panic propagates, so the thread is never left in a state no guard undoes.
 #[inline(always)]
 pub(crate) fn push(frame: Frame) -> FrameIndex {
-    match thread::with(|context| context.frames.try_push_inline(frame)) {
+    let simple = thread::with(|context| context.frames.try_push_simple(frame));
+    match simple.or_else(|| thread::with(|context| context.frames.try_push_inline(frame))) {
         Some(index) => index,
         None => push_spilled(frame),
     }

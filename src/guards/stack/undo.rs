@@ -61,7 +61,8 @@ impl FastUndo for KeptFrame {
     const ENTRY: Entry = Entry::Kept;
     #[inline(always)]
     fn undo(frame: &Frame) {
-        frame.detach();
+        // A kept thread state is always the crate's (see `Entry::Kept`).
+        detach_owned(frame.tstate);
         native_thread::dismiss_guard();
     }
 }
@@ -181,14 +182,20 @@ impl Frame {
     #[inline(always)]
     fn detach(&self) {
         if self.owner == Owner::Crate {
-            // SAFETY: a thread state this frame attached on this thread is this thread's to
-            // detach; the frame is being undone, so no newer frame holds a change (the
-            // stack invariant). One the crate owns is this thread's, also before 3.12.
-            unsafe { ffi::detach_if_current(self.tstate, |_| true) };
+            detach_owned(self.tstate);
         } else {
             detach_foreign(self.tstate, self.foreign_id);
         }
     }
+}
+
+/// [`Frame::detach`] for a thread state the crate owns.
+#[inline(always)]
+fn detach_owned(tstate: *mut PyThreadState) {
+    // SAFETY: a thread state a frame attached on this thread is this thread's to detach; the
+    // frame is being undone, so no newer frame holds a change (the stack invariant). One the
+    // crate owns is this thread's, also before 3.12.
+    unsafe { ffi::detach_if_current(tstate, |_| true) };
 }
 
 /// [`Frame::detach`] for a foreign thread state, out of line: whether it is still the same
