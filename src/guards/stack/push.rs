@@ -23,10 +23,11 @@ pub(crate) fn push_nested(
     thread::with(|context| {
         let (top, next) = context.frames.inline_top()?;
         let top = top.get();
-        if top.owner != Owner::Crate
+        if current.is_null()
+            || top.tstate != current
+            || !top.entry.attaches()
+            || top.owner != Owner::Crate
             || !accept(&top)
-            || current != top.attached()
-            || current.is_null()
         {
             return None;
         }
@@ -62,10 +63,13 @@ pub(crate) fn push_released(below_in_guard: Option<FrameIndex>) -> Option<FrameI
     thread::with(|context| {
         let (top, next) = context.frames.inline_top()?;
         let top = top.get();
-        let tstate = top.attached();
+        let tstate = top.tstate;
         // Before 3.12 the current thread state is process-wide: only one the crate owns is
         // known to be this thread's without asking more (the slow path does).
-        if tstate.is_null() || (cfg!(not(Py_3_12)) && top.owner != Owner::Crate) {
+        if !top.entry.attaches()
+            || tstate.is_null()
+            || (cfg!(not(Py_3_12)) && top.owner != Owner::Crate)
+        {
             return None;
         }
         // SAFETY: the top frame's thread state (the stack invariant), detached only if
