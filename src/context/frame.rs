@@ -84,6 +84,13 @@ pub(crate) enum Entry {
 }
 
 impl Entry {
+    /// Whether a frame of this entry leaves its thread state attached. The entries that do
+    /// come first: one compare.
+    #[inline(always)]
+    pub(crate) const fn attaches(self) -> bool {
+        (self as u8) < Entry::Released as u8
+    }
+
     /// Whether a frame of this entry can have suspended another thread state. A nested frame
     /// changes nothing, and a released one leaves the thread detached: neither ever does.
     #[inline(always)]
@@ -233,8 +240,7 @@ impl Frame {
     /// or holds no change.
     #[inline(always)]
     pub(crate) fn attached(&self) -> *mut PyThreadState {
-        // The entries that attach come first: one compare.
-        if (self.entry as u8) < Entry::Released as u8 {
+        if self.entry.attaches() {
             self.tstate
         } else {
             ptr::null_mut()
