@@ -162,6 +162,21 @@ impl FrameStack {
         Some((&self.inline[len as usize - 1], next))
     }
 
+    /// Writes `frame` into `next` without counting it: it is not on the stack until
+    /// [`count_next`](FrameStack::count_next).
+    #[inline(always)]
+    pub(crate) fn write_next(&self, next: NextSlot<'_>, frame: Frame) -> FrameIndex {
+        next.cell.set(frame);
+        next.index
+    }
+
+    /// Counts the frame [`write_next`](FrameStack::write_next) wrote: it is the top one.
+    #[inline(always)]
+    pub(crate) fn count_next(&self, index: FrameIndex) -> FrameIndex {
+        self.counts.set(self.counts.get() + 1);
+        index
+    }
+
     /// Pushes `frame` into `next`, which [`inline_top`](FrameStack::inline_top) returned.
     #[inline(always)]
     pub(crate) fn push_inline(&self, next: NextSlot<'_>, frame: Frame) -> FrameIndex {

@@ -72,6 +72,9 @@ pub(crate) fn push_released(below_in_guard: Option<FrameIndex>) -> Option<FrameI
         {
             return None;
         }
+        // Written into the free slot first, counted after: nothing is kept across the call.
+        let released = Frame::released(Entry::Released, tstate, top.owner, below_in_guard);
+        let pending = context.frames.write_next(next, released);
         // SAFETY: the top frame's thread state (the stack invariant), detached only if
         // CPython confirms it is current on this thread (before 3.12: owned by the crate
         // for this thread); the frame pushed below pairs it with a restore. No Python code
@@ -79,8 +82,7 @@ pub(crate) fn push_released(below_in_guard: Option<FrameIndex>) -> Option<FrameI
         if !unsafe { ffi::detach_if_current(tstate, |_| true) } {
             return None;
         }
-        let released = Frame::released(Entry::Released, tstate, top.owner, below_in_guard);
-        Some(context.frames.push_inline(next, released))
+        Some(context.frames.count_next(pending))
     })
 }
 
