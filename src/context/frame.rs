@@ -30,6 +30,12 @@ impl FrameIndex {
         }
     }
 
+    /// The length of a stack this frame tops.
+    #[inline(always)]
+    pub(crate) const fn len_below_and_self(self) -> u64 {
+        self.0.get() as u64
+    }
+
     /// The slot this index names.
     #[inline(always)]
     pub(crate) const fn slot(self) -> u32 {

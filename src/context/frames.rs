@@ -13,9 +13,19 @@ pub(crate) const INLINE: usize = 16;
 
 /// The free inline slot above the top frame, found before the fast paths call CPython so
 /// that nothing is checked again after.
+#[derive(Clone, Copy)]
 pub(crate) struct NextSlot<'a> {
     cell: &'a Cell<Frame>,
-    index: FrameIndex,
+    pub(crate) index: FrameIndex,
+}
+
+impl<'a> NextSlot<'a> {
+    /// The frame in this slot, if it is still the top one with no finished frame below:
+    /// [`simple_top`](FrameStack::simple_top) for a frame whose slot is known.
+    #[inline(always)]
+    pub(crate) fn simple_top(self, stack: &FrameStack) -> Option<&'a Cell<Frame>> {
+        (stack.counts.get() == self.index.len_below_and_self()).then_some(self.cell)
+    }
 }
 
 /// This thread's frames, oldest first.

@@ -32,13 +32,20 @@ thread_local! {
 /// Runs `f` with this thread's context.
 #[inline(always)]
 pub(crate) fn with<T>(f: impl FnOnce(&Context) -> T) -> T {
+    f(context())
+}
+
+/// This thread's context. `'static` because it has no destructor: it stays where it is for
+/// as long as this thread runs; and `!Send`, like every reference to it (it is `!Sync`), so
+/// only this thread ever uses it.
+#[inline(always)]
+pub(crate) fn context() -> &'static Context {
     // Only the address is taken inside `LocalKey::with`, the same tiny closure everywhere:
     // the compiler inlines it (where a `with` per call site, holding its caller's code, may
     // not be, leaving an indirect call on every path).
     let context = CONTEXT.with(core::ptr::from_ref);
-    // SAFETY: the thread-local has no destructor, so it stays where it is for as long as
-    // this thread runs; it is only ever borrowed shared (its fields are cells).
-    f(unsafe { &*context })
+    // SAFETY: see above; it is only ever borrowed shared (its fields are cells).
+    unsafe { &*context }
 }
 
 /// This thread's kept thread state (see [`Kept::current`]).

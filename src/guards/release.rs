@@ -22,13 +22,13 @@ use crate::raw::ffi;
 #[inline(always)]
 pub(crate) fn release(below_in_guard: Option<FrameIndex>) -> Result<FrameIndex, GilError> {
     match stack::push_released(below_in_guard) {
-        Some(index) => Ok(index),
+        Some(pushed) => Ok(pushed.index),
         None => release_slow(below_in_guard),
     }
 }
 
 #[inline(never)]
-fn release_slow(below_in_guard: Option<FrameIndex>) -> Result<FrameIndex, GilError> {
+pub(crate) fn release_slow(below_in_guard: Option<FrameIndex>) -> Result<FrameIndex, GilError> {
     let attached = attached_thread_state();
     if attached.is_null() {
         return Err(GilError::NotAttached);

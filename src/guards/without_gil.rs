@@ -4,7 +4,7 @@
 
 use crate::context::frame::FrameIndex;
 use crate::error::GilError;
-use crate::guards::release::release;
+use crate::guards::release::{release, release_slow};
 use crate::guards::stack;
 use crate::marker::CPythonThreadState;
 
@@ -225,7 +225,10 @@ where
         Ok(value) => return Ok(value),
         Err(f) => f,
     };
-    let Ok(index) = release(None) else {
+    if let Some(pushed) = stack::push_released(None) {
+        return Ok(stack::in_pushed_scope::<stack::ReleasedFrame, T>(pushed, f));
+    }
+    let Ok(index) = release_slow(None) else {
         return Err(f);
     };
     Ok(stack::in_scope::<stack::ReleasedFrame, T>(index, f))

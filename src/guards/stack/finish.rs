@@ -2,7 +2,9 @@
 //! frames above it are gone ([`unwind`]).
 
 use crate::context::frame::{Entry, Frame, FrameIndex, Life};
-use crate::context::frames::INLINE;
+use core::cell::Cell;
+
+use crate::context::frames::{FrameStack, INLINE, NextSlot};
 use crate::context::thread;
 use crate::guards::stack::undo::{FastUndo, KeptFrame, NestedFrame, RestoredFrame, Undo};
 use crate::guards::stack::unwind::unwind;
@@ -62,6 +64,16 @@ fn finish_reattached(index: FrameIndex) {
     }
 }
 
+/// [`finish_fast_or`] for the frame a fast path pushed into `slot`.
+#[inline(always)]
+pub(crate) fn finish_slot_or<U: FastUndo>(
+    slot: NextSlot<'static>,
+    otherwise: impl FnOnce() -> Option<FrameIndex>,
+) -> Option<FrameIndex> {
+    let stack = &thread::context().frames;
+    finish_cell_or::<U>(stack, slot.index, slot.simple_top(stack), otherwise)
+}
+
 /// The most common finish, small enough to inline everywhere: if the frame at `index` is
 /// the top one, inline, of entry `U::ENTRY`, suspending nothing, with no finished frame
 /// waiting to be undone, pops and undoes it; else returns `otherwise()`, having changed
@@ -71,23 +83,34 @@ pub(crate) fn finish_fast_or<U: FastUndo>(
     index: FrameIndex,
     otherwise: impl FnOnce() -> Option<FrameIndex>,
 ) -> Option<FrameIndex> {
-    // The frame never leaves the closure as an `Option`: testing that one would read its
+    let stack = &thread::context().frames;
+    finish_cell_or::<U>(stack, index, stack.simple_top(index), otherwise)
+}
+
+/// Pops and undoes the frame at `index`, in `top` (if [`simple_top`] found it), if it is of
+/// entry `U::ENTRY` and suspends nothing; else returns `otherwise()`.
+///
+/// [`simple_top`]: crate::context::frames::FrameStack::simple_top
+#[inline(always)]
+fn finish_cell_or<U: FastUndo>(
+    stack: &FrameStack,
+    index: FrameIndex,
+    top: Option<&Cell<Frame>>,
+    otherwise: impl FnOnce() -> Option<FrameIndex>,
+) -> Option<FrameIndex> {
+    // The frame never leaves this test as an `Option`: testing that one would read its
     // bytes again.
-    let finished = thread::with(|context| {
-        let stack = &context.frames;
-        let Some(cell) = stack.simple_top(index) else {
-            return Err(());
-        };
-        let frame = cell.get();
-        if frame.entry != U::ENTRY || (U::ENTRY.may_suspend() && !frame.suspended.is_null()) {
-            return Err(());
-        }
-        debug_assert_eq!(frame.life, Life::Live, "the top frame of a live guard");
-        stack.pop_simple_top(index);
-        U::undo(&frame);
-        Ok(frame.below_in_guard)
-    });
-    finished.unwrap_or_else(|()| otherwise())
+    let Some(cell) = top else {
+        return otherwise();
+    };
+    let frame = cell.get();
+    if frame.entry != U::ENTRY || (U::ENTRY.may_suspend() && !frame.suspended.is_null()) {
+        return otherwise();
+    }
+    debug_assert_eq!(frame.life, Life::Live, "the top frame of a live guard");
+    stack.pop_simple_top(index);
+    U::undo(&frame);
+    frame.below_in_guard
 }
 
 /// Pops the frame at `index` if it is the top one, inline, live and not

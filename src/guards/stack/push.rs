@@ -4,6 +4,7 @@
 #![allow(unsafe_code, reason = "the release fast path detaches the thread")]
 
 use crate::context::frame::{Entry, Frame, FrameIndex, Owner};
+use crate::context::frames::NextSlot;
 use crate::context::thread;
 use crate::raw::ffi::{self, PyThreadState};
 
@@ -59,8 +60,9 @@ pub(crate) fn push_nested_foreign(
 /// is current, detaches it and pushes the [`Entry::Released`] frame. `None` sends the
 /// caller to its slow path, with nothing changed.
 #[inline(always)]
-pub(crate) fn push_released(below_in_guard: Option<FrameIndex>) -> Option<FrameIndex> {
-    thread::with(|context| {
+pub(crate) fn push_released(below_in_guard: Option<FrameIndex>) -> Option<NextSlot<'static>> {
+    let context = thread::context();
+    {
         let (top, next) = context.frames.inline_top()?;
         let top = top.get();
         let tstate = top.tstate;
@@ -82,8 +84,9 @@ pub(crate) fn push_released(below_in_guard: Option<FrameIndex>) -> Option<FrameI
         if !unsafe { ffi::detach_if_current(tstate, |_| true) } {
             return None;
         }
-        Some(context.frames.count_next(pending))
-    })
+        context.frames.count_next(pending);
+        Some(next)
+    }
 }
 
 /// Records a frame whose change has already been made.

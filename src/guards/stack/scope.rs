@@ -4,7 +4,8 @@
 use core::mem;
 
 use crate::context::frame::{Frame, FrameIndex};
-use crate::guards::stack::finish::{finish_below_top, finish_fast_or, pop_top};
+use crate::context::frames::NextSlot;
+use crate::guards::stack::finish::{finish_below_top, finish_fast_or, finish_slot_or, pop_top};
 use crate::guards::stack::push::push;
 use crate::guards::stack::undo::{CallingPythonFrame, FastUndo, Undo};
 use crate::guards::stack::unwind::{end_above, unwind};
@@ -22,6 +23,18 @@ pub(crate) fn in_scope<U: FastUndo, T>(index: FrameIndex, f: impl FnOnce() -> T)
     let value = f();
     mem::forget(on_unwind);
     finish_fast_or::<U>(index, || end_scope(index));
+    value
+}
+
+/// [`in_scope`] for a frame just pushed into `slot` by a fast path: the common finish
+/// finds it without computing where it is.
+#[inline(always)]
+pub(crate) fn in_pushed_scope<U: FastUndo, T>(slot: NextSlot<'static>, f: impl FnOnce() -> T) -> T {
+    let index = slot.index;
+    let on_unwind = Scope(index);
+    let value = f();
+    mem::forget(on_unwind);
+    finish_slot_or::<U>(slot, || end_scope(index));
     value
 }
 
