@@ -219,11 +219,14 @@ impl ThreadStateHandle<'_> {
     #[inline(always)]
     fn attach_detached(&self) -> FrameIndex {
         let tstate = self.tstate.as_ptr();
+        // Pushed first, so that only its index lives across the C call; nothing on this
+        // thread reads the stack meanwhile.
+        let index = stack::push(Frame::handle(Entry::Kept, tstate));
         // SAFETY: detached (caller); `tstate` is this thread's live state of a live
         // interpreter (`check_usable` or `admit_handle_if_open`, by the caller). `Entry::Kept`
         // undoes this by detaching it and uncounting the attach.
         unsafe { ffi::restore_thread(tstate) };
-        stack::push(Frame::handle(Entry::Kept, tstate))
+        index
     }
 
     /// [`enter`](Self::enter) when the fast paths do not apply.
