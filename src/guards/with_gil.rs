@@ -152,11 +152,8 @@ impl Drop for WithGil {
 /// [`try_with_gil`] to get a [`GilError`] instead). Panics of `f` propagate after the thread
 /// state is restored.
 ///
-/// # Guards that outlive the closure
-///
-/// A guard created inside `f` that outlives it (leaked, stored in a thread-local, or
-/// returned) is ended when `f` returns: the caller gets back exactly the state it had, and
-/// the guard's own drop, if it comes, does nothing (see the guide, "Other owners").
+/// A guard made inside `f` that outlives it is ended when `f` returns ([closure forms are
+/// scopes](crate#the-soundness-model)).
 ///
 /// # Examples
 ///
@@ -187,11 +184,8 @@ pub fn with_gil<T>(f: impl FnOnce() -> T) -> T {
 /// [`GilError::NotInitialized`] or [`GilError::Finalizing`], as for
 /// [`WithGil::try_acquire`]; `f` is not called then.
 ///
-/// # Guards that outlive the closure
-///
-/// A guard created inside `f` that outlives it (leaked, stored in a thread-local, or
-/// returned) is ended when `f` returns: the caller gets back exactly the state it had, and
-/// the guard's own drop, if it comes, does nothing (see the guide, "Other owners").
+/// A guard made inside `f` that outlives it is ended when `f` returns ([closure forms are
+/// scopes](crate#the-soundness-model)).
 ///
 /// # Examples
 ///

@@ -126,11 +126,8 @@ impl Drop for WithoutGil {
 ///
 /// Panics of `f` propagate, after the thread has been re-attached.
 ///
-/// # Guards that outlive the closure
-///
-/// A guard created inside `f` that outlives it (leaked, stored in a thread-local, or
-/// returned) is ended when `f` returns: the caller gets back exactly the state it had, and
-/// the guard's own drop, if it comes, does nothing (see the guide, "Other owners").
+/// A guard made inside `f` that outlives it is ended when `f` returns ([closure forms are
+/// scopes](crate#the-soundness-model)).
 ///
 /// # Examples
 ///
@@ -181,11 +178,8 @@ where
 ///
 /// [`GilError::NotAttached`], and `f` is not called.
 ///
-/// # Guards that outlive the closure
-///
-/// A guard created inside `f` that outlives it (leaked, stored in a thread-local, or
-/// returned) is ended when `f` returns: the caller gets back exactly the state it had, and
-/// the guard's own drop, if it comes, does nothing (see the guide, "Other owners").
+/// A guard made inside `f` that outlives it is ended when `f` returns ([closure forms are
+/// scopes](crate#the-soundness-model)).
 ///
 /// # Examples
 ///

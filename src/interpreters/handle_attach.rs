@@ -117,11 +117,8 @@ impl ThreadStateHandle<'_> {
     /// [`GilError::Finalizing`], [`GilError::InterpreterEnded`], [`GilError::NotInitialized`]
     /// (after the runtime was finalized); `f` is not called then.
     ///
-    /// # Guards that outlive the closure
-    ///
-    /// A guard created inside `f` that outlives it (leaked, stored in a thread-local, or
-    /// returned) is ended when `f` returns: the caller gets back exactly the state it had, and
-    /// the guard's own drop, if it comes, does nothing (see the guide, "Other owners").
+    /// A guard made inside `f` that outlives it is ended when `f` returns ([closure forms are
+    /// scopes](crate#the-soundness-model)).
     ///
     /// # Examples
     ///

@@ -249,10 +249,9 @@ pub(crate) fn after_fork(epoch: u64, this_thread: Option<(&'static ThreadGuards,
     for guards in threads.drain(..) {
         guards.count.store(0, Ordering::Release);
         // 3.15+: the child's interpreter still counts the PEP 788 guards of the parent's
-        // threads, which do not exist here, and its finalization would wait for them
-        // forever (measured: the child of `tests/fork.rs::fork_from_rust` hung in
-        // `Py_FinalizeEx`). The forking thread's own is closed too unless it still holds
-        // guards.
+        // threads, which do not exist here, and its finalization would wait for them forever
+        // (`tests/fork.rs::fork_from_rust`). The forking thread's own is closed too unless it
+        // still holds guards.
         #[cfg(Py_3_15)]
         if !this_thread
             .is_some_and(|(this, kept_frames)| core::ptr::eq(this, guards) && kept_frames > 0)
