@@ -8,10 +8,6 @@
 //! declares the layers and re-exports from all of them. Comments are not imports (a doc link
 //! may name an item of any layer).
 //!
-//! Where a lower layer must be told something by a higher one (fork, finalization, a
-//! thread's exit), the higher layer registers fn pointers at start-up
-//! (`src/runtime/upcalls.rs`); this test is what keeps that rule from eroding.
-//!
 //! Two more rules: no two files import each other, directly or around a circle (the
 //! file-level graph, `layers/graph.rs`), and CPython is called only from `src/raw/`, through
 //! wrappers that state each call's precondition (`pyo3_ffi` is named nowhere else but in

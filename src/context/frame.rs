@@ -36,17 +36,15 @@ impl FrameIndex {
         self.0.get() as u64
     }
 
-    /// The slot this index names.
     #[inline(always)]
     pub(crate) const fn slot(self) -> u32 {
         self.0.get() - 1
     }
 }
 
-/// In [`Frame::suspended`] (3.12+), in place of a thread state (no thread state has this
-/// address): the frame attached another interpreter than the main one on a detached thread,
-/// which moved `PyGILState`'s binding to it, so undoing it binds the thread's
-/// main-interpreter thread state again, as a foreign owner's `PyGILState_Ensure` (and so
+/// In [`Frame::suspended`] (3.12+), in place of a thread state (none has this address): the
+/// frame attached another interpreter on a detached thread, moving `PyGILState`'s binding, so
+/// undoing it binds a main-interpreter thread state again, as `PyGILState_Ensure` (and so
 /// `pyo3`) expects.
 #[cfg(Py_3_12)]
 pub(crate) const BIND_MAIN_AGAIN: *mut PyThreadState = ptr::dangling_mut();
@@ -68,9 +66,8 @@ pub(crate) enum Entry {
     /// did not create, or a handle's); the guard is counted for the shutdown gate while the
     /// frame lives.
     Kept,
-    /// `tstate` is attached for the last time: undone by `PyThreadState_Clear` (while the
-    /// frame is still on the stack, as it may run Python code) and
-    /// `PyThreadState_DeleteCurrent`.
+    /// `tstate` is attached for the last time: undone by clearing it (on the stack still, as
+    /// that may run Python code) and `PyThreadState_DeleteCurrent`.
     Deleting,
     /// `PyEval_SaveThread` detached `tstate`; undone by `PyEval_RestoreThread(tstate)`.
     Released,
@@ -82,30 +79,27 @@ pub(crate) enum Entry {
     /// made in (which ended it), or a fork or a shutdown took its thread state away. It
     /// stays on the stack until its guard is gone, so that other guards' indices stay valid.
     Forgotten,
-    /// This crate is running Python code itself (installing a hook, creating a
-    /// sub-interpreter), during which CPython may attach a thread state this crate cannot
-    /// name beforehand (a new interpreter's first one). Changes and undoes nothing; while it
+    /// The crate runs Python code itself (installing a hook, creating a sub-interpreter),
+    /// which may attach a thread state it cannot name beforehand. Changes nothing; while it
     /// is the newest frame, a thread state created on this thread counts as this thread's.
     CallingPython,
 }
 
 impl Entry {
-    /// Whether a frame of this entry leaves its thread state attached. The entries that do
-    /// come first: one compare.
+    /// Whether it leaves its thread state attached: one compare, as those entries come first.
     #[inline(always)]
     pub(crate) const fn attaches(self) -> bool {
         (self as u8) < Entry::Released as u8
     }
 
-    /// Whether a frame of this entry can have suspended another thread state. A nested frame
-    /// changes nothing, and a released one leaves the thread detached: neither ever does.
+    /// Whether a frame of this entry can have suspended another thread state.
     #[inline(always)]
     pub(crate) const fn may_suspend(self) -> bool {
         !matches!(self, Entry::Nested | Entry::Released | Entry::CallingPython)
     }
 
-    /// Whether undoing a frame of this entry re-attaches a thread state that someone else
-    /// detached or attached: the undos that only the frame's scope can vouch for.
+    /// Whether undoing it re-attaches a thread state that other code had attached: what only
+    /// the frame's scope can vouch for.
     const fn releases(self) -> bool {
         #[cfg(feature = "pyo3")]
         if matches!(self, Entry::ReleasedByPyo3) {
@@ -158,9 +152,8 @@ pub(crate) struct Frame {
     /// undone, or null. Only closure forms and `unsafe` constructors suspend, so the code
     /// that attached it is still waiting below. On 3.12+ possibly [`BIND_MAIN_AGAIN`].
     pub(crate) suspended: *mut PyThreadState,
-    /// For a release: the [runtime epoch](crate::raw::epoch) `tstate` belongs to. Another
-    /// thread may finalize the runtime while this one is detached, and `tstate` must then
-    /// never be touched again.
+    /// For a release: the [runtime epoch](crate::raw::epoch) of `tstate`, which must never be
+    /// touched again if another thread finalized the runtime meanwhile.
     pub(crate) released_in: u64,
     /// For a [`Owner::Foreign`] thread state: its `PyThreadState_GetID`, read while it was
     /// current, which tells it from a later thread state at the same address.
@@ -200,16 +193,14 @@ impl Frame {
         frame
     }
 
-    /// A frame of a handle's thread state, or of one this crate made for another
-    /// interpreter.
+    /// A frame of a handle's thread state, or of one the crate made for another interpreter.
     #[inline(always)]
     pub(crate) const fn handle(entry: Entry, tstate: *mut PyThreadState) -> Frame {
         Frame::with(entry, tstate, false, Owner::Crate)
     }
 
     /// The frame of a release (`entry` is [`Entry::Released`] or `ReleasedByPyo3`) that
-    /// detached `tstate` in the current runtime, for the guard whose previous frame is
-    /// `below_in_guard`.
+    /// detached `tstate` in the current runtime.
     #[inline(always)]
     pub(crate) fn released(
         entry: Entry,
@@ -229,8 +220,7 @@ impl Frame {
         Frame::with(Entry::CallingPython, ptr::null_mut(), false, Owner::Foreign)
     }
 
-    /// A [`Entry::Nested`] frame on this one's thread state, for the guard whose previous
-    /// frame is `below_in_guard`.
+    /// A [`Entry::Nested`] frame on this one's thread state.
     #[inline(always)]
     pub(crate) fn nested(&self, below_in_guard: Option<FrameIndex>) -> Frame {
         Frame {
@@ -264,10 +254,9 @@ impl Frame {
             && (self.owner == Owner::Crate || same_foreign(current, self.foreign_id))
     }
 
-    /// Whether this frame vouches that `tstate` exists and is this thread's: the frame's
-    /// scope (a closure form still running, or an `unsafe` guard whose contract keeps it
-    /// there) encloses the code that attached it. A [`Entry::Deleting`] frame also vouches
-    /// while its thread state is being cleared, which runs Python code attached to it.
+    /// Whether this frame vouches that `tstate` exists and is this thread's (the scope rule,
+    /// `guards::stack`). A [`Entry::Deleting`] frame also vouches while its thread state is
+    /// being cleared, which runs Python code attached to it.
     #[inline]
     pub(crate) fn vouches_for(&self, tstate: *mut PyThreadState) -> bool {
         !tstate.is_null()
@@ -290,13 +279,11 @@ impl Frame {
     }
 }
 
-/// [`Frame::is_current`] for a foreign thread state, once the pointers match: whether
-/// `current` is the thread state whose id is `id`. Out of line, taking two words rather
-/// than the frame, so that the fast paths keep the frame in registers.
+/// [`Frame::is_current`] for a foreign thread state, once the pointers match. Out of line,
+/// taking two words rather than the frame, so that the fast paths keep the frame in registers.
 #[inline(never)]
 pub(crate) fn same_foreign(current: *mut PyThreadState, id: u64) -> bool {
-    // Before 3.12 `current` may be another thread's, which could be deleting it: read
-    // nothing from it unless it is the one bound to this thread.
-    // SAFETY: `current` is attached to this thread (checked first), so it is live.
+    // SAFETY: attached to this thread (checked first: before 3.12 it may be another thread's,
+    // which may be deleting it), so live.
     ffi::is_this_threads(current) && unsafe { ffi::thread_state_id(current) } == id
 }

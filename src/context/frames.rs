@@ -31,8 +31,8 @@ impl<'a> NextSlot<'a> {
 /// This thread's frames, oldest first.
 pub(crate) struct FrameStack {
     /// The stack's length in the low half; in the high half, how many frames are
-    /// [`Life::Finished`](crate::context::frame::Life::Finished). A frame on top with no
-    /// finished frame below ([`is_simple_top`](FrameStack::is_simple_top)) is one compare.
+    /// [`Life::Finished`](crate::context::frame::Life::Finished), so that
+    /// [`simple_top`](FrameStack::simple_top) is one compare.
     counts: Cell<u64>,
     inline: [Cell<Frame>; INLINE],
     spilled: RefCell<ManuallyDrop<Vec<Frame>>>,
@@ -129,12 +129,9 @@ impl FrameStack {
             .find(|(_, frame)| frame.entry != Entry::Forgotten)
     }
 
-    /// Whether the frame at `index` is the top one, inline, with no finished frame below:
-    /// what the fast finishes need before they read it with [`inline_at`] and pop it with
-    /// [`pop_simple_top`].
-    ///
-    /// [`inline_at`]: FrameStack::inline_at
-    /// [`pop_simple_top`]: FrameStack::pop_simple_top
+    /// The cell of the frame at `index` if it is the top one, inline, with no finished frame
+    /// below: what the fast finishes need before they pop it with
+    /// [`pop_simple_top`](FrameStack::pop_simple_top).
     #[inline(always)]
     pub(crate) fn simple_top(&self, index: FrameIndex) -> Option<&Cell<Frame>> {
         // A frame index is its slot plus one: the length of a stack it tops.
@@ -145,7 +142,7 @@ impl FrameStack {
         Some(&self.inline[slot])
     }
 
-    /// Pops the frame at `index`, which [`is_simple_top`](FrameStack::is_simple_top).
+    /// Pops the frame at `index`, the [`simple_top`](FrameStack::simple_top).
     #[inline(always)]
     pub(crate) fn pop_simple_top(&self, index: FrameIndex) {
         self.counts.set(u64::from(index.slot()));

@@ -1,11 +1,7 @@
-//! This thread's context: what the crate remembers per thread, in one thread-local
-//! ([`thread::with`]): the frame stack (what guards did to the thread's attachment), the
-//! main-interpreter thread state kept for the thread, the thread's count of guards for the
-//! shutdown gate, and its handles' claims on interpreters.
-//!
-//! It sits below the runtime layer, so that the runtime's hooks (a fork, the shutdown, a
-//! thread's exit) read it directly, and calls only into [`raw`](crate::raw). Which thread
-//! state is attached ([`attached`]) is answered here too: it needs CPython and this context.
+//! This thread's context: one thread-local ([`thread::with`]) holding the frame stack, the
+//! kept main-interpreter thread state, the guard count for the shutdown gate and the handles'
+//! claims; and [`attached`], which needs it. Below the runtime layer, so that the runtime's
+//! hooks (fork, shutdown, thread exit) read it directly.
 
 pub(crate) mod attached;
 pub(crate) mod claims;

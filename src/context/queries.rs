@@ -31,7 +31,7 @@ pub(crate) fn names(tstate: *mut PyThreadState) -> bool {
 }
 
 /// Whether a frame vouches that `tstate`, the current thread state, exists and is this
-/// thread's ([`Frame::vouches_for`]), or the newest frame is a live
+/// thread's (`Frame::vouches_for`), or the newest frame is a live
 /// [`Entry::CallingPython`] one and `tstate` was created on this thread: what tells this
 /// thread's thread states apart before 3.12, where the current one may be another thread's.
 #[cfg(not(Py_3_12))]

@@ -1,11 +1,7 @@
-//! Attaching this thread to the main interpreter and recording it on the frame stack: the
-//! machinery of [`WithGil`](crate::WithGil), [`with_gil`](crate::with_gil) and
-//! [`GilGuard::acquire`](crate::GilGuard::acquire), fast paths first.
-//!
-//! [`attach_main`] asks CPython what is current, then: nested on the top frame
-//! ([`stack::push_nested`]); re-attaching the thread's own thread state
-//! ([`reattach_own`], `PyEval_RestoreThread`); or the slow path, which finds or makes
-//! one ([`attach_gilstate_or_new`]: `PyGILState_Ensure` on a thread Python did not create).
+//! Attaching this thread to the main interpreter and recording it on the frame stack, for
+//! [`WithGil`](crate::WithGil), [`with_gil`](crate::with_gil) and
+//! [`GilGuard::acquire`](crate::GilGuard::acquire). Fast paths first: nested on the top
+//! frame, then re-attaching the thread's own thread state, then finding or making one.
 
 #![allow(unsafe_code, reason = "attaches the thread to the main interpreter")]
 
@@ -39,8 +35,6 @@ pub(crate) fn attach_main(
     suspend: Suspend,
     below_in_guard: Option<FrameIndex>,
 ) -> Result<FrameIndex, GilError> {
-    // The stack is a cache: `push_nested` checks that the top frame's thread state is still
-    // the one CPython considers current before trusting it.
     let current = ffi::current_thread_state();
     if let Some(index) = stack::push_nested(current, |top| top.main, below_in_guard) {
         return Ok(index);
@@ -72,13 +66,11 @@ fn nested_foreign_or_reattach(
     unsafe { reattach_own(ptr::null_mut(), below_in_guard) }
 }
 
-/// The detached fast path of a thread without frames: re-attaches the thread state kept
-/// for it, counted for the shutdown gate if the thread has a count, and pushes its frame,
-/// the first. `None`, having changed nothing, sends the caller on to [`reattach_own`]. Out
-/// of line and on its own, so that it saves no register it does not use.
-///
-/// The frame is pushed before the C call: its index is then a constant, and nothing lives
-/// across the call. Nothing on this thread reads the stack meanwhile.
+/// The detached fast path of a thread without frames: re-attaches its kept thread state
+/// (counted for the shutdown gate if the thread has a count) and pushes the first frame,
+/// before the C call, so that nothing lives across it (nothing reads the stack meanwhile).
+/// `None`, having changed nothing, sends the caller on to [`reattach_own`]. Out of line and
+/// on its own, so that it saves no register it does not use.
 ///
 /// # Safety
 /// This thread is detached.
@@ -102,15 +94,13 @@ unsafe fn reattach_kept_first(below_in_guard: Option<FrameIndex>) -> Option<Fram
         });
         Some(kept)
     })?;
-    // SAFETY: the kept thread state of the current runtime is a live, detached
-    // main-interpreter state of this thread, and the thread is detached. Both entries undo
-    // this by detaching it.
+    // SAFETY: detached (caller); the current runtime's kept state is a live, detached
+    // main-interpreter state of this thread. Both entries undo this by detaching it.
     unsafe { ffi::restore_thread(kept) };
     Some(FrameIndex::new(0))
 }
 
-/// [`attach_main`] when the fast paths do not apply; finds out what to do, and what error
-/// to report, without hurry.
+/// [`attach_main`] when the fast paths do not apply.
 #[cold]
 #[inline(never)]
 fn attach_main_slow(
@@ -135,9 +125,8 @@ fn attach_main_slow(
             return Err(GilError::AttachedElsewhere);
         }
         runtime::check_can_attach()?;
-        // Attached to a sub-interpreter: suspend it for as long as the frame lives.
-        // SAFETY: `current` is attached to this thread. Pairs with the restore of
-        // `Frame::suspended` when the frame is undone, or with the one below.
+        // SAFETY: `current`, a sub-interpreter's, is attached to this thread; restored when
+        // the frame is undone (`Frame::suspended`), or below on failure.
         suspended = unsafe { ffi::save_thread() };
     }
     // SAFETY: detached (or just detached).
@@ -158,13 +147,10 @@ fn attach_main_slow(
     }
 }
 
-/// Re-attaches the thread's Python identity, if it has one in the main interpreter: the
-/// state the newest live release frame detached, or else the one kept for this thread; and
-/// pushes its frame, which re-attaches `suspended` when undone. Returns `None`, having
+/// Re-attaches the thread's own main-interpreter thread state (the one the newest live
+/// release frame detached, else the kept one) and pushes its frame, before the C call as in
+/// [`reattach_kept_first`]; the frame re-attaches `suspended` when undone. `None`, having
 /// changed nothing, if there is none or attaching is refused.
-///
-/// The frame is pushed before the C call, so that only its index lives across it; nothing
-/// on this thread reads the stack meanwhile.
 ///
 /// # Safety
 /// This thread is detached.
@@ -181,9 +167,8 @@ unsafe fn reattach_own(
     if own.is_null() {
         return None;
     }
-    // Refused once finalization has begun: `released_main_thread_state` finds nothing then,
-    // and a kept state learns it as its guard is counted for the shutdown gate (if this
-    // thread has a count; if not, its frame is not a counted one).
+    // Refused once shutdown has begun (`released_main_thread_state` finds nothing then); a
+    // thread without a count is only checked, and gets an uncounted `Restored` frame.
     if entry == Entry::Kept && !native_thread::admit_guard(epoch).ok()? {
         entry = Entry::Restored;
     }
@@ -204,9 +189,9 @@ unsafe fn reattach_own(
 unsafe fn attach_gilstate_or_new() -> Result<Attached, GilError> {
     runtime::check_can_attach()?;
     let gilstate = ffi::gilstate_thread_state();
-    // CPython 3.15 leaves this binding on the thread state that finalization freed, into
-    // the next runtime (3.9-3.14 answer null there): that one is never dereferenced, and a
-    // new state is made below, which attaching binds in its place.
+    // CPython 3.15 leaves this binding on the thread state that finalization freed, into the
+    // next runtime (3.9-3.14 answer null): never dereferenced; the new state made below
+    // replaces it.
     let stale = thread::with(|context| context.kept.is_stale(gilstate));
     // SAFETY: a thread state `PyGILState` binds to this thread is live unless it is stale.
     if !gilstate.is_null() && !stale && unsafe { ffi::is_main_interpreter_state(gilstate) } {

@@ -49,8 +49,7 @@ use crate::raw::ffi;
 #[must_use = "dropping the guard undoes every frame it pushed"]
 #[derive(Debug)]
 pub struct GilGuard {
-    /// Index of the most recent frame this guard pushed; [`NO_FRAME`] when it has none.
-    /// The newest frame this guard pushed; each links to the one before.
+    /// The newest frame this guard pushed, if any; each links to the one before.
     top: Option<FrameIndex>,
     _thread: CPythonThreadState,
 }

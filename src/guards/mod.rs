@@ -1,7 +1,5 @@
-//! The frame stack and what stands on it: [`WithGil`](crate::WithGil),
-//! [`WithoutGil`](crate::WithoutGil), [`GilGuard`](crate::GilGuard) and their closure forms,
-//! the main interpreter's attach path ([`attach`]) and the release path ([`release`]), and
-//! start-up. Calls down into the runtime, context and raw layers.
+//! The frame stack ([`stack`]) and what stands on it: [`WithGil`](crate::WithGil),
+//! [`WithoutGil`](crate::WithoutGil), [`GilGuard`](crate::GilGuard) and their closure forms.
 
 pub(crate) mod attach;
 pub(crate) mod gil_guard;
@@ -15,16 +13,12 @@ pub(crate) mod with_gil;
 pub(crate) mod with_pyo3;
 pub(crate) mod without_gil;
 
-/// Runs `f`, which attaches an interpreter other than the main one (or runs its Python code),
-/// with `pyo3` counting this thread as detached meanwhile: with the `pyo3` feature, on a
-/// thread attached to a main-interpreter thread state, `f` runs inside `pyo3`'s
-/// `Python::detach`, and is told that the main interpreter is attached again as soon as it
-/// returns (`pyo3` then releases the references it deferred, in the main interpreter).
-/// Otherwise `f` runs as it is, told `false`.
-///
-/// `pyo3` knows one interpreter: while it counts a thread attached, a `Py<T>` dropped there
-/// is released at once, and `Python::attach` hands out a token without asking CPython.
-/// Neither may happen while another interpreter is attached.
+/// Runs `f`, which attaches another interpreter (or runs its code), with `pyo3` counting this
+/// thread detached: `pyo3` knows one interpreter, and while it counts a thread attached it
+/// releases a dropped `Py<T>` at once and hands out tokens without asking CPython. With the
+/// `pyo3` feature, on a thread attached to the main interpreter, `f` runs inside
+/// `Python::detach` and is told `true` (the main interpreter is attached again when it
+/// returns, where `pyo3` releases what it deferred); otherwise it runs as it is, told `false`.
 pub(crate) fn outside_pyo3<T>(f: impl FnOnce(bool) -> T) -> T {
     #[cfg(feature = "pyo3")]
     return pyo3_detach::outside_pyo3(f);

@@ -1,12 +1,8 @@
 //! With the `pyo3` feature: detaching the main interpreter through `pyo3`'s own
-//! `Python::detach`, so that `pyo3` sees it too.
-//!
-//! `pyo3` keeps its own per-thread count of attachment and trusts it: inside
-//! `Python::attach`, a nested `Python::attach` hands out a token without asking CPython.
-//! So releasing the GIL behind `pyo3`'s back and calling `Python::attach` inside would give
-//! a token to a detached thread. With this feature, `without_gil` releases through
-//! `Python::detach`, which `pyo3` counts, and records the release on the frame stack like
-//! its own; so does every switch to another interpreter ([`outside_pyo3`]).
+//! `Python::detach`, recorded on the frame stack like a release. `pyo3` trusts its own count
+//! of attachment (inside `Python::attach`, a nested one hands out a token without asking
+//! CPython), so a release it does not count would give tokens to a detached thread. Every
+//! switch to another interpreter detaches this way too ([`outside_pyo3`]).
 
 #![allow(unsafe_code, reason = "hands detaching to `pyo3`")]
 

@@ -1,11 +1,7 @@
-//! Detaching this thread and recording it on the frame stack: the machinery of
+//! Detaching this thread and recording it on the frame stack, for
 //! [`WithoutGil`](crate::WithoutGil), [`without_gil`](crate::without_gil) and
-//! [`GilGuard::release`](crate::GilGuard::release).
-//!
-//! The fast path ([`stack::push_released`]) detaches the top frame's thread state: on
-//! 3.12+ with `PyThreadState_Swap(NULL)`, before with `PyEval_SaveThread` after confirming
-//! it is current. The slow path asks which thread state is attached, then
-//! `PyEval_SaveThread`.
+//! [`GilGuard::release`](crate::GilGuard::release): the fast path detaches the top frame's
+//! thread state ([`stack::push_released`]); the slow path asks which one is attached.
 
 #![allow(unsafe_code, reason = "detaches the thread")]
 

@@ -53,16 +53,13 @@ pub fn initialize() -> Result<(), GilError> {
     if runtime::is_finalizing() {
         return Err(GilError::Finalizing);
     }
-    // SAFETY: the runtime is neither running nor finalizing, and the lock keeps other
-    // callers of this function out. `Py_InitializeEx` leaves this thread attached to the
-    // new main thread state.
+    // SAFETY: neither running nor finalizing (checked), and the lock keeps other callers out.
     unsafe { ffi::initialize() };
     let watched = runtime::watch_finalization(epoch());
     // SAFETY: attached to the main interpreter by `Py_InitializeEx`.
     unsafe { install_hooks() };
-    // SAFETY: attached by `Py_InitializeEx` to the runtime's main thread state, which this
-    // thread keeps (borrowed) for its later guards if finalization is watched (otherwise
-    // nothing could tell when it is freed; `PyGILState` still finds it).
+    // SAFETY: attached by `Py_InitializeEx`. The main thread state is kept (borrowed) only if
+    // finalization is watched, which tells when it is freed; `PyGILState` finds it anyway.
     let main_tstate = unsafe { ffi::save_thread() };
     if watched {
         native_thread::adopt_main_thread_state(main_tstate);
@@ -70,11 +67,10 @@ pub fn initialize() -> Result<(), GilError> {
     Ok(())
 }
 
-/// [`runtime::watch_finalization`] and [`install_hooks`] for the current runtime, from any thread:
-/// attaches to the main interpreter for the calls unless it is watched already (whatever
-/// watches a runtime also installs the hooks). In a runtime the host started, nothing else
-/// of this crate may have run yet, and a thread state that outlives this call must become
-/// inert both when the runtime is finalized and in the child of a fork, which deletes it.
+/// [`runtime::watch_finalization`] and [`install_hooks`] for the current runtime, from any
+/// thread, attaching for the calls unless both are done: in a runtime the host started,
+/// nothing of this crate may have run yet, and a thread state that outlives this call must
+/// become inert when the runtime is finalized and in a fork's child.
 ///
 /// # Errors
 /// [`GilError::NotInitialized`] or [`GilError::Finalizing`] if the thread cannot attach,

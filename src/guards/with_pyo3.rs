@@ -65,10 +65,8 @@ impl WithGil {
         let attached = stack::frame(self.frame)
             .is_some_and(|frame| frame.main && frame.is_current(ffi::current_thread_state()));
         if attached {
-            // SAFETY: attached to the main interpreter (the frame's thread state, confirmed
-            // current just above), and `self` is borrowed for the token's lifetime: nothing
-            // safe can detach the thread meanwhile (releasing and switching are closures
-            // that put the thread back, or `unsafe`).
+            // SAFETY: attached to the main interpreter (confirmed above) for the token's life,
+            // `self`'s borrow: safe code detaches only in closures, which put the thread back.
             Ok(unsafe { Python::assume_attached() })
         } else {
             Err(GilError::NotAttached)

@@ -200,20 +200,14 @@ where
     detach(f).map_err(|_| GilError::NotAttached)
 }
 
-/// Runs `f` with this thread detached, if it is attached; gives `f` back otherwise.
-///
-/// The frame is finished on return and on unwind, never leaked, and anything guards made
-/// inside `f` left behind is ended then ([`stack::Scope`]). `f` is `Send`, so it captures
-/// nothing bound to this thread's attachment, and cannot return anything like that
-/// (`T: Send`).
+/// Runs `f` with this thread detached, if it is attached, as a scope (`stack::in_scope`);
+/// gives `f` back otherwise.
 #[inline]
 fn detach<F, T>(f: F) -> Result<T, F>
 where
     F: FnOnce() -> T + Send,
     T: Send,
 {
-    // With `pyo3` on the thread, the main interpreter is detached through `pyo3`'s own
-    // `Python::detach`, so that a `Python::attach` inside `f` really attaches.
     #[cfg(feature = "pyo3")]
     let f = match crate::guards::pyo3_detach::detach(f) {
         Ok(value) => return Ok(value),

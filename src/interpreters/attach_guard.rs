@@ -33,7 +33,7 @@ pub struct AttachGuard<'h> {
 static_assertions::assert_not_impl_any!(AttachGuard<'static>: Send, Sync);
 
 impl AttachGuard<'_> {
-    /// The guard of the [`Entry::Kept`] frame at `frame`, just pushed.
+    /// The guard of the `Entry::Kept` frame at `frame`, just pushed.
     #[inline(always)]
     pub(super) fn new(frame: FrameIndex) -> Self {
         AttachGuard {

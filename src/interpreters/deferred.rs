@@ -53,9 +53,8 @@ pub(crate) unsafe fn release_here(here: Interpreter) {
         mine.into_iter().map(|(_, object)| object).collect()
     };
     for object in mine {
-        // SAFETY: a strong reference to an object of `here`, to which this thread is
-        // attached (caller), given up by its owner; released once, outside the lock (it may
-        // run Python code, which may defer more).
+        // SAFETY: attached to `here` (caller), whose object this strong reference is, given up
+        // by its owner; released once, outside the lock (the Python code it runs may defer more).
         unsafe { ffi::decref(object as *mut PyObject) };
     }
 }

@@ -191,11 +191,10 @@ impl ThreadStateHandle<'_> {
         let tstate = self.tstate.as_ptr();
         let current = ffi::current_thread_state();
         if current.is_null() {
-            // What `check_usable` asks, in one load, once the attach is counted: the
-            // interpreter cannot have ended while the handle lives (a `SubInterpreter` owner
-            // is borrowed, so only the shutdown can end it, and the gate keeps the attach
-            // out of that; an `Interpreter`'s is the promise of its unsafe `thread_state`),
-            // so only its runtime can be gone or finalizing.
+            // `check_usable` in one load, once counted: only the runtime can be gone or
+            // finalizing, since the interpreter outlives the handle (a borrowed
+            // `SubInterpreter` is ended only by the shutdown, which the gate keeps out; an
+            // `Interpreter` by `thread_state`'s contract).
             if shutdown::admit_handle_if_open(self.guards, self.fast_epoch) {
                 return Ok(self.attach_detached());
             }
@@ -216,12 +215,10 @@ impl ThreadStateHandle<'_> {
     #[inline(always)]
     fn attach_detached(&self) -> FrameIndex {
         let tstate = self.tstate.as_ptr();
-        // Pushed first, so that only its index lives across the C call; nothing on this
-        // thread reads the stack meanwhile.
+        // Pushed first, as in `guards::attach::reattach_kept_first`.
         let index = stack::push(Frame::handle(Entry::Kept, tstate));
-        // SAFETY: detached (caller); `tstate` is this thread's live state of a live
-        // interpreter (`check_usable` or `admit_handle_if_open`, by the caller). `Entry::Kept`
-        // undoes this by detaching it and uncounting the attach.
+        // SAFETY: detached; `tstate` is this thread's, live, of a live interpreter (the caller's
+        // checks). `Entry::Kept` undoes this by detaching it and uncounting the attach.
         unsafe { ffi::restore_thread(tstate) };
         index
     }

@@ -62,9 +62,8 @@ pub struct Interpreter {
     id: i64,
 }
 
-// SAFETY: an `Interpreter` is an address and a number. It is only dereferenced by CPython
-// calls made on a thread that is attached to it, or in `thread_state`, whose contract makes
-// the caller guarantee the interpreter is alive.
+// SAFETY: an address and numbers, dereferenced only by CPython on a thread attached to it,
+// or in `thread_state`, whose caller guarantees the interpreter is alive.
 unsafe impl Send for Interpreter {}
 // SAFETY: as above; it has no interior mutability.
 unsafe impl Sync for Interpreter {}
@@ -124,8 +123,7 @@ impl Interpreter {
         if tstate.is_null() {
             return Err(GilError::NotAttached);
         }
-        // Named in a watched runtime, so that a later one is told apart (addresses and ids
-        // repeat there).
+        // Named in a watched runtime, as in `main`: addresses and ids repeat in a later one.
         let epoch = runtime::watched_epoch()?;
         // SAFETY: a thread state attached to this thread is live, and so its interpreter.
         let (interp, id) = unsafe {

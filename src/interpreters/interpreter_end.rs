@@ -1,14 +1,12 @@
 //! Ending a sub-interpreter: when its owner asks ([`SubInterpreter::end`]), and at
 //! shutdown for every one still alive.
 //!
-//! CPython aborts the process when the runtime finalizes while a sub-interpreter exists
+//! CPython aborts when the runtime finalizes while a sub-interpreter exists
 //! (`PyInterpreterState_Delete: remaining subinterpreters` up to 3.12; from 3.13 it ends
-//! them itself, and aborts with `Py_EndInterpreter: not the last thread` if one has more
-//! than one thread state). A `SubInterpreter` can outlive the runtime by safe means: leaked
-//! with `mem::forget`, kept in a `static`, held by a thread that is never joined, or simply
-//! alive when a host calls `Py_FinalizeEx`. So every sub-interpreter this crate creates is
-//! registered here, and the crate's `atexit` callback ends the ones still alive
-//! ([`end_all_at_shutdown`]), together with the thread states of their handles.
+//! them itself, but aborts with `Py_EndInterpreter: not the last thread` if one has several
+//! thread states). A `SubInterpreter` can outlive the runtime by safe means (leaked, in a
+//! `static`, on a thread never joined), so every one is registered here, and the `atexit`
+//! callback ends those still alive, with their handles' thread states ([`end_all_at_shutdown`]).
 //!
 //! [`SubInterpreter::end`]: crate::SubInterpreter::end
 
@@ -63,9 +61,8 @@ pub(crate) struct Record {
     state: AtomicU8,
 }
 
-// SAFETY: an interpreter's address and its first thread state's, plus atomics. The pointers
-// are used only by the thread that ends the interpreter, holding its GIL, after winning the
-// `state` transition to `ENDING`.
+// SAFETY: two addresses and atomics; the pointers are used only by the thread that won the
+// `state` transition to `ENDING`, holding the interpreter's GIL.
 unsafe impl Send for Record {}
 // SAFETY: as above; shared access reads the plain fields and the atomics.
 unsafe impl Sync for Record {}
@@ -115,14 +112,13 @@ impl Record {
     }
 
     /// Ends the interpreter from this thread, attached to the main interpreter (and again on
-    /// return), if nobody else is ending it. `handles` are thread states of handles of this
-    /// interpreter to delete first (only the shutdown passes any).
+    /// return), if nobody else is ending it, deleting first the handles' thread states in
+    /// `handles` (only the shutdown passes any; frames of this thread forget them).
     ///
     /// # Errors
-    /// [`GilError::InterpreterEnded`] if it is ended or being ended, and
-    /// [`GilError::InterpreterInUse`] if thread states this crate does not know of remain
-    /// (Python daemon threads), or a frame of this thread uses the first one. Frames of this
-    /// thread that use a handle's thread state in `handles` forget it instead.
+    /// [`GilError::InterpreterEnded`] if it is ended or being ended;
+    /// [`GilError::InterpreterInUse`] if unknown thread states remain (Python daemon threads)
+    /// or a frame of this thread uses the first one.
     pub(crate) fn end(&self, handles: &[*mut PyThreadState]) -> Result<(), GilError> {
         if self
             .state
@@ -160,20 +156,16 @@ impl Record {
         }
     }
 
-    /// Ends the interpreter; the thread is attached to the main interpreter, and is again
-    /// on return. Returns whether it ended.
-    ///
-    /// `Py_EndInterpreter` needs a current thread state of the interpreter on this thread.
-    /// On the thread `threading` considers the interpreter's main thread, that must be the
-    /// first thread state: `threading`'s shutdown expects its lock still held. On any other
-    /// thread, a new thread state is made, and the first one deleted just before the end.
+    /// Ends the interpreter, attached to the main interpreter before and after; returns
+    /// whether it ended. `Py_EndInterpreter` needs a thread state of the interpreter current:
+    /// on the thread `threading` takes for its main one, the first thread state (its shutdown
+    /// expects that one's lock still held); elsewhere a new one, the first deleted just before.
     fn end_from_main(&self, handles: &[*mut PyThreadState]) -> bool {
         let main_tstate = ffi::current_thread_state();
         let first = self.first.as_ptr();
         let on_main_thread = ffi::thread_ident() == self.main_thread_ident;
-        // SAFETY: the interpreter and `first` are alive, and `first` is detached; creating
-        // a thread state needs no GIL. The main thread state is detached here and
-        // re-attached below, on every path.
+        // SAFETY: the interpreter is alive and `first` detached; creating a thread state needs
+        // no GIL. The main thread state is detached here and re-attached below on every path.
         let tstate = unsafe {
             let tstate = if on_main_thread {
                 first
@@ -198,12 +190,9 @@ impl Record {
             // are detached and no thread uses them (the caller's precondition).
             unsafe { delete_handle_states(tstate, handles) };
             if self.only_thread_states(tstate) {
-                // SAFETY: the interpreter's GIL is held. Unless it is `tstate`, `first` is
-                // detached, of this interpreter and unused: it may be cleared and deleted
-                // from here. Clearing a thread state other than the current one is what
-                // CPython itself does when it ends an interpreter (`zapthreads`); with the
-                // GIL held nothing else touches it. Then `tstate` is current, frameless and
-                // the only thread state: `Py_EndInterpreter`'s preconditions.
+                // SAFETY: the GIL is held; `first` (unless it is `tstate`) is detached and
+                // unused, so it may be cleared and deleted from here, as CPython's `zapthreads`
+                // does. Then `tstate` is current, frameless and alone: `Py_EndInterpreter`'s.
                 unsafe {
                     if tstate != first {
                         ffi::clear(first);
@@ -231,8 +220,7 @@ impl Record {
         ended
     }
 
-    /// Whether the interpreter's thread states are `tstate` and `first` and nothing else.
-    /// The caller holds the interpreter's GIL.
+    /// Whether the interpreter's thread states are `tstate` and `first` only; its GIL is held.
     fn only_thread_states(&self, tstate: *mut PyThreadState) -> bool {
         let expected = if tstate == self.first.as_ptr() { 1 } else { 2 };
         // SAFETY: the interpreter is alive and its GIL is held; reading the list of its
@@ -278,16 +266,14 @@ pub(crate) fn handle_state_deleted(tstate: *mut PyThreadState) {
         .retain(|&(_, own)| own != tstate as usize);
 }
 
-/// Ends every sub-interpreter of this runtime that this crate created and that is still
-/// alive, with the thread states of its handles. Called by the `atexit` callback, attached
-/// to the main interpreter, once the shutdown gate refuses new attaches; `drained` says
-/// whether every native thread has dropped its guards (those of handles included), so that
-/// no thread is attached to, or attaching, a handle's thread state.
+/// Ends the sub-interpreters of this runtime still alive, with their handles' thread states.
+/// Called by the `atexit` callback, attached to the main interpreter, once the gate refuses
+/// new attaches; `drained`: every native thread dropped its guards (handles' included), so
+/// none is attached to, or attaching, a handle's thread state.
 ///
-/// An interpreter is left alone (and CPython's finalization then deals with it) when a
-/// handle of another thread may still be in use (the wait timed out), when a frame of this
-/// thread uses one of its thread states, or when it runs Python threads this crate does not
-/// know of.
+/// An interpreter is left to CPython's finalization when another thread's handle may still
+/// be in use (the wait timed out), a frame of this thread uses one of its thread states, or
+/// it runs Python threads the crate does not know of.
 pub(crate) fn end_all_at_shutdown(drained: bool) {
     let epoch = epoch();
     let alive: Vec<Arc<Record>> = LIVE_INTERPRETERS
@@ -312,22 +298,19 @@ pub(crate) fn end_all_at_shutdown(drained: bool) {
     }
 }
 
-/// Deletes `handles`, thread states of the interpreter `tstate` belongs to, made by
-/// handles of this or other threads and not attached anywhere. Each is attached on this
-/// thread in turn, cleared and deleted as current, the way CPython deletes the thread
-/// states of other threads when it finalizes sub-interpreters (3.13+): attaching moves this
-/// thread's `PyGILState` binding to it (3.12+), so deleting it unbinds it from this thread,
-/// and re-attaching `tstate` binds that one again. (A thread whose own binding named such a
-/// thread state keeps a stale one until finalization completes.)
+/// Deletes `handles`, detached thread states of `tstate`'s interpreter made by handles of any
+/// thread: each is attached here, cleared and deleted as current, as CPython (3.13+) deletes
+/// other threads' thread states when it finalizes sub-interpreters. Attaching moves this
+/// thread's `PyGILState` binding (3.12+), so deleting unbinds it, and re-attaching `tstate`
+/// binds that again. (A thread whose binding named one keeps it, stale, until finalization.)
 ///
 /// # Safety
 /// `tstate` is attached to this thread; `handles` are detached thread states of its
 /// interpreter that no thread uses or will use.
 unsafe fn delete_handle_states(tstate: *mut PyThreadState, handles: &[*mut PyThreadState]) {
     for &handle in handles {
-        // SAFETY: `tstate` is attached (caller) and re-attached at the end; `handle` is a
-        // detached thread state of the same interpreter that nothing uses (caller), attached
-        // here, cleared while attached, and deleted as the current one.
+        // SAFETY: `tstate` is attached (caller), and re-attached at the end; `handle`, detached
+        // and unused (caller), is attached, cleared while attached, and deleted as current.
         unsafe {
             ffi::save_thread();
             ffi::restore_thread(handle);
@@ -340,13 +323,12 @@ unsafe fn delete_handle_states(tstate: *mut PyThreadState, handles: &[*mut PyThr
 }
 
 /// Joins the interpreter's non-daemon `threading` threads and runs its `atexit` callbacks,
-/// which is what `Py_EndInterpreter` does before it checks that no other thread state is
-/// left: extension modules stop their own native threads from `atexit` callbacks, so the
-/// check is only meaningful after them.
+/// as `Py_EndInterpreter` does before it checks that no other thread state is left:
+/// extension modules stop their native threads from `atexit` callbacks.
 ///
-/// `threading._shutdown` cannot be called for the join: `Py_EndInterpreter` calls it
-/// again, and on 3.12 a second call in a sub-interpreter fails (`assert tlock is not
-/// None`). `atexit._run_exitfuncs` clears the callbacks it runs, so they run once.
+/// Not `threading._shutdown`: `Py_EndInterpreter` calls it again, and on 3.12 a second call
+/// in a sub-interpreter fails (`assert tlock is not None`). `atexit._run_exitfuncs` clears
+/// the callbacks it runs, so they run once.
 fn wind_down() {
     const JOIN: &core::ffi::CStr = c"
 import sys
@@ -369,19 +351,16 @@ atexit._run_exitfuncs()
     unsafe { ffi::run_statements(JOIN) };
 }
 
-/// Re-attaches the main thread state after the thread state attached in its place was
-/// deleted (`PyThreadState_DeleteCurrent`, which releases the interpreter's GIL) or, if
-/// `ended`, consumed by `Py_EndInterpreter`.
+/// Re-attaches the main thread state after the one attached in its place was deleted
+/// (releasing the interpreter's GIL) or, if `ended`, consumed by `Py_EndInterpreter`.
 ///
 /// # Safety
 /// No thread state is current; `main_tstate` is a detached thread state of this thread.
 unsafe fn reattach(main_tstate: *mut PyThreadState, ended: bool) {
-    // Before 3.12 `Py_EndInterpreter` returns with the (single) GIL still held: swapping
-    // only sets the current pointer, so the GIL is held on behalf of `main_tstate`, as if
-    // `PyEval_RestoreThread(main_tstate)` had run.
     #[cfg(not(Py_3_12))]
     if ended {
-        // SAFETY: the GIL is held with nothing current, and `main_tstate` is detached.
+        // SAFETY: before 3.12 `Py_EndInterpreter` returns holding the one GIL with nothing
+        // current; swapping `main_tstate` in hands it the GIL, as a restore would.
         unsafe { ffi::swap(main_tstate) };
         return;
     }

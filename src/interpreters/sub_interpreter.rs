@@ -254,11 +254,10 @@ impl Drop for SubInterpreter {
 /// Creates the interpreter. The thread is attached to the main interpreter, and is again
 /// on return.
 fn create(config: InterpreterConfig) -> Result<SubInterpreter, GilError> {
-    // Checked here, attached, and not only by `try_with_gil`, which does not check a thread
-    // that is attached already: Python code that runs while the runtime finalizes (a
-    // `__del__`, an `atexit` callback after the crate's) must not create an interpreter that
-    // no shutdown will end (3.11 aborts with `new_interpreter: Py_Initialize must be called
-    // first`; 3.12+ fail with a less helpful message).
+    // Also checked here, as `try_with_gil` does not check an attached thread: Python code
+    // run while the runtime finalizes (a `__del__`, a later `atexit` callback) must not create
+    // an interpreter no shutdown will end (3.11 aborts with `new_interpreter: Py_Initialize
+    // must be called first`; 3.12+ fail with a less helpful message).
     runtime::check_can_attach()?;
     let epoch = epoch();
     if !runtime::watch_finalization(epoch) {
@@ -276,11 +275,8 @@ fn create(config: InterpreterConfig) -> Result<SubInterpreter, GilError> {
         import_threading();
         Ok(first)
     })?;
-    // SAFETY: `Py_NewInterpreter*` attached `first`, the new interpreter's first thread
-    // state, and detached `main_tstate`. `first` is detached (releasing the new
-    // interpreter's GIL) and kept for the interpreter's life; re-attaching the main thread
-    // state also makes it this thread's `PyGILState` state again on 3.12+, so `first` is
-    // bound to no thread.
+    // SAFETY: `Py_NewInterpreter*` attached `first` in place of `main_tstate`: swapped back
+    // here (on 3.12+ rebinding `PyGILState` to `main_tstate`, so `first` is bound to no thread).
     let (interp, id) = unsafe {
         let interp = ffi::interpreter_of(first);
         let id = ffi::interpreter_id(interp);

@@ -231,11 +231,9 @@ impl Drop for ThreadStateHandle<'_> {
     fn drop(&mut self) {
         let tstate = self.tstate.as_ptr();
         if ffi::current_thread_state() == tstate || queries::names(tstate) {
-            // Still in use (attached right now by code outside this crate, such as a
-            // `PyGILState_Ensure` that found it, or used by a leaked guard). It is left
-            // alone; the interpreter keeps counting it as alive (ending it would abort), and
-            // this thread keeps its claim on the interpreter, so no second handle is made
-            // beside it.
+            // Still in use (attached by foreign code, such as a `PyGILState_Ensure` that found
+            // it, or by a leaked guard): left alone, counted as alive by the interpreter (ending
+            // it would abort), and still claimed, so that no second handle is made beside it.
             return;
         }
         // Given up once the thread state is gone: Python code that clearing it runs may call
@@ -243,8 +241,7 @@ impl Drop for ThreadStateHandle<'_> {
         let _claim = scopeguard::guard(self.interpreter.as_ptr(), |interpreter| {
             thread::with(|context| context.claims.unclaim(interpreter));
         });
-        // Counted like an attach: the shutdown, which may end the interpreter, either
-        // refuses this or waits for it.
+        // Counted like an attach, as in `create`.
         if self.check_usable().is_err() || shutdown::admit_handle(self.guards).is_err() {
             // The interpreter was ended (and the thread state with it), or the runtime is
             // finalizing, which frees it: nothing to touch.
@@ -253,9 +250,8 @@ impl Drop for ThreadStateHandle<'_> {
         let delete = || {
             let previous = attached_thread_state();
             let mut frame = Frame::handle(Entry::Deleting, tstate);
-            // SAFETY: `tstate` is this thread's, detached (no frame uses it), and its
-            // interpreter is alive. Whatever is attached is suspended and re-attached after
-            // the deletion.
+            // SAFETY: `tstate` is this thread's, detached (no frame uses it), of a live
+            // interpreter; what is attached is suspended, and re-attached after the deletion.
             unsafe {
                 if !previous.is_null() {
                     frame.suspended = ffi::save_thread();

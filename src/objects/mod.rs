@@ -1,6 +1,5 @@
-//! Python objects across threads and interpreters, and the boundary of an extension
-//! function: [`OwnedRef`](crate::OwnedRef), [`PythonException`](crate::PythonException),
-//! [`boundary`](crate::boundary). Built on the layers below; `sync` is the only layer above.
+//! Python objects across threads and interpreters ([`OwnedRef`](crate::OwnedRef),
+//! [`PythonException`](crate::PythonException)), and [`boundary`](crate::boundary).
 
 pub(crate) mod boundary;
 pub(crate) mod owned_ref;

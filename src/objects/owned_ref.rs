@@ -77,11 +77,8 @@ struct Owned {
     interpreter: Interpreter,
 }
 
-// SAFETY: the reference is only dereferenced by `unsafe` code of the caller's, attached to
-// the object's interpreter (the contract of `as_ptr`), or here, by `to_owned_ptr` and `Drop`,
-// after checking that this thread is attached to that interpreter in its runtime (or by
-// attaching to it). Which thread holds the value does not matter to CPython: an object
-// belongs to an interpreter, not to a thread.
+// SAFETY: an object belongs to an interpreter, not a thread; it is only used attached to it
+// (by callers: `as_ptr`'s contract; `to_owned_ptr` and `Drop` check, or attach).
 unsafe impl Send for Owned {}
 // SAFETY: as for `Send`; shared access reads the address and the interpreter only.
 unsafe impl Sync for Owned {}

@@ -4,8 +4,7 @@
 //! gate; shutdown writes the gate, then reads the counts. Each side needs a store-load
 //! fence between its two steps, or both may read the old value and the thread attaches
 //! while shutdown stops waiting for it. A fence (or a read-modify-write, `lock xadd` on
-//! x86-64) costs a native thread about 3 ns on every acquisition, for a shutdown that happens
-//! once.
+//! x86-64) costs a native thread on every acquisition, for a shutdown that happens once.
 //!
 //! `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` moves that cost to shutdown: when it
 //! returns, every thread of the process that was running has executed a full memory barrier,
@@ -74,9 +73,8 @@ fn register() -> bool {
 /// `membarrier(command, 0)`; true if it succeeded.
 #[cfg(target_os = "linux")]
 fn membarrier(command: i32) -> bool {
-    // SAFETY: the `membarrier` system call takes two integers (a command and flags) and
-    // touches no memory of the caller; an unknown command or an unsupported kernel only
-    // returns an error.
+    // SAFETY: `membarrier` takes two integers and touches no memory of the caller; an unknown
+    // command or an unsupported kernel only returns an error.
     unsafe { libc::syscall(libc::SYS_membarrier, command, 0) == 0 }
 }
 
@@ -106,8 +104,8 @@ mod tests {
     /// loads `y` across [`light`], the other stores `y` then loads `x` across [`heavy`].
     /// Both loads reading the old value is what the fences forbid. Each round starts both
     /// sides together (a spin barrier), then delays one of them by a few spins, so that
-    /// their accesses overlap in every possible order. With `heavy`'s system call removed,
-    /// this failed in each of five runs on x86-64 (23 to 89 of the rounds).
+    /// their accesses overlap in every possible order; without `heavy`'s system call, this
+    /// fails on x86-64.
     #[test]
     fn forbids_store_buffering() {
         enable();

@@ -1,15 +1,9 @@
-//! `fork()` in the child: CPython deletes every thread state but the forking thread's
-//! current one (and every sub-interpreter), so nothing this crate recorded about the others
-//! may be used any more.
-//!
-//! CPython runs the `os.register_at_fork(after_in_child=...)` callbacks both after
-//! `os.fork()` and in `PyOS_AfterFork_Child()`, which a C or Rust caller of `fork()` must
-//! call in the child. The callback registered here starts a new runtime epoch, so that
-//! every [`SubInterpreter`](crate::SubInterpreter), [`Interpreter`](crate::Interpreter) and
-//! [`ThreadStateHandle`](crate::ThreadStateHandle) from before the fork becomes inert (using
-//! it is refused with `GilError::InterpreterEnded`, dropping it does nothing), forgets the
-//! thread states kept for native threads, and empties the forking thread's frames that
-//! name a deleted thread state, so that undoing them does nothing.
+//! The child of a `fork()`: CPython deleted every thread state but the forking thread's
+//! current one, and every sub-interpreter. The after-fork callback (run after `os.fork()`
+//! and by `PyOS_AfterFork_Child()`, which a C or Rust caller of `fork()` must call) starts a
+//! new runtime epoch, making every interpreter and handle from before the fork inert
+//! (`GilError::InterpreterEnded`; dropping does nothing), forgets the native threads' kept
+//! thread states, and empties the forking thread's frames that name a deleted one.
 
 #![allow(
     unsafe_code,
@@ -21,7 +15,6 @@ use crate::raw::ffi;
 use crate::runtime::python_hook::PythonHook;
 use crate::runtime::{finalization, native_thread, shutdown};
 
-/// The after-fork callback.
 static HOOK: PythonHook = PythonHook::new();
 
 /// Registers the after-fork callback for the current runtime, once.
@@ -46,8 +39,8 @@ static mut AFTER_FORK: ffi::PyMethodDef = ffi::no_args_method(
     c"Forgets the thread states gilguard knew before the fork.",
 );
 
-/// The callback, run in the child, by the forking thread, attached to the main
-/// interpreter: its current thread state is the only one left.
+/// Run in the child by the forking thread, attached to the main interpreter: its current
+/// thread state is the only one left.
 unsafe extern "C" fn after_fork_in_child(
     _module: *mut ffi::PyObject,
     _args: *mut ffi::PyObject,

@@ -1,5 +1,4 @@
-//! Registering this crate's Python-level callbacks for the current runtime: the `atexit`
-//! one of the shutdown gate and the after-fork one.
+//! The crate's Python-level callbacks: the shutdown gate's `atexit` one, the after-fork one.
 
 #![allow(
     unsafe_code,
@@ -9,9 +8,7 @@
 use crate::raw::epoch::epoch;
 use crate::runtime::{finalization, fork, shutdown};
 
-/// Registers the `atexit` and after-fork callbacks for the current runtime, once. This
-/// imports modules, which runs Python code: the guards layer calls it inside a frame that
-/// lets that code call back into Rust (`guards::attach::install_hooks`).
+/// Registers them, once per runtime; runs Python code (see `guards::attach::install_hooks`).
 ///
 /// # Safety
 /// The thread is attached to the main interpreter.

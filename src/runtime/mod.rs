@@ -1,9 +1,7 @@
-//! The runtime's life: whether it runs or shuts down and watching its finalization
-//! ([`finalization`]), and the pieces that follow it: the shutdown gate, fork, the
-//! Python-level hooks ([`hooks`]), the kept thread states of native threads. Calls only
-//! down, into [`context`](crate::context) and [`raw`](crate::raw); the one thing it must
-//! ask a higher layer (ending the sub-interpreters at shutdown) is handed to it by that
-//! layer ([`shutdown::end_interpreters_with`]).
+//! The runtime's life ([`finalization`]) and what follows it: the shutdown gate, fork, the
+//! Python-level hooks, the native threads' kept thread states. What it must ask of a higher
+//! layer (ending the sub-interpreters at shutdown), that layer hands it
+//! ([`shutdown::end_interpreters_with`]).
 
 pub(crate) mod finalization;
 pub(crate) mod fork;

@@ -1,25 +1,20 @@
 //! The main-interpreter thread state this crate keeps for a thread.
 //!
-//! `PyGILState_Ensure` on a thread Python did not create makes a thread state and
-//! `PyGILState_Release` deletes it again, every time: a callback from a C library that
-//! acquires the GIL once per call pays for a full create/destroy pair (about 10x the cost
-//! of re-attaching an existing thread state). Instead, the first acquisition on such a
-//! thread creates the thread state once (through `PyGILState_Ensure`, so `PyGILState_*`
-//! calls made by other code on this thread find and count it), later acquisitions
-//! re-attach it with `PyEval_RestoreThread`, and a thread-local destructor deletes it when
-//! the thread exits. The same happens on a thread whose `PyGILState` thread state belongs to
-//! a sub-interpreter (CPython binds the first thread state created on a thread, and from
-//! 3.12 the last one attached, whatever its interpreter).
+//! On a thread Python did not create, `PyGILState_Ensure` makes a thread state and
+//! `PyGILState_Release` deletes it, every time: a C library's callback that acquires the GIL
+//! per call pays a full create/destroy pair, far more than a re-attach. Instead, the first
+//! acquisition creates one (through `PyGILState_Ensure`, so that other code's `PyGILState_*`
+//! calls find and count it), later ones re-attach it, and a thread-local destructor deletes
+//! it when the thread exits. Likewise on a thread whose `PyGILState` thread state is a
+//! sub-interpreter's (CPython binds the first one made on a thread, from 3.12 the last one
+//! attached).
 //!
-//! The thread that starts the runtime with [`initialize`](crate::initialize) keeps the
-//! runtime's main thread state the same way, borrowed: it is never deleted by this crate,
-//! and stays this thread's Python identity (`threading.main_thread()`) even after the
-//! thread used a sub-interpreter and CPython moved its `PyGILState` binding.
+//! The thread that starts the runtime ([`initialize`](crate::initialize)) keeps the main
+//! thread state, borrowed: never deleted here, and its Python identity
+//! (`threading.main_thread()`) even after CPython moved its `PyGILState` binding.
 //!
-//! A kept thread state must never be touched once the runtime has begun finalizing, and
-//! never at all after it has been finalized (finalization frees every thread state, and a
-//! re-initialized runtime does not know the old ones): each one records the runtime's
-//! [epoch](crate::raw::epoch) and is forgotten, not used, once that has moved on.
+//! A kept thread state is not touched once finalization has begun, and is forgotten once
+//! the runtime's [epoch](crate::raw::epoch) moves on (finalization frees it).
 
 #![allow(
     unsafe_code,
@@ -56,9 +51,8 @@ thread_local! {
     static DELETE_ON_EXIT: DeleteOnExit = const { DeleteOnExit };
 }
 
-/// The main-interpreter thread state that the newest live release frame of this thread
-/// detached, and who owns it (see [`queries::released_main_thread_state`]); none once the
-/// runtime is finalizing, which may free the thread states the frames name.
+/// [`queries::released_main_thread_state`], or none once the runtime is finalizing (which
+/// may free the thread states the frames name).
 #[inline(always)]
 pub(crate) fn released_main_thread_state() -> Option<(*mut PyThreadState, Owner)> {
     if thread::with(|context| context.frames.len()) == 0 {
@@ -74,16 +68,13 @@ fn released_unless_finalizing() -> Option<(*mut PyThreadState, Owner)> {
     unsafe { queries::released_main_thread_state() }
 }
 
-/// Counts a guard about to attach the kept state (see [`shutdown::admit`]), and returns
-/// whether it did: threads without a count (the initializing thread, which keeps a borrowed
-/// state, until it makes a handle) are only checked, and their frame must not be uncounted
-/// (a [`NewState::Kept`] frame is the counted one).
+/// Counts a guard about to attach the kept state ([`shutdown::admit`]; `epoch` is the
+/// current one), and returns whether it did: a thread without a count (the initializing
+/// thread, until it makes a handle) is only checked, and its frame uncounts nothing.
 ///
 /// # Errors
-/// [`GilError::Finalizing`] (or [`GilError::NotInitialized`] for a thread without a count,
-/// after finalization) once shutdown has begun.
-///
-/// `epoch` is the current one, which the caller read.
+/// [`GilError::Finalizing`] once shutdown has begun ([`GilError::NotInitialized`] after
+/// finalization, for a thread without a count).
 #[inline(always)]
 pub(crate) fn admit_guard(epoch: u64) -> Result<bool, GilError> {
     match thread_guards() {
@@ -153,10 +144,8 @@ pub(crate) unsafe fn attach_new(
     // it refuses here, or it waits for this guard.
     let guards = thread_guards_or_register();
     shutdown::admit(guards, epoch()).map_err(|()| GilError::Finalizing)?;
-    // SAFETY: initialized and detached (caller). With no thread state bound to this thread,
-    // `PyGILState_Ensure` creates one in the main interpreter, binds it and attaches it.
-    // Otherwise `PyGILState_Ensure` would attach the sub-interpreter's, so a state is made
-    // directly; creating one needs no GIL.
+    // SAFETY: initialized and detached (caller). `PyGILState_Ensure` only with no binding (it
+    // would attach a sub-interpreter's); else a state is made (needing no GIL) and attached.
     let (tstate, ensured) = unsafe {
         if gilstate.is_null() {
             // Returns `UNLOCKED`: the thread was detached.
@@ -188,14 +177,12 @@ pub(crate) unsafe fn attach_new(
     Ok((NewState::Kept, tstate))
 }
 
-/// Gives this thread a main-interpreter thread state of its own, made and kept detached, if
-/// it has none, before it makes one for a sub-interpreter: so that before 3.12, where
-/// `PyGILState` binds the first thread state made on a thread for good, the binding names a
-/// main-interpreter one; and so that from 3.12, where it binds the last one attached, there is
-/// one to bind again when a region of the sub-interpreter ends. Without a place to keep it
-/// (thread teardown), nothing is made.
-///
-/// The runtime is initialized, watched and not finalizing.
+/// Makes and keeps (detached) a main-interpreter thread state for this thread, if it has
+/// none, before it makes one for a sub-interpreter: before 3.12 `PyGILState` binds the first
+/// thread state made on a thread for good, so that must be this one; from 3.12 it binds the
+/// last one attached, and this is the one to bind again when a sub-interpreter's region
+/// ends. Nothing is made during thread teardown. The runtime is initialized, watched and not
+/// finalizing.
 pub(crate) fn keep_one() {
     let epoch = epoch();
     if !kept_thread_state().is_null()
@@ -247,10 +234,8 @@ impl Drop for DeleteOnExit {
             && attached::attached_thread_state().is_null();
         // Attaching to delete counts as a guard: shutdown refuses it or waits for it.
         if deletable && guards.is_none_or(|guards| shutdown::admit(guards, epoch()).is_ok()) {
-            // SAFETY: `tstate` is this thread's live, detached main-interpreter thread
-            // state, made by `attach_new` (same epoch, runtime up, no frame and no
-            // attachment on this thread). It is attached, cleared and deleted, which also
-            // unbinds it from `PyGILState` if it is bound.
+            // SAFETY: this thread's kept state, live and detached (checked above: owned, of this
+            // runtime, not finalizing, no frame, nothing attached). Deleting it unbinds it.
             unsafe {
                 ffi::restore_thread(tstate);
                 ffi::clear(tstate);

@@ -43,15 +43,13 @@ impl PythonHook {
         self.registered.store(epoch, Ordering::Release);
     }
 
-    /// Registers `definition` with the current runtime unless it was already: calls
+    /// Registers `definition` with the current runtime unless it is already: calls
     /// `module.function(callback)`, or `module.function(keyword=callback)`. A failure is
     /// reported as unraisable and leaves the hook unregistered.
     ///
-    /// One thread registers; another that comes meanwhile waits for it with the GIL
-    /// released, never holding it: the registration runs Python code, which may let other
-    /// threads take the GIL and then needs it back. That Python code (an import hook) may
-    /// also call back into this crate on the registering thread, which then returns at once
-    /// instead of waiting for itself: the outer call completes the registration.
+    /// One thread registers; others wait for it detached, since the registration runs Python
+    /// code, which may let them take the GIL and then needs it back. A call back into this
+    /// crate from that code (an import hook) returns at once: the outer call completes.
     ///
     /// # Safety
     /// The thread is attached to the main interpreter; `definition` is a `static`.
@@ -87,10 +85,8 @@ impl PythonHook {
                 ffi::restore_thread(tstate);
             }
         }
-        // The caller may have an exception pending (the first `ThreadStateHandle` of a
-        // runtime can be made anywhere): set aside for the calls below, which must start
-        // without one.
-        // SAFETY: attached (caller); put back below.
+        // SAFETY: attached (caller). A pending exception of the caller's (a runtime's first
+        // handle can be made anywhere) is set aside, as the calls below must start without one.
         let caller_error = unsafe { ffi::take_error() };
         // SAFETY: attached, with no exception set (taken above); `definition` is a static.
         let registered = unsafe { ffi::call_with_function(module, function, keyword, definition) };

@@ -193,10 +193,8 @@ fn try_then_wait<G>(
 #[cold]
 #[inline(never)]
 pub(super) fn wait_detached<R>(wait: impl FnOnce() -> R) -> R {
-    // SAFETY: `WithoutGil::new`'s contract: while the guard lives this thread only waits
-    // for a `std` lock (no Python, no `pyo3::Python::attach`), and the guard is a local,
-    // dropped below or by unwinding out of `wait` (its `PyEval_RestoreThread`) before this
-    // function returns, so the caller, which was attached, continues attached.
+    // SAFETY: `WithoutGil::new`'s contract: while the guard, a local, lives, this thread only
+    // waits for a `std` lock (no Python, no `Python::attach`); it is dropped before returning.
     match unsafe { WithoutGil::new() } {
         Ok(detached) => {
             let result = wait();

@@ -9,11 +9,8 @@ use crate::context::thread;
 use crate::guards::stack::undo::{FastUndo, KeptFrame, NestedFrame, RestoredFrame, Undo};
 use crate::guards::stack::unwind::unwind;
 
-/// Marks the frame at `index` finished, then undoes every finished frame that no newer
-/// frame holds a change above. Returns the frame's [`Frame::below_in_guard`] link.
-///
-/// A frame with live frames above it stays in place and is undone when the last of those
-/// is finished, so CPython only ever sees the last change undone first.
+/// Marks the frame at `index` finished, then undoes the finished frames that no newer change
+/// holds in place (the stack invariant). Returns the frame's [`Frame::below_in_guard`].
 #[inline]
 pub(crate) fn finish(index: FrameIndex) -> Option<FrameIndex> {
     finish_likely::<NestedFrame>(index)
@@ -26,10 +23,9 @@ pub(crate) fn finish_likely<U: FastUndo>(index: FrameIndex) -> Option<FrameIndex
 }
 
 /// [`finish`] for a main-interpreter guard's drop, whose frame is most often nested
-/// (finished inline) or else re-attached the thread's own thread state (finished out of
-/// line, keeping the nested path small): [`Entry::Kept`] where the attach was counted for
-/// the shutdown gate, [`Entry::Restored`] on a thread without a count (the one that called
-/// `initialize`).
+/// (finished inline), or else re-attached the thread's own thread state (finished out of
+/// line, keeping the nested path small): [`Entry::Kept`], or [`Entry::Restored`] on a thread
+/// without a count (the one that called `initialize`).
 #[inline(always)]
 pub(crate) fn finish_main(index: FrameIndex) {
     finish_fast_or::<NestedFrame>(index, || {

@@ -1,37 +1,25 @@
-//! The per-thread frame stack: the reason guards may be dropped in any order, and the
-//! crate's record of what it did to this thread's attachment.
+//! Pushing, finishing and undoing frames (stored in `context::frames`): what lets guards be
+//! dropped in any order.
 //!
-//! Every guard pushes one *frame* that records how it changed this thread's attachment and
-//! therefore how to undo it. CPython requires those changes to be undone in reverse order
-//! (a `PyEval_RestoreThread` must pair with the latest `PyEval_SaveThread`, a
-//! `PyGILState_Release` with the latest `PyGILState_Ensure`). Rust drops values in whatever
-//! order the program chooses, so a guard only ever *finishes* its frame; a frame is undone
-//! when no newer frame holds a change. This is **the stack invariant**:
+//! Every guard pushes a *frame* recording how it changed this thread's attachment. CPython
+//! needs the changes undone newest first (`PyEval_RestoreThread` pairs with the latest
+//! `PyEval_SaveThread`, `PyGILState_Release` with the latest `PyGILState_Ensure`), so a
+//! guard's drop only *finishes* its frame, which is undone once no newer frame holds a
+//! change. This is **the stack invariant**:
 //!
 //! > the newest frame that still holds a change is live (or being undone), and the thread
 //! > is in the state it asked for, unless code outside the crate changed it since.
 //!
-//! The stack is a cache of what this crate did, never the truth about what CPython has:
-//! other code on the thread (CPython's `threading`, a C library's `PyGILState_Ensure`,
-//! `pyo3`) attaches, detaches and deletes thread states too. So a frame's pointer is only
-//! passed back to CPython after CPython confirms it (`Frame::is_current`), or while the
-//! frame's scope vouches for it (`Frame::vouches_for`). This is **the scope rule**:
+//! The stack records what this crate did, not what CPython has: `threading`, C libraries
+//! and `pyo3` attach, detach and delete thread states too. So a frame's pointer goes back to
+//! CPython only once CPython confirms it (`Frame::is_current`), or while the frame's scope
+//! vouches for it (`Frame::vouches_for`). This is **the scope rule**:
 //!
 //! > a live frame that released or suspended a thread state is inside the code that had it
 //! > attached (a closure form still running, or an `unsafe` guard whose contract keeps it
 //! > there), so that thread state is alive, and this thread's, for as long as the frame is.
 //!
-//! `SAFETY` comments that rely on either cite it by name ("the stack invariant", "the scope
-//! rule"); the C calls' own contracts are stated in `raw::ffi`.
-//!
-//! Closure forms are scopes: when one returns or unwinds, every frame pushed inside it
-//! that still holds a change belongs to a guard that outlived it (leaked, stored in a
-//! thread-local, returned). Those frames are ended there, newest first, and stay on the
-//! stack as forgotten frames until their guards are gone; the caller gets back exactly the
-//! state it had ([`Scope`]).
-//!
-//! The frames themselves live in this thread's context (`context::frames`); this module is
-//! what pushes, finishes and undoes them.
+//! `SAFETY` comments cite both by name; the C calls' contracts are in `raw::ffi`.
 
 mod finish;
 mod push;

@@ -9,12 +9,10 @@ use crate::context::thread;
 use crate::raw::ffi::{self, PyThreadState};
 
 /// The nested fast path: if the top frame attached a thread state the crate owns, that
-/// `accept` approves of and that is `current`, the one CPython considers current (code
-/// outside this crate may have detached the thread meanwhile), pushes a [`Entry::Nested`]
-/// frame on it. `None` sends the caller to [`push_nested_foreign`] or its slow path.
-///
-/// The caller asks CPython for `current` before the stack is read, so that nothing read
-/// from the stack is kept across that call, and passes it on when this path declines.
+/// `accept` approves of and that is still `current` (CPython's answer, asked by the caller
+/// before the stack is read, so that nothing read from it is kept across the call), pushes
+/// a [`Entry::Nested`] frame on it. `None` sends the caller to [`push_nested_foreign`] or
+/// its slow path.
 #[inline(always)]
 pub(crate) fn push_nested(
     current: *mut PyThreadState,
@@ -74,13 +72,12 @@ pub(crate) fn push_released(below_in_guard: Option<FrameIndex>) -> Option<NextSl
         {
             return None;
         }
-        // Written into the free slot first, counted after: nothing is kept across the call.
+        // Written into the free slot first, counted after: nothing is kept across the call,
+        // which runs no Python code.
         let released = Frame::released(Entry::Released, tstate, top.owner, below_in_guard);
         let pending = context.frames.write_next(next, released);
-        // SAFETY: the top frame's thread state (the stack invariant), detached only if
-        // CPython confirms it is current on this thread (before 3.12: owned by the crate
-        // for this thread); the frame pushed below pairs it with a restore. No Python code
-        // runs, so nothing touches the stack meanwhile.
+        // SAFETY: the top frame's thread state (the stack invariant), detached only if current
+        // (before 3.12: owned, so this thread's); the frame counted below pairs it with a restore.
         if !unsafe { ffi::detach_if_current(tstate, |_| true) } {
             return None;
         }

@@ -10,13 +10,12 @@ use crate::guards::stack::push::push;
 use crate::guards::stack::undo::{CallingPythonFrame, FastUndo, Undo};
 use crate::guards::stack::unwind::{end_above, unwind};
 
-/// Runs `f` as the scope of the frame at `index`, which a closure form (`with_gil`,
-/// `without_gil`, `run`, ...) pushed, and finishes the frame when `f` returns or unwinds.
-/// `U` is the frame's likely entry: the common finish is inlined with that entry's undo.
+/// Runs `f` as the scope of the frame at `index`, pushed by a closure form, and finishes the
+/// frame when `f` returns or unwinds; `U` is its likely entry, whose finish is inlined.
 ///
-/// Frames above it that still hold a change can only come from guards created inside `f`
-/// that outlived it: leaked with `mem::forget`, stored in a thread-local, or returned. They
-/// are ended first, so that the caller gets back the state it had, whatever `f` left.
+/// Frames above it that still hold a change belong to guards made in `f` that outlived it
+/// (leaked, stored in a thread-local, returned): they are ended first, newest first, and stay
+/// forgotten until their guards are gone, so that the caller gets back the state it had.
 #[inline(always)]
 pub(crate) fn in_scope<U: FastUndo, T>(index: FrameIndex, f: impl FnOnce() -> T) -> T {
     let on_unwind = Scope(index);
@@ -66,10 +65,10 @@ fn end_scope_slow(index: FrameIndex) -> Option<FrameIndex> {
     finish_below_top(index)
 }
 
-/// Runs `f`, a C call of this crate that runs Python code, with an
-/// [`Entry::CallingPython`](crate::context::frame::Entry::CallingPython) frame on top, so that Python code calling back into Rust
-/// meanwhile finds this thread attached and may nest guards. Guards left behind by that
-/// code are ended when `f` returns, as by a closure form.
+/// Runs `f`, a C call of this crate that runs Python code, under an
+/// [`Entry::CallingPython`](crate::context::frame::Entry::CallingPython) frame, so that
+/// Python code calling back into Rust finds this thread attached and may nest guards; the
+/// guards it leaves are ended when `f` returns.
 pub(crate) fn calling_python<T>(f: impl FnOnce() -> T) -> T {
     in_scope::<CallingPythonFrame, T>(push(Frame::calling_python()), f)
 }

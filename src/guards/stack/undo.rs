@@ -103,12 +103,9 @@ impl Frame {
         }
     }
 
-    /// Returns the thread to the state it was in before this frame, as far as CPython
-    /// confirms the frame still describes it; what cannot be confirmed is left alone.
-    ///
-    /// Detaching undos (`Restored`, `Kept`, `Ensured`, `Deleting`) act only on the frame's
-    /// thread state while CPython confirms it is current. Re-attaching undos (`Released`,
-    /// `suspended`) act on a thread state the frame's scope vouches for.
+    /// Returns the thread to its state before this frame, as far as CPython confirms the
+    /// frame still describes it: detaching undos act only while CPython confirms the frame's
+    /// thread state current; re-attaching ones on what the frame's scope vouches for.
     #[inline(never)]
     pub(crate) fn undo(self, from: Undo) {
         match self.entry {
@@ -122,9 +119,8 @@ impl Frame {
                 if self.is_current(ffi::current_thread_state())
                     && ffi::gilstate_thread_state() == self.tstate
                 {
-                    // SAFETY: `self.tstate`, which `PyGILState_Ensure` created and bound to
-                    // this thread with a counter of 1 (returning `UNLOCKED`), is attached:
-                    // releasing clears and deletes it.
+                    // SAFETY: pairs with the `PyGILState_Ensure` that made `self.tstate`
+                    // (returning `UNLOCKED`), confirmed attached and still bound.
                     unsafe { ffi::gilstate_release_unlocked() };
                 }
             }
@@ -153,9 +149,8 @@ impl Frame {
             runtime_gone();
         }
         if from == Undo::InScope || attached_thread_state().is_null() {
-            // SAFETY: the thread is detached (the frame's scope, or checked); `self.tstate` is
-            // what `PyEval_SaveThread` returned in this runtime (the epoch, checked above),
-            // alive and this thread's by the scope rule.
+            // SAFETY: detached (in scope, or checked); `self.tstate`, saved in this runtime
+            // (checked above), is alive and this thread's by the scope rule.
             unsafe { ffi::restore_thread(self.tstate) };
         }
     }
@@ -170,8 +165,7 @@ impl Frame {
             return;
         }
         if attached_thread_state().is_null() {
-            // SAFETY: the frame's own change was undone and the thread is detached
-            // (checked); `suspended` came from the `PyEval_SaveThread` made before the frame,
+            // SAFETY: detached (checked); `suspended`, saved before the frame was pushed, is
             // alive and this thread's by the scope rule.
             unsafe { ffi::restore_thread(self.suspended) };
         }
@@ -192,9 +186,8 @@ impl Frame {
 /// [`Frame::detach`] for a thread state the crate owns.
 #[inline(always)]
 fn detach_owned(tstate: *mut PyThreadState) {
-    // SAFETY: a thread state a frame attached on this thread is this thread's to detach; the
-    // frame is being undone, so no newer frame holds a change (the stack invariant). One the
-    // crate owns is this thread's, also before 3.12.
+    // SAFETY: attached by the frame being undone, on this thread, with no newer change (the
+    // stack invariant); owned by the crate, so this thread's also before 3.12.
     unsafe { ffi::detach_if_current(tstate, |_| true) };
 }
 
@@ -229,10 +222,8 @@ fn bind_main_again() {
     let Ok(counted) = native_thread::admit_guard(epoch()) else {
         return;
     };
-    // SAFETY: the thread is detached (checked); `main` is a live, detached main-interpreter
-    // thread state of this thread (a live release frame's, by the scope rule, or the kept
-    // one of the current runtime), and shutdown has not begun (admitted). Detached again
-    // at once.
+    // SAFETY: detached (checked); `main` is this thread's, live and detached (the scope rule,
+    // or kept in this runtime); shutdown has not begun (admitted). Detached again at once.
     unsafe {
         ffi::restore_thread(main);
         ffi::save_thread();
@@ -242,11 +233,10 @@ fn bind_main_again() {
     }
 }
 
-/// Where a thread returns to when the runtime it detached from was finalized meanwhile (a
-/// shutdown that timed out waiting for it, then a new runtime): the code that detached
-/// expects to continue attached to a thread state that no longer exists, with objects that
-/// no longer exist. It cannot continue; like CPython does with threads that outlive
-/// finalization, the thread is parked for good.
+/// Where a thread returns to when the runtime it detached from was finalized meanwhile (the
+/// shutdown timed out waiting for it): the code that detached expects a thread state and
+/// objects that no longer exist, so the thread is parked for good, as CPython parks threads
+/// that outlive finalization.
 #[cold]
 pub(crate) fn runtime_gone() -> ! {
     eprintln!(

@@ -1,8 +1,7 @@
-//! Critical sections (free-threaded builds): `Py_BEGIN_CRITICAL_SECTION` and its variants.
-//! Each needs this thread attached; the objects (or the mutex) stay alive until the matching
-//! end; a section struct stays at one address from its begin to its end (the thread state
-//! links to it), and ends while it is this thread's newest section (CPython pops the top of
-//! its list without checking).
+//! Critical sections (free-threaded builds). Each wrapper requires: this thread attached;
+//! the objects (or the mutex) alive until the matching end; the section at one address from
+//! begin to end (the thread state links to it), and ended while it is this thread's newest
+//! (CPython pops the top of its list without checking).
 
 #![allow(unsafe_code, reason = "the C layer: every wrapper calls C")]
 
@@ -14,9 +13,7 @@ pub(crate) use pyo3_ffi::{PyCriticalSection, PyCriticalSection2};
 #[cfg(Py_GIL_DISABLED)]
 use pyo3_ffi::PyObject;
 
-/// `PyCriticalSection_Begin(section, object)`.
 #[cfg(Py_GIL_DISABLED)]
-///
 /// # Safety
 /// As the module says.
 #[inline]
@@ -25,9 +22,7 @@ pub(crate) unsafe fn begin(section: *mut PyCriticalSection, object: *mut PyObjec
     unsafe { pyo3_ffi::PyCriticalSection_Begin(section, object) }
 }
 
-/// `PyCriticalSection2_Begin(section, a, b)`.
 #[cfg(Py_GIL_DISABLED)]
-///
 /// # Safety
 /// As the module says.
 #[inline]
@@ -36,8 +31,6 @@ pub(crate) unsafe fn begin2(section: *mut PyCriticalSection2, a: *mut PyObject, 
     unsafe { pyo3_ffi::PyCriticalSection2_Begin(section, a, b) }
 }
 
-/// `PyCriticalSection_BeginMutex(section, mutex)` (3.14+).
-///
 /// # Safety
 /// As the module says.
 #[cfg(all(Py_GIL_DISABLED, Py_3_14))]
@@ -47,9 +40,7 @@ pub(crate) unsafe fn begin_mutex(section: *mut PyCriticalSection, mutex: *mut Py
     unsafe { pyo3_ffi::PyCriticalSection_BeginMutex(section, mutex) }
 }
 
-/// `PyCriticalSection_End(section)`.
 #[cfg(Py_GIL_DISABLED)]
-///
 /// # Safety
 /// As the module says.
 #[inline]
@@ -58,9 +49,7 @@ pub(crate) unsafe fn end(section: *mut PyCriticalSection) {
     unsafe { pyo3_ffi::PyCriticalSection_End(section) }
 }
 
-/// `PyCriticalSection2_End(section)`.
 #[cfg(Py_GIL_DISABLED)]
-///
 /// # Safety
 /// As the module says.
 #[inline]

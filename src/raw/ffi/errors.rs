@@ -15,8 +15,7 @@ pub(crate) struct SavedError([*mut PyObject; 3]);
 
 /// Takes the attached thread's pending exception, if any, out of its error indicator, so
 /// that Python code run before [`restore_error`] starts with none (CPython functions must
-/// not be called with one set) and cannot lose it. `PyErr_GetRaisedException` from 3.12,
-/// `PyErr_Fetch` before.
+/// not be called with one set) and cannot lose it.
 ///
 /// # Safety
 /// The thread is attached; the result is passed to [`restore_error`] on this thread.
@@ -55,9 +54,8 @@ pub(crate) unsafe fn restore_error(saved: SavedError) {
 }
 
 /// The attached thread's raised exception as one object (a new reference, normalized: an
-/// instance carrying its traceback), clearing the error indicator; null if none is set.
-/// `PyErr_GetRaisedException` from 3.12; before, `PyErr_Fetch` and
-/// `PyErr_NormalizeException`, with the traceback stored on the instance as 3.12 keeps it.
+/// instance carrying its traceback, as 3.12 keeps it), clearing the error indicator; null if
+/// none is set.
 ///
 /// # Safety
 /// The thread is attached.
@@ -65,17 +63,13 @@ pub(crate) unsafe fn take_raised_exception() -> *mut PyObject {
     #[cfg(Py_3_12)]
     {
         // SAFETY: attached (caller); hands over the indicator's reference.
-        // C preconditions: raw::ffi, PyErr_GetRaisedException.
         unsafe { pyo3_ffi::PyErr_GetRaisedException() }
     }
     #[cfg(not(Py_3_12))]
     {
         let [mut kind, mut value, mut traceback] = [core::ptr::null_mut(); 3];
-        // SAFETY: attached (caller). Fetching hands over three new (or null) references and
-        // clears the indicator; normalizing replaces them with new references and makes
-        // `value` an instance; the instance then takes its own reference to the traceback,
-        // and the type and traceback references fetched here are released.
-        // C preconditions: raw::ffi, PyErr_Fetch, PyErr_NormalizeException.
+        // SAFETY: attached (caller). The three references fetched (then normalized) are owned
+        // here: `value` is returned, keeping its own reference to the traceback; the others go.
         unsafe {
             pyo3_ffi::PyErr_Fetch(&mut kind, &mut value, &mut traceback);
             if kind.is_null() {
@@ -94,8 +88,6 @@ pub(crate) unsafe fn take_raised_exception() -> *mut PyObject {
 
 /// Sets `exception` (an instance of an exception type, as [`take_raised_exception`] returns
 /// it) as the attached thread's raised exception, stealing the reference.
-/// `PyErr_SetRaisedException` from 3.12; `PyErr_Restore` of its type, itself and its
-/// traceback before.
 ///
 /// # Safety
 /// The thread is attached to the interpreter `exception` belongs to; `exception` is a
@@ -104,15 +96,12 @@ pub(crate) unsafe fn set_raised_exception(exception: *mut PyObject) {
     #[cfg(Py_3_12)]
     {
         // SAFETY: attached, an exception instance (caller); steals the reference.
-        // C preconditions: raw::ffi, PyErr_SetRaisedException.
         unsafe { pyo3_ffi::PyErr_SetRaisedException(exception) };
     }
     #[cfg(not(Py_3_12))]
     {
-        // SAFETY: attached, an exception instance (caller). `PyErr_Restore` steals three
-        // references: a new one to the type, the caller's to the instance, and the new one
-        // `PyException_GetTraceback` returns (or null).
-        // C preconditions: raw::ffi, PyErr_Restore, PyException_GetTraceback.
+        // SAFETY: attached, an exception instance (caller); `PyErr_Restore` steals three
+        // references: a new one to the type, the caller's instance, the traceback's (or null).
         unsafe {
             let kind = pyo3_ffi::Py_TYPE(exception).cast::<PyObject>();
             pyo3_ffi::Py_INCREF(kind);

@@ -1,11 +1,7 @@
-//! Every call this crate makes into CPython, as a typed wrapper whose `# Safety` states what
-//! CPython requires of it; no file outside `raw/` names `pyo3_ffi` (`tests/layers.rs`). The
-//! wrappers are grouped by what they act on, and re-exported here as one namespace
-//! (`raw::ffi::restore_thread`), with the C types the layers above need. Where the CPython
-//! version changes which function is called or what an answer means, the version shim is
-//! here too.
-//!
-//! A wrapper that takes no pointer and has no precondition is a safe function.
+//! Every call this crate makes into CPython, with the version shims, as a wrapper whose
+//! `# Safety` states what CPython requires (no file outside `raw/` names `pyo3_ffi`:
+//! `tests/layers.rs`); grouped by what they act on, re-exported here as one namespace. A
+//! wrapper that takes no pointer and has no precondition is a safe function.
 
 pub(crate) mod critical_section;
 mod errors;

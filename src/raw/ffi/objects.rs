@@ -1,7 +1,6 @@
-//! Objects: reference counts, and the few calls this crate makes on objects (registering
-//! its hooks, winding down an interpreter, reading an exception's text). Each needs this
-//! thread attached to the interpreter the objects belong to; references are new or borrowed
-//! as the C API documents, and releasing one may run Python code.
+//! Objects: reference counts, and the few calls the crate makes on them. Each needs this
+//! thread attached to the objects' interpreter; references are new or borrowed as the C API
+//! documents, and releasing one may run Python code.
 
 #![allow(unsafe_code, reason = "the C layer: every wrapper calls C")]
 
@@ -9,8 +8,6 @@ use core::ffi::CStr;
 
 pub(crate) use pyo3_ffi::{Py_ssize_t, PyCFunction, PyMethodDef, PyMethodDefPointer, PyObject};
 
-/// `Py_INCREF(object)`.
-///
 /// # Safety
 /// Attached to `object`'s interpreter; `object` is live.
 #[inline(always)]
@@ -19,8 +16,6 @@ pub(crate) unsafe fn incref(object: *mut PyObject) {
     unsafe { pyo3_ffi::Py_INCREF(object) }
 }
 
-/// `Py_DECREF(object)`: gives up a strong reference (may run finalizers).
-///
 /// # Safety
 /// Attached to `object`'s interpreter; the caller owns the reference it gives up.
 #[inline(always)]

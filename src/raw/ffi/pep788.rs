@@ -1,5 +1,5 @@
-//! PEP 788 (CPython 3.15): finalization guards. `pyo3-ffi` 0.30 does not declare them;
-//! these match the declarations of CPython 3.15.2's `pystate.h`, and CI runs them on it.
+//! PEP 788 (CPython 3.15) finalization guards, which `pyo3-ffi` 0.30 does not declare: as in
+//! CPython 3.15.2's `pystate.h` (CI runs them there). None needs an attached thread state.
 
 #![allow(unsafe_code, reason = "declares CPython 3.15 functions")]
 
@@ -16,14 +16,13 @@ pub(crate) struct PyInterpreterView {
 }
 
 unsafe extern "C" {
-    /// A view of the main interpreter; null if it has finalized or memory ran out. No
-    /// attached thread state needed.
+    /// A view of the main interpreter; null if it has finalized or memory ran out.
     pub(crate) fn PyInterpreterView_FromMain() -> *mut PyInterpreterView;
     /// A guard through `view`; null, without an exception, if the interpreter is gone or
-    /// finalizing. No attached thread state needed.
+    /// finalizing.
     pub(crate) fn PyInterpreterGuard_FromView(
         view: *mut PyInterpreterView,
     ) -> *mut PyInterpreterGuard;
-    /// Closes (and frees) a guard. No attached thread state needed.
+    /// Closes (and frees) a guard.
     pub(crate) fn PyInterpreterGuard_Close(guard: *mut PyInterpreterGuard);
 }

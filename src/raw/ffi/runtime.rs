@@ -1,5 +1,4 @@
-//! The runtime and interpreters: whether the runtime runs, starting it, watching its end,
-//! and making and ending sub-interpreters.
+//! The runtime and sub-interpreters: starting, watching and ending them.
 
 #![allow(unsafe_code, reason = "the C layer: every wrapper calls C")]
 
@@ -15,15 +14,13 @@ unsafe extern "C" {
     fn _Py_IsFinalizing() -> core::ffi::c_int;
 }
 
-/// `Py_IsInitialized()`.
 #[inline]
 pub(crate) fn is_initialized() -> bool {
     // SAFETY: reads a flag of the runtime; documented as callable before initialization.
     unsafe { pyo3_ffi::Py_IsInitialized() != 0 }
 }
 
-/// `Py_IsFinalizing()` (3.13+) or `_Py_IsFinalizing()`: true from the moment
-/// `Py_FinalizeEx` marks the runtime as finalizing until it is re-initialized.
+/// True from `Py_FinalizeEx` marking the runtime finalizing until it is initialized again.
 #[inline]
 pub(crate) fn is_finalizing() -> bool {
     // SAFETY: reads `_PyRuntime`'s finalizing pointer; no precondition on any version.
@@ -54,31 +51,26 @@ fn status_message(status: &pyo3_ffi::PyStatus) -> String {
     }
 }
 
-/// `Py_InitializeEx(0)`: starts the runtime without Python's signal handlers, leaving this
-/// thread attached to the new main thread state.
+/// Starts the runtime without Python's signal handlers; leaves this thread attached.
 ///
 /// # Safety
-/// The runtime is neither initialized nor finalizing, and no other thread initializes it at
-/// the same time.
+/// The runtime is neither initialized nor finalizing, nor being initialized by another thread.
 pub(crate) unsafe fn initialize() {
     // SAFETY: the caller's.
     unsafe { pyo3_ffi::Py_InitializeEx(0) }
 }
 
-/// `Py_AtExit(callback)`: registers `callback` for the end of `Py_FinalizeEx`; false when the
-/// 32 slots are taken.
+/// Registers `callback` for the end of `Py_FinalizeEx`; false when the 32 slots are taken.
 ///
 /// # Safety
-/// The runtime is initialized, and this thread is attached (before 3.12 the slot table has
-/// no lock of its own: the one GIL guards it).
+/// The runtime is initialized and this thread attached (before 3.12 the GIL guards the slots).
 pub(crate) unsafe fn at_exit(callback: extern "C" fn()) -> bool {
     // SAFETY: the caller's.
     unsafe { pyo3_ffi::Py_AtExit(Some(callback)) == 0 }
 }
 
-/// A new sub-interpreter, `Py_NewInterpreterFromConfig` (3.12+) or `Py_NewInterpreter`: on
-/// success its first thread state is attached in place of the caller's (swapped out without
-/// being detached properly: the caller brings it back); on failure CPython's message.
+/// A new sub-interpreter, its first thread state attached in place of the caller's (swapped
+/// out without being detached properly: the caller brings it back); or CPython's message.
 ///
 /// # Safety
 /// This thread is attached to the main interpreter. With `OWN_GIL`, `config` has
@@ -111,8 +103,7 @@ pub(crate) unsafe fn new_interpreter() -> Result<*mut PyThreadState, String> {
     Ok(tstate)
 }
 
-/// `Py_EndInterpreter(tstate)`: ends `tstate`'s interpreter, leaving nothing attached (before
-/// 3.12 with the one GIL still held).
+/// Leaves nothing attached (before 3.12, with the one GIL still held).
 ///
 /// # Safety
 /// `tstate` is attached, is its interpreter's only thread state (3.13+ abort with "not the

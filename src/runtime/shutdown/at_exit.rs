@@ -103,11 +103,10 @@ unsafe extern "C" fn on_exit(
             std::thread::sleep(timeout);
             false
         };
-        // 3.15+: CPython waits, after this callback and without a time limit, until every
-        // PEP 788 guard is closed. The guards of the threads that did not finish in time
-        // are closed here, so that the exit stays bounded by the timeout as on 3.9-3.14
-        // (such a thread then blocks when it re-attaches, or is parked); and so is the
-        // shutting-down thread's own, since it cannot wait for itself.
+        // 3.15+: CPython waits after this callback, without a time limit, until every PEP 788
+        // guard is closed: those of threads that did not finish in time (which then block or
+        // park when they re-attach), and this thread's own, which cannot wait for itself, are
+        // closed here, so that the exit stays bounded by the timeout as on 3.9-3.14.
         #[cfg(Py_3_15)]
         for guards in THREADS
             .lock()

@@ -47,13 +47,10 @@ pub(crate) fn closed() -> Option<bool> {
     Some(CLOSED.load(Ordering::SeqCst) == epoch)
 }
 
-/// Whether `epoch` is the current runtime's and its gate is installed and open: in one
-/// load, what [`ThreadStateHandle`](crate::ThreadStateHandle)'s fast path must know before
-/// it attaches. `false` tells nothing; the slow path asks again, and says why.
-///
-/// That `epoch` is current is only certain if the runtime is
-/// watched (`guards::start::ensure_watched`) (every handle makes sure it is), since
-/// [`runtime_finalized`] is what withdraws the answer when the `atexit` callback did not.
+/// Whether `epoch` is the current runtime's and its gate is installed and open, in one load
+/// for the fast paths (`false` tells nothing: the slow path asks again, and says why). Certain
+/// only for a watched runtime (`guards::start::ensure_watched`, which every handle calls):
+/// only then does [`runtime_finalized`] withdraw it if the `atexit` callback did not.
 #[inline(always)]
 pub(crate) fn is_open_for(epoch: u64) -> bool {
     OPEN.load(Ordering::SeqCst) == epoch
@@ -98,17 +95,14 @@ pub(crate) fn unregister_thread(guards: &'static ThreadGuards) {
 }
 
 /// Counts a guard the thread is about to take, unless shutdown has begun (the gate is
-/// closed, or, where it is not installed, CPython's finalizing flag is set).
+/// closed, or, where it is not installed, CPython's finalizing flag is set). `epoch` is the
+/// current one: while the gate is open for it, one load answers.
 ///
 /// The increment is fenced from the read of the gate, and the closing of the gate from the
-/// reads of the counts in [`on_exit`](at_exit): either this read sees the gate closed (the guard is
-/// refused) or shutdown sees the increment (and waits for the guard). The fence is
-/// [asymmetric](crate::raw::asymmetric_fence) where the system allows, so that its cost falls on
-/// shutdown; elsewhere the increment and the read are sequentially consistent, and so are
-/// the closing and the reads of the counts.
-///
-/// `epoch` is the current one, which the caller read: while the gate is open for it, one
-/// load answers.
+/// reads of the counts (`at_exit::on_exit`): either this read sees the gate closed, or
+/// shutdown sees the increment and waits for the guard. The fence is
+/// [asymmetric](crate::raw::asymmetric_fence) where the system allows, putting its cost on
+/// shutdown; elsewhere both sides are sequentially consistent.
 #[inline(always)]
 pub(crate) fn admit(guards: &ThreadGuards, epoch: u64) -> Result<(), ()> {
     let closed = || !is_open_for(epoch) && closed().unwrap_or_else(crate::raw::ffi::is_finalizing);
@@ -132,17 +126,14 @@ pub(crate) fn admit_handle(guards: &ThreadGuards) -> Result<(), ()> {
     }
 }
 
-/// [`admit`] in one load of the gate: counts the guard unless the gate of the runtime of
-/// `epoch` is not [open](is_open_for). `false` tells nothing about why; the caller's slow
-/// path asks again.
+/// [`admit`] in one load: counts the guard if the gate is [open](is_open_for) for `epoch`.
 #[inline(always)]
 pub(crate) fn admit_if_open(guards: &ThreadGuards, epoch: u64) -> bool {
     admit_unless(guards, || !is_open_for(epoch), true)
 }
 
-/// [`admit_handle`] in one load of the gate, for a runtime known to be watched: counts the
-/// attach unless the gate of the runtime of `epoch` is not [open](is_open_for). `false`
-/// tells nothing about why; the caller's slow path asks again.
+/// [`admit_handle`] in one load, for a watched runtime: counts the attach if the gate is
+/// [open](is_open_for) for `epoch`.
 #[inline(always)]
 pub(crate) fn admit_handle_if_open(guards: &ThreadGuards, epoch: u64) -> bool {
     admit_unless(guards, || !is_open_for(epoch), false)
@@ -203,9 +194,8 @@ pub(super) fn close_interpreter_guard(guards: &ThreadGuards) {
         .interpreter_guard
         .swap(core::ptr::null_mut(), Ordering::AcqRel);
     if !guard.is_null() {
-        // SAFETY: opened by `open_interpreter_guard` and not closed since (swapped out
-        // just now, by this call only). Closing needs no attached thread state and may
-        // happen on any thread.
+        // SAFETY: opened by `open_interpreter_guard`, and swapped out by this call only, so
+        // closed once; closing needs no attached thread state.
         unsafe { crate::raw::ffi::pep788::PyInterpreterGuard_Close(guard) };
     }
 }

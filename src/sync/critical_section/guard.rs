@@ -133,9 +133,8 @@ impl<'a> CriticalSection<'a> {
         #[cfg(Py_GIL_DISABLED)]
         {
             let section = boxed::<cs::PyCriticalSection>();
-            // SAFETY: attached (checked); `object` is live (the caller's contract);
-            // `section` is a fresh allocation that stays in place until `drop`, whose
-            // `PyCriticalSection_End` pairs with this `Begin`.
+            // SAFETY: attached (checked), `object` live (caller); `section`, a fresh allocation,
+            // stays in place until `drop`, whose `End` pairs with this.
             unsafe { cs::begin(section.as_ptr(), object) };
             Ok(CriticalSection {
                 section,
@@ -193,11 +192,8 @@ impl<'a> CriticalSection<'a> {
         #[cfg(Py_GIL_DISABLED)]
         {
             let section = boxed::<cs::PyCriticalSection>();
-            // SAFETY: attached (checked); a `PyMutex` is an atomic byte, so CPython may
-            // change it through a pointer made from a shared reference, which is live while
-            // the section is (the caller's contract); `section` is a fresh allocation that
-            // stays in place until `drop`, whose `PyCriticalSection_End` pairs with this
-            // `BeginMutex`.
+            // SAFETY: as in `begin`; a `PyMutex` is an atomic byte, so CPython may change it
+            // through a pointer from a shared reference, live while the section is (caller).
             unsafe { cs::begin_mutex(section.as_ptr(), core::ptr::from_ref(mutex).cast_mut()) };
             Ok(CriticalSection {
                 section,
@@ -220,11 +216,8 @@ impl Drop for CriticalSection<'_> {
     #[inline]
     fn drop(&mut self) {
         #[cfg(Py_GIL_DISABLED)]
-        // SAFETY: pairs with the `Begin` / `BeginMutex` that filled `section`; by the
-        // constructor's contract this thread is attached to the same thread state, the
-        // object (mutex) is live, and every section begun after this one has ended, so it
-        // is the innermost. Then the allocation, made by `boxed` and no longer in CPython's
-        // list, is freed once.
+        // SAFETY: by the constructor's contract, the innermost section, on the same thread state,
+        // its object live: `End` pairs with its `Begin` and unlinks it; then freed once.
         unsafe {
             cs::end(self.section.as_ptr());
             unboxed(self.section);
@@ -311,9 +304,8 @@ impl<'a> CriticalSection2<'a> {
         #[cfg(Py_GIL_DISABLED)]
         {
             let section = boxed::<cs::PyCriticalSection2>();
-            // SAFETY: attached (checked); `a` and `b` are live (the caller's contract);
-            // `section` is a fresh allocation that stays in place until `drop`, whose
-            // `PyCriticalSection2_End` pairs with this `Begin`.
+            // SAFETY: attached (checked), `a` and `b` live (caller); `section`, a fresh
+            // allocation, stays in place until `drop`, whose `End2` pairs with this.
             unsafe { cs::begin2(section.as_ptr(), a, b) };
             Ok(CriticalSection2 {
                 section,
@@ -336,9 +328,7 @@ impl Drop for CriticalSection2<'_> {
     #[inline]
     fn drop(&mut self) {
         #[cfg(Py_GIL_DISABLED)]
-        // SAFETY: as for `CriticalSection`'s drop, pairing with `PyCriticalSection2_Begin`:
-        // the section is the innermost, the objects are live, the thread is attached to the
-        // thread state it began in; then the allocation made by `boxed` is freed once.
+        // SAFETY: as for `CriticalSection`'s drop, pairing with `PyCriticalSection2_Begin`.
         unsafe {
             cs::end2(self.section.as_ptr());
             unboxed(self.section);
@@ -364,7 +354,6 @@ fn boxed<T>() -> core::ptr::NonNull<T> {
 /// and is freed only once.
 #[cfg(Py_GIL_DISABLED)]
 unsafe fn unboxed<T>(slot: core::ptr::NonNull<T>) {
-    // SAFETY: `slot` is a `Box<MaybeUninit<T>>` allocation that nothing else uses (the
-    // caller's contract, after the `End` paired with the `Begin` that filled it).
+    // SAFETY: a `Box<MaybeUninit<T>>` allocation that nothing else uses (caller).
     drop(unsafe { Box::from_raw(slot.cast::<core::mem::MaybeUninit<T>>().as_ptr()) });
 }

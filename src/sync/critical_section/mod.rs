@@ -91,8 +91,8 @@ pub unsafe fn with_critical_section<R>(
     #[cfg(Py_GIL_DISABLED)]
     {
         let mut section = core::mem::MaybeUninit::<cs::PyCriticalSection>::uninit();
-        // SAFETY: attached (checked); `object` is live (the caller's contract); `section`
-        // stays in place on this frame until `End` below, which pairs with this `Begin`.
+        // SAFETY: attached (checked), `object` live (caller); `section` stays in place until
+        // `End` below, which pairs with this.
         unsafe { cs::begin(section.as_mut_ptr(), object) };
         let _end = End(section.as_mut_ptr());
         Ok(f())
@@ -158,9 +158,8 @@ pub unsafe fn with_critical_section2<R>(
     #[cfg(Py_GIL_DISABLED)]
     {
         let mut section = core::mem::MaybeUninit::<cs::PyCriticalSection2>::uninit();
-        // SAFETY: attached (checked); `a` and `b` are live (the caller's contract);
-        // `section` stays in place on this frame until `End2` below, which pairs with this
-        // `Begin`.
+        // SAFETY: attached (checked), `a` and `b` live (caller); `section` stays in place
+        // until `End2` below, which pairs with this.
         unsafe { cs::begin2(section.as_mut_ptr(), a, b) };
         let _end = End2(section.as_mut_ptr());
         Ok(f())
@@ -209,9 +208,8 @@ pub fn with_critical_section_mutex<R>(
     #[cfg(Py_GIL_DISABLED)]
     {
         let mut section = core::mem::MaybeUninit::<cs::PyCriticalSection>::uninit();
-        // SAFETY: attached (checked); a `PyMutex` is an atomic byte, so CPython may change
-        // it through a pointer made from a shared reference, which lives for this call;
-        // `section` stays in place until `End` below, which pairs with this `BeginMutex`.
+        // SAFETY: attached (checked); a `PyMutex` is an atomic byte, which CPython may change
+        // through a pointer from a shared reference; `section` stays in place until `End`.
         unsafe { cs::begin_mutex(section.as_mut_ptr(), core::ptr::from_ref(mutex).cast_mut()) };
         let _end = End(section.as_mut_ptr());
         Ok(f())
@@ -230,10 +228,8 @@ struct End(*mut cs::PyCriticalSection);
 #[cfg(Py_GIL_DISABLED)]
 impl Drop for End {
     fn drop(&mut self) {
-        // SAFETY: pairs with the `Begin` that filled this section; the closure it wrapped
-        // has returned or unwound, so the sections it began have ended (closures end
-        // theirs, and a guard begun inside must be dropped before: its constructor's
-        // contract), and this one is the thread's innermost.
+        // SAFETY: pairs with the `Begin` that filled this section, the thread's innermost: every
+        // section begun in the closure has ended (closures end theirs; guards must, by contract).
         unsafe { cs::end(self.0) }
     }
 }
