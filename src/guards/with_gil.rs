@@ -198,5 +198,5 @@ pub fn with_gil<T>(f: impl FnOnce() -> T) -> T {
 #[inline]
 pub fn try_with_gil<T>(f: impl FnOnce() -> T) -> Result<T, GilError> {
     let index = attach_main(Suspend::Allowed, None)?;
-    Ok(stack::in_scope::<stack::NestedFrame, T>(index, f))
+    Ok(stack::in_main_scope(index, f))
 }

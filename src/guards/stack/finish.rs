@@ -28,14 +28,22 @@ pub(crate) fn finish_likely<U: FastUndo>(index: FrameIndex) -> Option<FrameIndex
 /// without a count (the one that called `initialize`).
 #[inline(always)]
 pub(crate) fn finish_main(index: FrameIndex) {
-    finish_fast_or::<NestedFrame>(index, || {
-        finish_reattached(index);
-        None
-    });
+    finish_fast_or::<NestedFrame>(index, || finish_reattached_or_slow(index));
 }
 
 #[inline(never)]
-fn finish_reattached(index: FrameIndex) {
+fn finish_reattached_or_slow(index: FrameIndex) -> Option<FrameIndex> {
+    if !finish_reattached(index) {
+        finish_slow(index);
+    }
+    None
+}
+
+/// Pops and undoes the frame at `index` if it is the simple top one and re-attached a main
+/// thread state ([`Entry::Kept`] or [`Entry::Restored`]); false, having changed nothing,
+/// otherwise. Inlined into the out-of-line finishes of a guard and of a closure form.
+#[inline(always)]
+pub(crate) fn finish_reattached(index: FrameIndex) -> bool {
     let finished = thread::with(|context| {
         let stack = &context.frames;
         let frame = stack.simple_top(index).ok_or(())?.get();
@@ -55,9 +63,7 @@ fn finish_reattached(index: FrameIndex) {
         }
         Ok(())
     });
-    if finished.is_err() {
-        finish_slow(index);
-    }
+    finished.is_ok()
 }
 
 /// [`finish_fast_or`] for the frame a fast path pushed into `slot`.

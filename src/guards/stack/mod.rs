@@ -37,4 +37,4 @@ pub(crate) use finish::{finish, finish_likely, finish_main};
 #[cfg(Py_3_12)]
 pub(crate) use push::bind_main_again_when_undone;
 pub(crate) use push::{frame, push, push_nested, push_nested_foreign, push_released};
-pub(crate) use scope::{calling_python, in_pushed_scope, in_scope};
+pub(crate) use scope::{calling_python, in_main_scope, in_pushed_scope, in_scope};

@@ -5,9 +5,11 @@ use core::mem;
 
 use crate::context::frame::{Frame, FrameIndex};
 use crate::context::frames::NextSlot;
-use crate::guards::stack::finish::{finish_below_top, finish_fast_or, finish_slot_or, pop_top};
+use crate::guards::stack::finish::{
+    finish_below_top, finish_fast_or, finish_reattached, finish_slot_or, pop_top,
+};
 use crate::guards::stack::push::push;
-use crate::guards::stack::undo::{CallingPythonFrame, FastUndo, Undo};
+use crate::guards::stack::undo::{CallingPythonFrame, FastUndo, NestedFrame, Undo};
 use crate::guards::stack::unwind::{end_above, unwind};
 
 /// Runs `f` as the scope of the frame at `index`, pushed by a closure form, and finishes the
@@ -23,6 +25,25 @@ pub(crate) fn in_scope<U: FastUndo, T>(index: FrameIndex, f: impl FnOnce() -> T)
     mem::forget(on_unwind);
     finish_fast_or::<U>(index, || end_scope(index));
     value
+}
+
+/// [`in_scope`] for a main-interpreter frame, most often nested, or else re-attaching the
+/// thread's own thread state (as for [`finish_main`](super::finish_main)).
+#[inline(always)]
+pub(crate) fn in_main_scope<T>(index: FrameIndex, f: impl FnOnce() -> T) -> T {
+    let on_unwind = Scope(index);
+    let value = f();
+    mem::forget(on_unwind);
+    finish_fast_or::<NestedFrame>(index, || end_main_scope(index));
+    value
+}
+
+#[inline(never)]
+fn end_main_scope(index: FrameIndex) -> Option<FrameIndex> {
+    if !finish_reattached(index) {
+        end_scope(index);
+    }
+    None
 }
 
 /// [`in_scope`] for a frame just pushed into `slot` by a fast path: the common finish
