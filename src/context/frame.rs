@@ -162,9 +162,17 @@ pub(crate) struct Frame {
 
 impl Frame {
     /// A frame that changes nothing, for slots no frame uses yet.
-    pub(crate) const UNUSED: Frame = Frame::handle(Entry::Nested, ptr::null_mut());
+    pub(crate) const UNUSED: Frame =
+        Frame::with(Entry::Forgotten, ptr::null_mut(), false, Owner::Foreign);
 
+    /// A frame of `entry` on `tstate`. A frame that leaves its thread state attached names
+    /// one (so that comparing it with CPython's current thread state also tells whether the
+    /// thread is attached at all).
     const fn with(entry: Entry, tstate: *mut PyThreadState, main: bool, owner: Owner) -> Frame {
+        debug_assert!(
+            !entry.attaches() || !tstate.is_null(),
+            "an attach of no thread state"
+        );
         Frame {
             entry,
             life: Life::Live,

@@ -28,13 +28,16 @@ impl<'a> NextSlot<'a> {
     }
 }
 
-/// This thread's frames, oldest first.
+/// This thread's frames, oldest first; the inline ones at its start (see [`Context`]).
+///
+/// [`Context`]: crate::context::thread::Context
+#[repr(C)]
 pub(crate) struct FrameStack {
+    inline: [Cell<Frame>; INLINE],
     /// The stack's length in the low half; in the high half, how many frames are
     /// [`Life::Finished`](crate::context::frame::Life::Finished), so that
     /// [`simple_top`](FrameStack::simple_top) is one compare.
     counts: Cell<u64>,
-    inline: [Cell<Frame>; INLINE],
     spilled: RefCell<ManuallyDrop<Vec<Frame>>>,
 }
 

@@ -9,7 +9,9 @@ use crate::context::guard_count::ThreadGuards;
 use crate::context::kept::Kept;
 use crate::raw::ffi::PyThreadState;
 
-/// Everything the crate remembers about one thread.
+/// Everything the crate remembers about one thread. The inline frames first
+/// (`repr(C)`): the fast paths then address a frame from the thread-local's own address.
+#[repr(C)]
 pub(crate) struct Context {
     pub(crate) frames: FrameStack,
     pub(crate) kept: Kept,

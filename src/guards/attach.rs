@@ -39,31 +39,38 @@ pub(crate) fn attach_main(
     if let Some(index) = stack::push_nested(current, |top| top.main, below_in_guard) {
         return Ok(index);
     }
-    if current.is_null() {
+    let reattached = if current.is_null() {
         // SAFETY: detached (CPython just answered that nothing is current).
-        if let Some(index) = unsafe { reattach_kept_first(below_in_guard) } {
-            return Ok(index);
-        }
-    }
-    match nested_foreign_or_reattach(current, below_in_guard) {
+        unsafe { reattach_kept_first(below_in_guard) }
+    } else {
+        None
+    };
+    match reattached {
         Some(index) => Ok(index),
-        None => attach_main_slow(suspend, below_in_guard),
+        None => attach_main_otherwise(current, suspend, below_in_guard),
     }
 }
 
-/// [`attach_main`]'s next step: nested on a foreign top frame if the thread is attached,
-/// else re-attaching the thread's own thread state. `None`, having changed nothing, sends
-/// the caller to the slow path.
+/// [`attach_main`] when neither fast path applies: nested on a foreign top frame, the
+/// thread's released or kept thread state re-attached with frames below, else the slow path.
+/// Cold, so that the fast paths are laid out straight.
+#[cold]
 #[inline(never)]
-fn nested_foreign_or_reattach(
+fn attach_main_otherwise(
     current: *mut PyThreadState,
+    suspend: Suspend,
     below_in_guard: Option<FrameIndex>,
-) -> Option<FrameIndex> {
-    if !current.is_null() {
-        return stack::push_nested_foreign(current, |top| top.main, below_in_guard);
+) -> Result<FrameIndex, GilError> {
+    let index = if current.is_null() {
+        // SAFETY: detached (CPython just answered that nothing is current).
+        unsafe { reattach_own(ptr::null_mut(), below_in_guard) }
+    } else {
+        stack::push_nested_foreign(current, |top| top.main, below_in_guard)
+    };
+    match index {
+        Some(index) => Ok(index),
+        None => attach_main_slow(suspend, below_in_guard),
     }
-    // SAFETY: detached (CPython just answered that nothing is current).
-    unsafe { reattach_own(ptr::null_mut(), below_in_guard) }
 }
 
 /// The detached fast path of a thread without frames: re-attaches its kept thread state

@@ -22,8 +22,8 @@ pub(crate) fn push_nested(
     thread::with(|context| {
         let (top, next) = context.frames.inline_top()?;
         let top = top.get();
-        if current.is_null()
-            || top.tstate != current
+        // An attaching frame names a thread state, so `current` is not null either.
+        if top.tstate != current
             || !top.entry.attaches()
             || top.owner != Owner::Crate
             || !accept(&top)

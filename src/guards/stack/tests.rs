@@ -10,8 +10,9 @@ use crate::context::frames::INLINE;
 use crate::context::queries::holds_any_change;
 use crate::context::thread;
 
+/// A nested frame; its thread state is never dereferenced (a nested frame makes no C call).
 fn nested() -> Frame {
-    Frame::handle(Entry::Nested, ptr::null_mut())
+    Frame::handle(Entry::Nested, ptr::dangling_mut())
 }
 
 fn len() -> u32 {
