@@ -263,6 +263,9 @@ mod raw;
 
 mod context;
 
+#[cfg(feature = "stats")]
+pub mod stats;
+
 mod runtime;
 
 mod guards;

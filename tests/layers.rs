@@ -21,9 +21,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The layers, lowest first.
-const LAYERS: [&str; 7] = [
+const LAYERS: [&str; 8] = [
     "raw",
     "context",
+    "stats",
     "runtime",
     "guards",
     "interpreters",
@@ -266,7 +267,7 @@ fn the_checker_sees_upward_imports() {
     let exports = re_exports(
         "pub use guards::with_gil::{WithGil, with_gil};\n#[cfg(feature = \"x\")]\npub use interpreters::sub_interpreter::SubInterpreter;",
     );
-    let check = |code: &str| upward_imports("f.rs", "runtime", 2, code, &exports);
+    let check = |code: &str| upward_imports("f.rs", "runtime", 3, code, &exports);
     assert_eq!(check("use crate::guards::stack;").len(), 1);
     assert_eq!(check("use crate::{raw::ffi, guards::stack};").len(), 1);
     assert_eq!(check("let x = crate::with_gil(|| 1);").len(), 1);

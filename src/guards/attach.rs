@@ -16,6 +16,8 @@ use crate::raw::epoch::epoch;
 use crate::raw::ffi::{self, PyThreadState};
 use crate::runtime::native_thread::{self, NewState};
 use crate::runtime::{self, hooks};
+#[cfg(feature = "stats")]
+use crate::stats::{AttachKind, interp::InterpKey, record as stats};
 
 /// Whether an attach may detach another interpreter's thread state first (and re-attach
 /// it when undone): only closure forms may, since a guard could be leaked.
@@ -37,6 +39,8 @@ pub(crate) fn attach_main(
 ) -> Result<FrameIndex, GilError> {
     let current = ffi::current_thread_state();
     if let Some(index) = stack::push_nested(current, |top| top.main, below_in_guard) {
+        #[cfg(feature = "stats")]
+        stats::nested(InterpKey::main());
         return Ok(index);
     }
     let reattached = if current.is_null() {
@@ -65,7 +69,12 @@ fn attach_main_otherwise(
         // SAFETY: detached (CPython just answered that nothing is current).
         unsafe { reattach_own(ptr::null_mut(), below_in_guard) }
     } else {
-        stack::push_nested_foreign(current, |top| top.main, below_in_guard)
+        let nested = stack::push_nested_foreign(current, |top| top.main, below_in_guard);
+        #[cfg(feature = "stats")]
+        if nested.is_some() {
+            stats::nested(InterpKey::main());
+        }
+        nested
     };
     match index {
         Some(index) => Ok(index),
@@ -101,9 +110,13 @@ unsafe fn reattach_kept_first(below_in_guard: Option<FrameIndex>) -> Option<Fram
         });
         Some(kept)
     })?;
+    #[cfg(feature = "stats")]
+    let waiting = stats::before_attach(InterpKey::main());
     // SAFETY: detached (caller); the current runtime's kept state is a live, detached
     // main-interpreter state of this thread. Both entries undo this by detaching it.
     unsafe { ffi::restore_thread(kept) };
+    #[cfg(feature = "stats")]
+    stats::attached(waiting, kind_of_frame(FrameIndex::new(0)));
     Some(FrameIndex::new(0))
 }
 
@@ -125,6 +138,8 @@ fn attach_main_slow(
             } else {
                 Owner::Foreign
             };
+            #[cfg(feature = "stats")]
+            stats::nested(InterpKey::main());
             // SAFETY: `current` is attached to this thread.
             return Ok(unsafe { push((Entry::Nested, current, owner), suspended, below_in_guard) });
         }
@@ -135,6 +150,9 @@ fn attach_main_slow(
         // SAFETY: `current`, a sub-interpreter's, is attached to this thread; restored when
         // the frame is undone (`Frame::suspended`), or below on failure.
         suspended = unsafe { ffi::save_thread() };
+        // SAFETY: `suspended` is live: it is re-attached below or when the frame is undone.
+        #[cfg(feature = "stats")]
+        stats::released(|| unsafe { InterpKey::of(suspended) });
     }
     // SAFETY: detached (or just detached).
     if let Some(index) = unsafe { reattach_own(suspended, below_in_guard) } {
@@ -146,8 +164,12 @@ fn attach_main_slow(
         Ok(attached) => Ok(unsafe { push(attached, suspended, below_in_guard) }),
         Err(error) => {
             if !suspended.is_null() {
+                #[cfg(feature = "stats")]
+                let waiting = stats::before_restore();
                 // SAFETY: still detached; puts back what was suspended above.
                 unsafe { ffi::restore_thread(suspended) };
+                #[cfg(feature = "stats")]
+                stats::restored(waiting);
             }
             Err(error)
         }
@@ -182,9 +204,13 @@ unsafe fn reattach_own(
     // SAFETY: `own` is live (a live release frame's, by the scope rule, or the kept one of
     // the current runtime); it is attached just below.
     let index = unsafe { push((entry, own, owner), suspended, below_in_guard) };
+    #[cfg(feature = "stats")]
+    let waiting = stats::before_attach(InterpKey::main());
     // SAFETY: `own` is a live, detached main-interpreter state of this thread, and the
     // thread is detached. Both entries undo this by detaching it.
     unsafe { ffi::restore_thread(own) };
+    #[cfg(feature = "stats")]
+    stats::attached(waiting, kind_of_frame(index));
     Some(index)
 }
 
@@ -202,15 +228,27 @@ unsafe fn attach_gilstate_or_new() -> Result<Attached, GilError> {
     let stale = thread::with(|context| context.kept.is_stale(gilstate));
     // SAFETY: a thread state `PyGILState` binds to this thread is live unless it is stale.
     if !gilstate.is_null() && !stale && unsafe { ffi::is_main_interpreter_state(gilstate) } {
+        #[cfg(feature = "stats")]
+        let waiting = stats::before_attach(InterpKey::main());
         // Re-attaching it directly is what `PyGILState_Ensure` would do, minus its counter.
         // SAFETY: this thread's own, detached main-interpreter state; the thread is
         // detached. `Entry::Restored` undoes this by detaching it.
         unsafe { ffi::restore_thread(gilstate) };
+        #[cfg(feature = "stats")]
+        stats::attached(waiting, AttachKind::Detached);
         return Ok((Entry::Restored, gilstate, Owner::Foreign));
     }
+    #[cfg(feature = "stats")]
+    let waiting = stats::before_attach(InterpKey::main());
     // SAFETY: initialized, not finalizing, detached; `gilstate` is null, a
     // sub-interpreter's (`PyGILState_Ensure` would attach *that* interpreter) or stale.
-    let (state, tstate) = unsafe { native_thread::attach_new(gilstate) }?;
+    let new = unsafe { native_thread::attach_new(gilstate) };
+    #[cfg(feature = "stats")]
+    match new {
+        Ok(_) => stats::attached(waiting, AttachKind::Native),
+        Err(_) => stats::not_attached(waiting),
+    }
+    let (state, tstate) = new?;
     // SAFETY: attached to the main interpreter just above.
     unsafe { install_hooks() };
     let entry = match state {
@@ -248,4 +286,14 @@ unsafe fn push(
         below_in_guard,
         ..frame
     })
+}
+
+/// The kind of attach the main-interpreter frame at `index` made: a thread state the crate
+/// keeps for a thread Python did not create, or one of the thread's own.
+#[cfg(feature = "stats")]
+fn kind_of_frame(index: FrameIndex) -> AttachKind {
+    match stack::frame(index).map(|frame| frame.entry) {
+        Some(Entry::Kept | Entry::Ensured | Entry::Deleting) => AttachKind::Native,
+        _ => AttachKind::Detached,
+    }
 }

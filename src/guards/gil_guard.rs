@@ -117,7 +117,10 @@ impl GilGuard {
     /// }
     /// ```
     #[inline]
+    #[cfg_attr(feature = "stats", track_caller)]
     pub fn try_acquire(&mut self) -> Result<(), GilError> {
+        #[cfg(feature = "stats")]
+        crate::stats::record::enter(core::panic::Location::caller());
         self.top = Some(attach_main(Suspend::Refused, self.top)?);
         Ok(())
     }
@@ -149,7 +152,10 @@ impl GilGuard {
     /// # Ok::<(), gilguard::GilError>(())
     /// ```
     #[inline]
+    #[cfg_attr(feature = "stats", track_caller)]
     pub unsafe fn release(&mut self) -> Result<(), GilError> {
+        #[cfg(feature = "stats")]
+        crate::stats::record::enter(core::panic::Location::caller());
         self.top = Some(release(self.top)?);
         Ok(())
     }

@@ -64,11 +64,23 @@ where
     // SAFETY: this thread is attached (the caller's), which is all `assume_attached`
     // requires; the token is consumed by `detach` at once.
     let python = unsafe { Python::assume_attached() };
-    python.detach(move || {
+    let value = python.detach(move || {
         // `pyo3` detached the thread state just now, and re-attaches it after the closure.
+        #[cfg(feature = "stats")]
+        crate::stats::record::released(crate::stats::interp::InterpKey::main);
         let released = Frame::released(Entry::ReleasedByPyo3, address as *mut _, owner, None);
-        stack::in_scope::<stack::ReleasedByPyo3Frame, T>(stack::push(released), f)
-    })
+        let value = stack::in_scope::<stack::ReleasedByPyo3Frame, T>(stack::push(released), f);
+        // The restore's wait is from here to `detach`'s return.
+        #[cfg(feature = "stats")]
+        let value = (value, crate::stats::record::before_restore());
+        value
+    });
+    #[cfg(feature = "stats")]
+    let value = {
+        crate::stats::record::restored(value.1);
+        value.0
+    };
+    value
 }
 
 /// A value moved into `pyo3`'s `Python::detach`, whose closure runs on the calling thread

@@ -10,6 +10,8 @@ use crate::context::frame::{Entry, Frame, FrameIndex, Owner};
 use crate::error::GilError;
 use crate::guards::stack;
 use crate::raw::ffi;
+#[cfg(feature = "stats")]
+use crate::stats::{interp::InterpKey, record as stats};
 
 /// Detaches this thread and pushes the frame that records it, linked to `below_in_guard`.
 ///
@@ -37,6 +39,9 @@ pub(crate) fn release_slow(below_in_guard: Option<FrameIndex>) -> Result<FrameIn
     // SAFETY: `attached` is attached to this thread. `Entry::Released` pairs this with
     // `PyEval_RestoreThread` of the returned state.
     let tstate = unsafe { ffi::save_thread() };
+    // SAFETY: released just now, so live (the scope rule).
+    #[cfg(feature = "stats")]
+    stats::released(|| unsafe { InterpKey::of(tstate) });
     Ok(stack::push(Frame::released(
         Entry::Released,
         tstate,

@@ -125,7 +125,10 @@ impl WithGil {
     /// }
     /// ```
     #[inline(always)]
+    #[cfg_attr(feature = "stats", track_caller)]
     pub fn try_acquire() -> Result<WithGil, GilError> {
+        #[cfg(feature = "stats")]
+        crate::stats::record::enter(core::panic::Location::caller());
         Ok(WithGil {
             frame: attach_main(Suspend::Refused, None)?,
             _thread: CPythonThreadState::NEW,
@@ -196,7 +199,10 @@ pub fn with_gil<T>(f: impl FnOnce() -> T) -> T {
 /// # Ok::<(), gilguard::GilError>(())
 /// ```
 #[inline]
+#[cfg_attr(feature = "stats", track_caller)]
 pub fn try_with_gil<T>(f: impl FnOnce() -> T) -> Result<T, GilError> {
+    #[cfg(feature = "stats")]
+    crate::stats::record::enter(core::panic::Location::caller());
     let index = attach_main(Suspend::Allowed, None)?;
     Ok(stack::in_main_scope(index, f))
 }

@@ -128,6 +128,7 @@ pub fn with_python<T>(f: impl for<'py> FnOnce(Python<'py>) -> T) -> T {
 /// assert_eq!(major, 3);
 /// # Ok::<(), gilguard::GilError>(())
 /// ```
+#[cfg_attr(feature = "stats", track_caller)]
 pub fn try_with_python<T>(f: impl for<'py> FnOnce(Python<'py>) -> T) -> Result<T, GilError> {
     // SAFETY: as in `with_python`.
     try_with_gil(|| f(unsafe { Python::assume_attached() }))

@@ -87,7 +87,10 @@ impl WithoutGil {
     /// # Ok::<(), GilError>(())
     /// ```
     #[inline]
+    #[cfg_attr(feature = "stats", track_caller)]
     pub unsafe fn new() -> Result<WithoutGil, GilError> {
+        #[cfg(feature = "stats")]
+        crate::stats::record::enter(core::panic::Location::caller());
         Ok(WithoutGil {
             frame: release(None)?,
             _thread: CPythonThreadState::NEW,
@@ -154,11 +157,14 @@ impl Drop for WithoutGil {
 /// });
 /// ```
 #[inline]
+#[cfg_attr(feature = "stats", track_caller)]
 pub fn without_gil<F, T>(f: F) -> T
 where
     F: FnOnce() -> T + Send,
     T: Send,
 {
+    #[cfg(feature = "stats")]
+    crate::stats::record::enter(core::panic::Location::caller());
     match detach(f) {
         Ok(value) => value,
         Err(f) => f(), // not attached: nothing to release
@@ -192,11 +198,14 @@ where
 /// # Ok::<(), GilError>(())
 /// ```
 #[inline]
+#[cfg_attr(feature = "stats", track_caller)]
 pub fn try_without_gil<F, T>(f: F) -> Result<T, GilError>
 where
     F: FnOnce() -> T + Send,
     T: Send,
 {
+    #[cfg(feature = "stats")]
+    crate::stats::record::enter(core::panic::Location::caller());
     detach(f).map_err(|_| GilError::NotAttached)
 }
 

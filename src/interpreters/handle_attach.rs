@@ -16,6 +16,8 @@ use crate::interpreters::interpreter::Interpreter;
 use crate::interpreters::thread_state::ThreadStateHandle;
 use crate::raw::ffi;
 use crate::runtime::shutdown;
+#[cfg(feature = "stats")]
+use crate::stats::{AttachKind, interp::InterpKey, record as stats};
 
 /// Whether undoing an attach on a detached thread binds `PyGILState` to the main
 /// interpreter again (3.12+): for another interpreter than the main one, when nothing
@@ -55,7 +57,10 @@ impl ThreadStateHandle<'_> {
     /// # Ok::<(), GilError>(())
     /// ```
     #[inline]
+    #[cfg_attr(feature = "stats", track_caller)]
     pub fn attach(&self) -> Result<AttachGuard<'_>, GilError> {
+        #[cfg(feature = "stats")]
+        crate::stats::record::enter(core::panic::Location::caller());
         Ok(AttachGuard::new(
             self.enter(Suspend::Refused, self.rebind_main())?,
         ))
@@ -95,7 +100,10 @@ impl ThreadStateHandle<'_> {
     /// });
     /// # Ok::<(), gilguard::GilError>(())
     /// ```
+    #[cfg_attr(feature = "stats", track_caller)]
     pub unsafe fn attach_suspending(&self) -> Result<AttachGuard<'_>, GilError> {
+        #[cfg(feature = "stats")]
+        crate::stats::record::enter(core::panic::Location::caller());
         Ok(AttachGuard::new(
             self.enter(Suspend::Allowed, self.rebind_main())?,
         ))
@@ -148,11 +156,14 @@ impl ThreadStateHandle<'_> {
     /// });
     /// ```
     #[inline]
+    #[cfg_attr(feature = "stats", track_caller)]
     pub fn run<F, T>(&self, f: F) -> Result<T, GilError>
     where
         F: FnOnce() -> T + Send,
         T: Send,
     {
+        #[cfg(feature = "stats")]
+        crate::stats::record::enter(core::panic::Location::caller());
         if !self.elsewhere {
             return self.run_as(RebindMain::No, f);
         }
@@ -201,6 +212,8 @@ impl ThreadStateHandle<'_> {
         } else if let Some(index) =
             stack::push_nested(current, |top| top.attached() == tstate, None)
         {
+            #[cfg(feature = "stats")]
+            stats::nested(self.stats_key());
             return Ok(index);
         }
         self.enter_slow(suspend, rebind)
@@ -217,9 +230,13 @@ impl ThreadStateHandle<'_> {
         let tstate = self.tstate.as_ptr();
         // Pushed first, as in `guards::attach::reattach_kept_first`.
         let index = stack::push(Frame::handle(Entry::Kept, tstate));
+        #[cfg(feature = "stats")]
+        let waiting = stats::before_attach(self.stats_key());
         // SAFETY: detached; `tstate` is this thread's, live, of a live interpreter (the caller's
         // checks). `Entry::Kept` undoes this by detaching it and uncounting the attach.
         unsafe { ffi::restore_thread(tstate) };
+        #[cfg(feature = "stats")]
+        stats::attached(waiting, AttachKind::Handle);
         index
     }
 
@@ -243,6 +260,8 @@ impl ThreadStateHandle<'_> {
         }
         let current = attached_thread_state();
         if current == tstate {
+            #[cfg(feature = "stats")]
+            stats::nested(self.stats_key());
             return Ok(stack::push(Frame::handle(Entry::Nested, tstate)));
         }
         self.check_usable()?;
@@ -255,11 +274,28 @@ impl ThreadStateHandle<'_> {
             // SAFETY: `current` is attached to this thread; re-attached when the frame is
             // undone (`Frame::suspended`).
             frame.suspended = unsafe { ffi::save_thread() };
+            // SAFETY: `current` was attached to this thread, so it is live.
+            #[cfg(feature = "stats")]
+            stats::released(|| unsafe { InterpKey::of(current) });
         }
+        #[cfg(feature = "stats")]
+        let waiting = stats::before_attach(self.stats_key());
         // SAFETY: detached now; `tstate` is this thread's live state of a live interpreter.
         // `Entry::Kept` undoes this by detaching it and uncounting the attach.
         unsafe { ffi::restore_thread(tstate) };
+        #[cfg(feature = "stats")]
+        stats::attached(waiting, AttachKind::Handle);
         Ok(stack::push(frame))
+    }
+
+    /// Which interpreter the statistics count this handle's attaches in.
+    #[cfg(feature = "stats")]
+    #[inline(always)]
+    fn stats_key(&self) -> InterpKey {
+        InterpKey {
+            id: self.interpreter.id(),
+            epoch: self.interpreter.epoch(),
+        }
     }
 
     /// How this handle's attaches from `attach` rebind `PyGILState` (see [`RebindMain`]).

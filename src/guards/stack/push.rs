@@ -7,6 +7,8 @@ use crate::context::frame::{Entry, Frame, FrameIndex, Owner};
 use crate::context::frames::NextSlot;
 use crate::context::thread;
 use crate::raw::ffi::{self, PyThreadState};
+#[cfg(feature = "stats")]
+use crate::stats::{interp::InterpKey, record as stats};
 
 /// The nested fast path: if the top frame attached a thread state the crate owns, that
 /// `accept` approves of and that is still `current` (CPython's answer, asked by the caller
@@ -81,6 +83,12 @@ pub(crate) fn push_released(below_in_guard: Option<FrameIndex>) -> Option<NextSl
         if !unsafe { ffi::detach_if_current(tstate, |_| true) } {
             return None;
         }
+        #[cfg(feature = "stats")]
+        stats::released(|| match top.main {
+            true => InterpKey::main(),
+            // SAFETY: released just now, so live (the scope rule).
+            false => unsafe { InterpKey::of(tstate) },
+        });
         context.frames.count_next(pending);
         Some(next)
     }

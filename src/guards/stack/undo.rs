@@ -8,6 +8,8 @@ use crate::context::frame::{Entry, Frame, Owner, same_foreign};
 use crate::raw::epoch::epoch;
 use crate::raw::ffi::{self, PyThreadState};
 use crate::runtime::native_thread;
+#[cfg(feature = "stats")]
+use crate::stats::record as stats;
 
 /// Where a frame is undone from, which decides whether its scope still vouches for the
 /// thread state a release re-attaches.
@@ -54,6 +56,8 @@ impl FastUndo for RestoredFrame {
     #[inline(always)]
     fn undo(frame: &Frame) {
         frame.detach();
+        #[cfg(feature = "stats")]
+        stats::detached();
     }
 }
 
@@ -63,6 +67,8 @@ impl FastUndo for KeptFrame {
     fn undo(frame: &Frame) {
         // A kept thread state is always the crate's (see `Entry::Kept`).
         detach_owned(frame.tstate);
+        #[cfg(feature = "stats")]
+        stats::detached();
         native_thread::dismiss_guard();
     }
 }
@@ -123,6 +129,8 @@ impl Frame {
                     // (returning `UNLOCKED`), confirmed attached and still bound.
                     unsafe { ffi::gilstate_release_unlocked() };
                 }
+                #[cfg(feature = "stats")]
+                stats::detached();
             }
             Entry::Deleting => {
                 if self.is_current(ffi::current_thread_state()) {
@@ -130,6 +138,8 @@ impl Frame {
                     // cleared it. Deleting it also detaches the thread.
                     unsafe { ffi::delete_current() };
                 }
+                #[cfg(feature = "stats")]
+                stats::detached();
                 // Deleting a thread state `PyGILState` binds unbinds it.
                 #[cfg(Py_3_12)]
                 if self.suspended.is_null() {
@@ -148,11 +158,17 @@ impl Frame {
         if self.released_in != epoch() {
             runtime_gone();
         }
+        #[cfg(feature = "stats")]
+        let waiting = stats::before_restore();
         if from == Undo::InScope || attached_thread_state().is_null() {
             // SAFETY: detached (in scope, or checked); `self.tstate`, saved in this runtime
             // (checked above), is alive and this thread's by the scope rule.
             unsafe { ffi::restore_thread(self.tstate) };
+            #[cfg(feature = "stats")]
+            return stats::restored(waiting);
         }
+        #[cfg(feature = "stats")]
+        stats::not_attached(waiting);
     }
 
     /// Re-attaches what the frame suspended, after its own change was undone.
@@ -164,11 +180,17 @@ impl Frame {
             bind_main_again();
             return;
         }
+        #[cfg(feature = "stats")]
+        let waiting = stats::before_restore();
         if attached_thread_state().is_null() {
             // SAFETY: detached (checked); `suspended`, saved before the frame was pushed, is
             // alive and this thread's by the scope rule.
             unsafe { ffi::restore_thread(self.suspended) };
+            #[cfg(feature = "stats")]
+            return stats::restored(waiting);
         }
+        #[cfg(feature = "stats")]
+        stats::not_attached(waiting);
     }
 
     /// Undoes a `Restored` or `Kept` frame: detaches its thread state if it is the current

@@ -1,0 +1,113 @@
+//! The callback for a hold longer than a threshold.
+
+use core::panic::Location;
+use core::sync::atomic::{AtomicU64, Ordering};
+use core::time::Duration;
+use std::sync::{Arc, RwLock};
+
+use crate::stats::counter::nanos;
+use crate::stats::sites::Site;
+
+/// A hold longer than the threshold given to [`on_long_hold`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use gilguard::stats::{self, LongHold};
+///
+/// stats::on_long_hold(Duration::from_millis(100), |hold: &LongHold| {
+///     eprintln!("{}:{} held the GIL for {:?}", hold.site.file(), hold.site.line(), hold.hold);
+/// });
+/// # stats::clear_long_hold();
+/// ```
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct LongHold {
+    /// Where the attach that began the hold was asked for (the caller of
+    /// [`with_gil`](crate::with_gil), [`WithGil::acquire`](crate::WithGil::acquire), ...; for
+    /// a hold that began with a restore, of the guard whose hold the release interrupted).
+    pub site: &'static Location<'static>,
+    /// How long it held.
+    pub hold: Duration,
+    /// The id of the interpreter it held ([`Interpreter::id`](crate::Interpreter::id)).
+    pub interpreter: i64,
+}
+
+type Callback = Arc<dyn Fn(&LongHold) + Send + Sync>;
+
+/// The threshold in nanoseconds; `u64::MAX` when no callback is set, so that the check at
+/// each detach is one load and one compare.
+static THRESHOLD_NS: AtomicU64 = AtomicU64::new(u64::MAX);
+static CALLBACK: RwLock<Option<Callback>> = RwLock::new(None);
+
+/// Calls `callback` after every hold longer than `threshold`, on the thread that held, right
+/// after it detached (so the callback runs without the GIL; it may take it). Replaces the
+/// callback set before.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::time::{Duration, Instant};
+/// use gilguard::{stats, with_gil};
+///
+/// static LONG: AtomicUsize = AtomicUsize::new(0);
+/// gilguard::initialize()?;
+/// stats::on_long_hold(Duration::from_millis(5), |_| {
+///     LONG.fetch_add(1, Ordering::Relaxed);
+/// });
+/// with_gil(|| {
+///     let start = Instant::now();
+///     while start.elapsed() < Duration::from_millis(10) {}
+/// });
+/// stats::clear_long_hold();
+/// assert!(LONG.load(Ordering::Relaxed) >= 1);
+/// # Ok::<(), gilguard::GilError>(())
+/// ```
+pub fn on_long_hold(threshold: Duration, callback: impl Fn(&LongHold) + Send + Sync + 'static) {
+    let mut slot = CALLBACK
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    *slot = Some(Arc::new(callback));
+    THRESHOLD_NS.store(nanos(threshold), Ordering::Relaxed);
+}
+
+/// Removes the callback [`on_long_hold`] set, if any.
+///
+/// # Examples
+///
+/// ```
+/// gilguard::stats::clear_long_hold();
+/// ```
+pub fn clear_long_hold() {
+    THRESHOLD_NS.store(u64::MAX, Ordering::Relaxed);
+    *CALLBACK
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+}
+
+/// Calls the callback if a hold of `hold_ns` at `site` is longer than the threshold.
+#[inline(always)]
+pub(crate) fn check(site: Site, interpreter: i64, hold_ns: u64) {
+    if hold_ns > THRESHOLD_NS.load(Ordering::Relaxed) {
+        call(site, interpreter, hold_ns);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn call(site: Site, interpreter: i64, hold_ns: u64) {
+    // Cloned out of the lock: the callback may set another one.
+    let callback = CALLBACK
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clone();
+    if let Some(callback) = callback {
+        callback(&LongHold {
+            site,
+            hold: Duration::from_nanos(hold_ns),
+            interpreter,
+        });
+    }
+}

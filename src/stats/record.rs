@@ -1,0 +1,165 @@
+//! The hooks the guards call, with the feature on: at a public entry point ([`enter`]), around
+//! the C call that attaches ([`before_attach`], [`attached`]), at the detach that ends a hold
+//! ([`detached`]), at a release ([`released`]) and around its restore ([`before_restore`],
+//! [`restored`]), and at a nested attach ([`nested`]).
+
+use core::panic::Location;
+use core::sync::atomic::Ordering;
+use std::time::Instant;
+
+use crate::stats::counter::{nanos, raise};
+use crate::stats::interp::{InterpKey, Tally};
+use crate::stats::kind::AttachKind;
+use crate::stats::long_hold;
+use crate::stats::sites::{self, Site};
+use crate::stats::thread::{self, Hold, Resume};
+
+/// An attach waiting for its GIL: since when, for which site and interpreter.
+#[derive(Debug)]
+pub(crate) struct Waiting {
+    since: Instant,
+    site: Site,
+    tally: &'static Tally,
+    /// Whether the hold that follows is the crate's to end (see [`Resume::holds`]).
+    holds: bool,
+}
+
+/// Notes the call site of a public entry point, for the attaches it makes.
+#[inline(always)]
+pub(crate) fn enter(site: Site) {
+    thread::with(|stats| stats.site.set(Some(site)));
+}
+
+/// The site of this thread's public entry point, or this function's if none was noted (an
+/// attach the crate makes for itself).
+#[inline(always)]
+fn site(stats: &thread::ThreadStats) -> Site {
+    stats.site.get().unwrap_or_else(|| Location::caller())
+}
+
+/// Counts a nested attach to `key`'s interpreter.
+#[inline(always)]
+pub(crate) fn nested(key: InterpKey) {
+    thread::with(|stats| {
+        let counter = &stats.tally(key).attaches[AttachKind::Nested as usize];
+        counter.fetch_add(1, Ordering::Relaxed);
+    });
+}
+
+/// Called just before the C call that attaches to `key`'s interpreter on a detached thread.
+#[inline(always)]
+pub(crate) fn before_attach(key: InterpKey) -> Option<Waiting> {
+    thread::with(|stats| {
+        let tally = stats.tally(key);
+        tally.waiting_now.fetch_add(1, Ordering::Relaxed);
+        Some(Waiting {
+            since: Instant::now(),
+            site: site(stats),
+            tally,
+            holds: true,
+        })
+    })
+}
+
+/// Called right after the C call that [`before_attach`] preceded, returned having attached:
+/// counts the attach and its wait, and starts the hold.
+#[inline(always)]
+pub(crate) fn attached(waiting: Option<Waiting>, kind: AttachKind) {
+    let Some(waiting) = waiting else { return };
+    let now = Instant::now();
+    let wait_ns = nanos(now - waiting.since);
+    let tally = waiting.tally;
+    tally.waiting_now.fetch_sub(1, Ordering::Relaxed);
+    tally.attaches[kind as usize].fetch_add(1, Ordering::Relaxed);
+    tally.wait_ns.fetch_add(wait_ns, Ordering::Relaxed);
+    if waiting.holds {
+        let hold = Hold {
+            since: now,
+            wait_ns,
+            site: waiting.site,
+            tally,
+        };
+        thread::with(|stats| stats.hold.set(Some(hold)));
+    } else {
+        sites::record_wait(waiting.site, wait_ns);
+    }
+}
+
+/// Called when an attach that [`attached`] counted fails after all (the C call could not
+/// attach): forgets the wait, counts nothing.
+#[inline]
+pub(crate) fn not_attached(waiting: Option<Waiting>) {
+    if let Some(waiting) = waiting {
+        waiting.tally.waiting_now.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Called at a detach that undoes an attach: ends this thread's hold, if one is in progress.
+#[inline(always)]
+pub(crate) fn detached() {
+    if let Some(hold) = thread::with(|stats| stats.hold.take()) {
+        end(hold, Instant::now());
+    }
+}
+
+/// Called just after a release (or a suspension) detached a thread state of `key()`'s
+/// interpreter: ends the hold in progress, and remembers it for the restore.
+#[inline]
+pub(crate) fn released(key: impl FnOnce() -> InterpKey) {
+    thread::with(|stats| {
+        let resume = match stats.hold.take() {
+            Some(hold) => {
+                end(hold, Instant::now());
+                Resume {
+                    site: hold.site,
+                    tally: hold.tally,
+                    holds: true,
+                }
+            }
+            None => {
+                // Attached by someone else (Python calling an extension, typically): its
+                // hold is not known, its detach still counts.
+                let tally = stats.tally(key());
+                tally.detaches.fetch_add(1, Ordering::Relaxed);
+                Resume {
+                    site: site(stats),
+                    tally,
+                    holds: false,
+                }
+            }
+        };
+        stats.push_resume(resume);
+    });
+}
+
+/// Called just before the C call that undoes a release (or a suspension).
+#[inline]
+pub(crate) fn before_restore() -> Option<Waiting> {
+    thread::with(|stats| {
+        let resume = stats.pop_resume()?;
+        resume.tally.waiting_now.fetch_add(1, Ordering::Relaxed);
+        Some(Waiting {
+            since: Instant::now(),
+            site: resume.site,
+            tally: resume.tally,
+            holds: resume.holds,
+        })
+    })
+}
+
+/// Called right after the C call that [`before_restore`] preceded.
+#[inline]
+pub(crate) fn restored(waiting: Option<Waiting>) {
+    attached(waiting, AttachKind::Restore);
+}
+
+/// Ends `hold` at `now`: counts the detach, the hold, and the site's figures.
+fn end(hold: Hold, now: Instant) {
+    let hold_ns = nanos(now - hold.since);
+    let tally = hold.tally;
+    tally.detaches.fetch_add(1, Ordering::Relaxed);
+    tally.hold_ns.fetch_add(hold_ns, Ordering::Relaxed);
+    raise(&tally.longest_hold_ns, hold_ns);
+    sites::record_hold(hold.site, hold.wait_ns, hold_ns);
+    long_hold::check(hold.site, tally.key.id, hold_ns);
+}

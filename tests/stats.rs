@@ -1,0 +1,239 @@
+//! The `stats` feature: attaches are counted by kind and interpreter exactly (also under
+//! threads racing), each detach ends the hold its attach began, call sites are the callers of
+//! the public entry points, an own-GIL sub-interpreter's attaches are its own and not the main
+//! interpreter's, and the long-hold callback names the site. Each test runs in a child
+//! process, so that no other test's attaches are counted. No timing is asserted here (the
+//! ground truth is `tests/stats_ground_truth.rs`).
+#![cfg(feature = "stats")]
+
+mod common;
+
+use std::panic::Location;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gilguard::stats::{self, AttachKind, Counts, Snapshot};
+use gilguard::{InterpreterConfig, SubInterpreter, WithGil, with_gil, without_gil};
+
+/// Own GIL where CPython has it.
+fn parallel_config() -> InterpreterConfig {
+    if cfg!(Py_3_12) {
+        InterpreterConfig::isolated()
+    } else {
+        InterpreterConfig::legacy()
+    }
+}
+
+fn main_counts(snapshot: &Snapshot) -> Counts {
+    interpreter_counts(snapshot, 0)
+}
+
+fn interpreter_counts(snapshot: &Snapshot, id: i64) -> Counts {
+    snapshot
+        .interpreters
+        .iter()
+        .find(|interpreter| interpreter.id == id && interpreter.runtime == 0)
+        .map_or_else(Counts::default, |interpreter| interpreter.counts)
+}
+
+fn site_of<'a>(snapshot: &'a Snapshot, site: &Location<'_>) -> &'a stats::SiteStats {
+    snapshot
+        .sites
+        .iter()
+        .find(|stats| stats.site.file() == site.file() && stats.site.line() == site.line())
+        .unwrap_or_else(|| panic!("no figures for {site}:\n{snapshot}"))
+}
+
+/// A `Location` of the line after the one that calls this (where the entry point is).
+#[track_caller]
+fn next_line() -> (&'static str, u32) {
+    let here = Location::caller();
+    (here.file(), here.line() + 1)
+}
+
+fn site_at<'a>(snapshot: &'a Snapshot, (file, line): (&str, u32)) -> &'a stats::SiteStats {
+    snapshot
+        .sites
+        .iter()
+        .find(|stats| stats.site.file() == file && stats.site.line() == line)
+        .unwrap_or_else(|| panic!("no figures for {file}:{line}:\n{snapshot}"))
+}
+
+#[test]
+fn kinds_holds_and_sites_add_up() {
+    common::run_child("child_kinds_holds_and_sites_add_up");
+}
+
+#[test]
+#[ignore = "runs in a child process, started by kinds_holds_and_sites_add_up"]
+fn child_kinds_holds_and_sites_add_up() {
+    common::python();
+    stats::reset();
+    let outer = next_line();
+    with_gil(|| {
+        let _nested = WithGil::acquire();
+        with_gil(|| ());
+        without_gil(|| ());
+    });
+    std::thread::spawn(|| {
+        for _ in 0..3 {
+            with_gil(|| ());
+        }
+    })
+    .join()
+    .unwrap();
+    let snapshot = stats::snapshot();
+    let main = main_counts(&snapshot);
+    assert_eq!(main.attaches(AttachKind::Detached), 1, "{snapshot}");
+    assert_eq!(main.attaches(AttachKind::Nested), 2, "{snapshot}");
+    assert_eq!(main.attaches(AttachKind::Restore), 1, "{snapshot}");
+    assert_eq!(main.attaches(AttachKind::Native), 3, "{snapshot}");
+    assert_eq!(main.attaches(AttachKind::Handle), 0, "{snapshot}");
+    // The release ends one hold, the end of `with_gil` the one its restore began, and each
+    // native attach ends its own.
+    assert_eq!(main.detaches, 5, "{snapshot}");
+    assert_eq!(main.waiting_now, 0);
+    assert_eq!(snapshot.total, main);
+    // The restore's wait and the hold it began are the outer site's (the hold the release
+    // interrupted).
+    let site = site_at(&snapshot, outer);
+    assert_eq!((site.attaches, site.holds), (2, 2), "{snapshot}");
+    assert!(site.hold >= site.longest_hold);
+    let sum: u64 = snapshot.sites.iter().map(|site| site.attaches).sum();
+    assert_eq!(sum, main.taking_the_gil(), "{snapshot}");
+    let holds: Duration = snapshot.sites.iter().map(|site| site.hold).sum();
+    assert_eq!(holds, main.hold);
+    // The table names the site.
+    let table = snapshot.to_string();
+    assert!(
+        table.contains(&format!("{}:{}", outer.0, outer.1)),
+        "{table}"
+    );
+    assert!(table.contains("total"), "{table}");
+
+    stats::reset();
+    let snapshot = stats::snapshot();
+    assert_eq!(snapshot.total.taking_the_gil(), 0, "{snapshot}");
+    assert!(snapshot.sites.is_empty(), "{snapshot}");
+}
+
+#[test]
+fn sub_interpreter_attaches_are_its_own() {
+    common::run_child("child_sub_interpreter_attaches_are_its_own");
+}
+
+#[test]
+#[ignore = "runs in a child process, started by sub_interpreter_attaches_are_its_own"]
+fn child_sub_interpreter_attaches_are_its_own() {
+    common::python();
+    let interpreter = SubInterpreter::with_config(parallel_config()).unwrap();
+    let id = interpreter.id();
+    stats::reset();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let handle = interpreter.thread_state().unwrap();
+            for _ in 0..4 {
+                let _attached = handle.attach().unwrap();
+                let _nested = handle.attach().unwrap();
+            }
+            // From the main interpreter into the sub-interpreter and back: the main
+            // interpreter's hold is interrupted, and restored.
+            with_gil(|| handle.run(|| ()).unwrap());
+        });
+    });
+    let snapshot = stats::snapshot();
+    let sub = interpreter_counts(&snapshot, id);
+    let main = main_counts(&snapshot);
+    assert_eq!(sub.attaches(AttachKind::Handle), 5, "{snapshot}");
+    assert_eq!(sub.attaches(AttachKind::Nested), 4, "{snapshot}");
+    assert_eq!(sub.detaches, 5, "{snapshot}");
+    assert_eq!(sub.attaches(AttachKind::Native), 0, "{snapshot}");
+    assert_eq!(main.attaches(AttachKind::Handle), 0, "{snapshot}");
+    assert_eq!(main.attaches(AttachKind::Native), 1, "{snapshot}");
+    assert_eq!(main.attaches(AttachKind::Restore), 1, "{snapshot}");
+    assert_eq!(main.detaches, 2, "{snapshot}");
+    assert_eq!(snapshot.total.taking_the_gil(), 7, "{snapshot}");
+    drop(interpreter);
+}
+
+#[test]
+fn threads_racing_count_exactly() {
+    common::run_child("child_threads_racing_count_exactly");
+}
+
+#[test]
+#[ignore = "runs in a child process, started by threads_racing_count_exactly"]
+fn child_threads_racing_count_exactly() {
+    const THREADS: u64 = 4;
+    const ROUNDS: u64 = 5_000;
+    common::python();
+    let interpreter = SubInterpreter::with_config(parallel_config()).unwrap();
+    stats::reset();
+    std::thread::scope(|scope| {
+        for _ in 0..THREADS {
+            scope.spawn(|| {
+                let handle = interpreter.thread_state().unwrap();
+                for round in 0..ROUNDS {
+                    with_gil(|| {
+                        with_gil(|| ());
+                        without_gil(|| ());
+                    });
+                    if round % 2 == 0 {
+                        handle.run(|| ()).unwrap();
+                    }
+                }
+            });
+        }
+    });
+    let snapshot = stats::snapshot();
+    let main = main_counts(&snapshot);
+    let sub = interpreter_counts(&snapshot, interpreter.id());
+    assert_eq!(
+        main.attaches(AttachKind::Native),
+        THREADS * ROUNDS,
+        "{snapshot}"
+    );
+    assert_eq!(main.attaches(AttachKind::Nested), THREADS * ROUNDS);
+    assert_eq!(main.attaches(AttachKind::Restore), THREADS * ROUNDS);
+    assert_eq!(main.detaches, 2 * THREADS * ROUNDS);
+    assert_eq!(sub.attaches(AttachKind::Handle), THREADS * ROUNDS / 2);
+    assert_eq!(sub.detaches, THREADS * ROUNDS / 2);
+    assert_eq!(snapshot.total.waiting_now, 0);
+    let site_attaches: u64 = snapshot.sites.iter().map(|site| site.attaches).sum();
+    let site_holds: u64 = snapshot.sites.iter().map(|site| site.holds).sum();
+    assert_eq!(site_attaches, snapshot.total.taking_the_gil(), "{snapshot}");
+    assert_eq!(site_holds, snapshot.total.detaches, "{snapshot}");
+    let site_hold: Duration = snapshot.sites.iter().map(|site| site.hold).sum();
+    assert_eq!(site_hold, snapshot.total.hold);
+    drop(interpreter);
+}
+
+#[test]
+fn a_long_hold_names_its_site() {
+    common::run_child("child_a_long_hold_names_its_site");
+}
+
+#[test]
+#[ignore = "runs in a child process, started by a_long_hold_names_its_site"]
+fn child_a_long_hold_names_its_site() {
+    common::python();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    stats::on_long_hold(Duration::from_millis(20), move |hold| {
+        record
+            .lock()
+            .unwrap()
+            .push((hold.site.line(), hold.hold, hold.interpreter));
+    });
+    with_gil(|| ()); // short: not reported
+    let long = next_line();
+    with_gil(|| std::thread::sleep(Duration::from_millis(30)));
+    stats::clear_long_hold();
+    with_gil(|| std::thread::sleep(Duration::from_millis(30))); // no callback any more
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].0, long.1);
+    assert!(seen[0].1 >= Duration::from_millis(30));
+    assert_eq!(seen[0].2, 0);
+    let _ = site_of; // used by other tests' diagnostics
+}
