@@ -147,12 +147,14 @@ fn attach_main_slow(
             return Err(GilError::AttachedElsewhere);
         }
         runtime::check_can_attach()?;
+        #[cfg(feature = "stats")]
+        let detaching = stats::detaching();
         // SAFETY: `current`, a sub-interpreter's, is attached to this thread; restored when
         // the frame is undone (`Frame::suspended`), or below on failure.
         suspended = unsafe { ffi::save_thread() };
         // SAFETY: `suspended` is live: it is re-attached below or when the frame is undone.
         #[cfg(feature = "stats")]
-        stats::released(|| unsafe { InterpKey::of(suspended) });
+        stats::released(detaching, || unsafe { InterpKey::of(suspended) });
     }
     // SAFETY: detached (or just detached).
     if let Some(index) = unsafe { reattach_own(suspended, below_in_guard) } {

@@ -67,7 +67,10 @@ where
     let value = python.detach(move || {
         // `pyo3` detached the thread state just now, and re-attaches it after the closure.
         #[cfg(feature = "stats")]
-        crate::stats::record::released(crate::stats::interp::InterpKey::main);
+        crate::stats::record::released(
+            crate::stats::record::detaching(),
+            crate::stats::interp::InterpKey::main,
+        );
         let released = Frame::released(Entry::ReleasedByPyo3, address as *mut _, owner, None);
         let value = stack::in_scope::<stack::ReleasedByPyo3Frame, T>(stack::push(released), f);
         // The restore's wait is from here to `detach`'s return.

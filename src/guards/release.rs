@@ -36,12 +36,14 @@ pub(crate) fn release_slow(below_in_guard: Option<FrameIndex>) -> Result<FrameIn
     } else {
         Owner::Foreign
     };
+    #[cfg(feature = "stats")]
+    let detaching = stats::detaching();
     // SAFETY: `attached` is attached to this thread. `Entry::Released` pairs this with
     // `PyEval_RestoreThread` of the returned state.
     let tstate = unsafe { ffi::save_thread() };
     // SAFETY: released just now, so live (the scope rule).
     #[cfg(feature = "stats")]
-    stats::released(|| unsafe { InterpKey::of(tstate) });
+    stats::released(detaching, || unsafe { InterpKey::of(tstate) });
     Ok(stack::push(Frame::released(
         Entry::Released,
         tstate,

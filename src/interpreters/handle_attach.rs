@@ -271,12 +271,14 @@ impl ThreadStateHandle<'_> {
         self.admit()?;
         let mut frame = Frame::handle(Entry::Kept, tstate);
         if !current.is_null() {
+            #[cfg(feature = "stats")]
+            let detaching = stats::detaching();
             // SAFETY: `current` is attached to this thread; re-attached when the frame is
             // undone (`Frame::suspended`).
             frame.suspended = unsafe { ffi::save_thread() };
             // SAFETY: `current` was attached to this thread, so it is live.
             #[cfg(feature = "stats")]
-            stats::released(|| unsafe { InterpKey::of(current) });
+            stats::released(detaching, || unsafe { InterpKey::of(current) });
         }
         #[cfg(feature = "stats")]
         let waiting = stats::before_attach(self.stats_key());

@@ -94,22 +94,32 @@ pub(crate) fn not_attached(waiting: Option<Waiting>) {
     }
 }
 
-/// Called at a detach that undoes an attach: ends this thread's hold, if one is in progress.
+/// Called just before the C call that detaches: a hold ends when the thread asks to
+/// detach (CPython may keep it waiting in that call until another thread has taken the GIL,
+/// which is neither holding nor waiting to attach).
 #[inline(always)]
-pub(crate) fn detached() {
+pub(crate) fn detaching() -> Instant {
+    Instant::now()
+}
+
+/// Called after a detach that undoes an attach, with the time of [`detaching`]: ends this
+/// thread's hold, if one is in progress.
+#[inline(always)]
+pub(crate) fn detached(at: Instant) {
     if let Some(hold) = thread::with(|stats| stats.hold.take()) {
-        end(hold, Instant::now());
+        end(hold, at);
     }
 }
 
 /// Called just after a release (or a suspension) detached a thread state of `key()`'s
-/// interpreter: ends the hold in progress, and remembers it for the restore.
+/// interpreter, with the time of [`detaching`]: ends the hold in progress, and remembers it
+/// for the restore.
 #[inline]
-pub(crate) fn released(key: impl FnOnce() -> InterpKey) {
+pub(crate) fn released(at: Instant, key: impl FnOnce() -> InterpKey) {
     thread::with(|stats| {
         let resume = match stats.hold.take() {
             Some(hold) => {
-                end(hold, Instant::now());
+                end(hold, at);
                 Resume {
                     site: hold.site,
                     tally: hold.tally,
@@ -153,9 +163,10 @@ pub(crate) fn restored(waiting: Option<Waiting>) {
     attached(waiting, AttachKind::Restore);
 }
 
-/// Ends `hold` at `now`: counts the detach, the hold, and the site's figures.
-fn end(hold: Hold, now: Instant) {
-    let hold_ns = nanos(now - hold.since);
+/// Ends `hold` at `at`: counts the detach, the hold, and the site's figures; called once the
+/// thread is detached, so that a long-hold callback runs without the GIL.
+fn end(hold: Hold, at: Instant) {
+    let hold_ns = nanos(at.saturating_duration_since(hold.since));
     let tally = hold.tally;
     tally.detaches.fetch_add(1, Ordering::Relaxed);
     tally.hold_ns.fetch_add(hold_ns, Ordering::Relaxed);

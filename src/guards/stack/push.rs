@@ -78,13 +78,15 @@ pub(crate) fn push_released(below_in_guard: Option<FrameIndex>) -> Option<NextSl
         // which runs no Python code.
         let released = Frame::released(Entry::Released, tstate, top.owner, below_in_guard);
         let pending = context.frames.write_next(next, released);
+        #[cfg(feature = "stats")]
+        let detaching = stats::detaching();
         // SAFETY: the top frame's thread state (the stack invariant), detached only if current
         // (before 3.12: owned, so this thread's); the frame counted below pairs it with a restore.
         if !unsafe { ffi::detach_if_current(tstate, |_| true) } {
             return None;
         }
         #[cfg(feature = "stats")]
-        stats::released(|| match top.main {
+        stats::released(detaching, || match top.main {
             true => InterpKey::main(),
             // SAFETY: released just now, so live (the scope rule).
             false => unsafe { InterpKey::of(tstate) },

@@ -55,9 +55,11 @@ impl FastUndo for RestoredFrame {
     const ENTRY: Entry = Entry::Restored;
     #[inline(always)]
     fn undo(frame: &Frame) {
+        #[cfg(feature = "stats")]
+        let detaching = stats::detaching();
         frame.detach();
         #[cfg(feature = "stats")]
-        stats::detached();
+        stats::detached(detaching);
     }
 }
 
@@ -65,10 +67,12 @@ impl FastUndo for KeptFrame {
     const ENTRY: Entry = Entry::Kept;
     #[inline(always)]
     fn undo(frame: &Frame) {
+        #[cfg(feature = "stats")]
+        let detaching = stats::detaching();
         // A kept thread state is always the crate's (see `Entry::Kept`).
         detach_owned(frame.tstate);
         #[cfg(feature = "stats")]
-        stats::detached();
+        stats::detached(detaching);
         native_thread::dismiss_guard();
     }
 }
@@ -122,6 +126,8 @@ impl Frame {
             #[cfg(feature = "pyo3")]
             Entry::ReleasedByPyo3 => ReleasedByPyo3Frame::undo(&self),
             Entry::Ensured => {
+                #[cfg(feature = "stats")]
+                let detaching = stats::detaching();
                 if self.is_current(ffi::current_thread_state())
                     && ffi::gilstate_thread_state() == self.tstate
                 {
@@ -130,16 +136,18 @@ impl Frame {
                     unsafe { ffi::gilstate_release_unlocked() };
                 }
                 #[cfg(feature = "stats")]
-                stats::detached();
+                stats::detached(detaching);
             }
             Entry::Deleting => {
+                #[cfg(feature = "stats")]
+                let detaching = stats::detaching();
                 if self.is_current(ffi::current_thread_state()) {
                     // SAFETY: `self.tstate` is attached (confirmed), and `undo_in_place`
                     // cleared it. Deleting it also detaches the thread.
                     unsafe { ffi::delete_current() };
                 }
                 #[cfg(feature = "stats")]
-                stats::detached();
+                stats::detached(detaching);
                 // Deleting a thread state `PyGILState` binds unbinds it.
                 #[cfg(Py_3_12)]
                 if self.suspended.is_null() {
