@@ -162,6 +162,9 @@
 //!   compiler errors name it.
 //! * [`ffi`]: `pyo3-ffi` re-exported whole, the one copy of the build, for the C calls made
 //!   between the guards.
+//! * `stats` (the `stats` feature): attaches, waits and holds per interpreter and per call
+//!   site, counted by the guards: `stats::snapshot`, `stats::reset`, `stats::on_long_hold`
+//!   (the guide's chapter `seeing_the_gil`).
 //! * [`guide`]: the guide's chapters ([`guide::rules`], [`guide::subinterpreters`],
 //!   [`guide::reliability`], [`guide::performance`]), whose examples run as doctests.
 //!   [`guide::rules`], §9, holds a whole extension module on the raw C API and this crate
@@ -354,6 +357,9 @@ pub mod guide {
     //! * [`performance`]: what the benches measure, the ratios against the raw C calls and
     //!   `pyo3`, and how to reproduce them (the dated record of every run stays in
     //!   `docs/performance-log.md`).
+    //! * `seeing_the_gil` (with the `stats` feature): which code holds the GIL and who waits
+    //!   for it, counted by the guards; checked against ground truth and beside `gilknocker`;
+    //!   when to use it and when a sampling profiler (py-spy).
 
     // The chapters link to one another by reference-style links whose definitions, at the
     // end of each file, name the Markdown file beside it, for a reader of `docs/` on a
@@ -375,6 +381,10 @@ pub mod guide {
 
     #[doc = include_str!("../docs/performance.md")]
     pub mod performance {}
+
+    #[cfg(feature = "stats")]
+    #[doc = include_str!("../docs/seeing-the-gil.md")]
+    pub mod seeing_the_gil {}
 }
 
 /// The examples of `README.md`, compiled and run with the doctests.

@@ -40,7 +40,7 @@ pub(crate) fn attach_main(
     let current = ffi::current_thread_state();
     if let Some(index) = stack::push_nested(current, |top| top.main, below_in_guard) {
         #[cfg(feature = "stats")]
-        stats::nested(InterpKey::main());
+        stats::nested_main();
         return Ok(index);
     }
     let reattached = if current.is_null() {
@@ -72,7 +72,7 @@ fn attach_main_otherwise(
         let nested = stack::push_nested_foreign(current, |top| top.main, below_in_guard);
         #[cfg(feature = "stats")]
         if nested.is_some() {
-            stats::nested(InterpKey::main());
+            stats::nested_main();
         }
         nested
     };
@@ -139,7 +139,7 @@ fn attach_main_slow(
                 Owner::Foreign
             };
             #[cfg(feature = "stats")]
-            stats::nested(InterpKey::main());
+            stats::nested_main();
             // SAFETY: `current` is attached to this thread.
             return Ok(unsafe { push((Entry::Nested, current, owner), suspended, below_in_guard) });
         }

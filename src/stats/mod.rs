@@ -29,6 +29,7 @@ mod counter;
 pub(crate) mod interp;
 mod kind;
 mod long_hold;
+mod nested;
 pub(crate) mod record;
 mod sites;
 mod snapshot;

@@ -11,6 +11,7 @@ use crate::stats::counter::{nanos, raise};
 use crate::stats::interp::{InterpKey, Tally};
 use crate::stats::kind::AttachKind;
 use crate::stats::long_hold;
+use crate::stats::nested;
 use crate::stats::sites::{self, Site};
 use crate::stats::thread::{self, Hold, Resume};
 
@@ -37,8 +38,14 @@ fn site(stats: &thread::ThreadStats) -> Site {
     stats.site.get().unwrap_or_else(|| Location::caller())
 }
 
-/// Counts a nested attach to `key`'s interpreter.
+/// Counts a nested attach to the main interpreter.
 #[inline(always)]
+pub(crate) fn nested_main() {
+    thread::with(|stats| nested::count(&stats.nested_main));
+}
+
+/// Counts a nested attach to `key`'s interpreter.
+#[inline]
 pub(crate) fn nested(key: InterpKey) {
     thread::with(|stats| {
         let counter = &stats.tally(key).attaches[AttachKind::Nested as usize];

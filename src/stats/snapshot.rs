@@ -8,6 +8,7 @@ use core::time::Duration;
 
 use crate::stats::interp::{self, Tally};
 use crate::stats::kind::{AttachKind, KINDS};
+use crate::stats::nested;
 use crate::stats::sites;
 
 /// Attaches, detaches, waits and holds: of one interpreter, or of all of them
@@ -222,19 +223,36 @@ impl Snapshot {
 /// ```
 #[must_use]
 pub fn snapshot() -> Snapshot {
-    let mut total = Counts::default();
-    let interpreters: Vec<InterpreterStats> = interp::all()
+    let mut interpreters: Vec<InterpreterStats> = interp::all()
         .into_iter()
-        .map(|tally| {
-            let counts = Counts::read(tally);
-            total.add(&counts);
-            InterpreterStats {
-                id: tally.key.id,
-                runtime: tally.key.epoch,
-                counts,
-            }
+        .map(|tally| InterpreterStats {
+            id: tally.key.id,
+            runtime: tally.key.epoch,
+            counts: Counts::read(tally),
         })
         .collect();
+    // Nested attaches to a main interpreter are counted per thread (`nested.rs`).
+    for (runtime, count) in nested::all().iter().map(|block| block.read()) {
+        let main = match interpreters
+            .iter_mut()
+            .position(|i| i.id == 0 && i.runtime == runtime)
+        {
+            Some(index) => &mut interpreters[index],
+            None => {
+                interpreters.push(InterpreterStats {
+                    id: 0,
+                    runtime,
+                    counts: Counts::default(),
+                });
+                interpreters.last_mut().expect("just pushed")
+            }
+        };
+        main.counts.attaches[AttachKind::Nested as usize] += count;
+    }
+    let mut total = Counts::default();
+    for interpreter in &interpreters {
+        total.add(&interpreter.counts);
+    }
     let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
     let ns = |counter: &AtomicU64| Duration::from_nanos(load(counter));
     let mut sites: Vec<SiteStats> = sites::claimed()
@@ -263,16 +281,17 @@ pub fn snapshot() -> Snapshot {
 ///
 /// # Examples
 ///
-/// ```
+/// ```rust,standalone_crate
 /// gilguard::initialize()?;
 /// gilguard::with_gil(|| ());
 /// gilguard::stats::reset();
-/// // Other threads of the test binary may attach meanwhile; this one did not.
 /// let snapshot = gilguard::stats::snapshot();
-/// assert!(snapshot.sites.iter().all(|site| site.site.file() != file!()));
+/// assert_eq!(snapshot.total.taking_the_gil(), 0);
+/// assert!(snapshot.sites.is_empty());
 /// # Ok::<(), gilguard::GilError>(())
 /// ```
 pub fn reset() {
+    nested::reset();
     for tally in interp::all() {
         tally.reset();
     }

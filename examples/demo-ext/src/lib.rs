@@ -5,6 +5,8 @@
 //! * `Worker(callback, capacity=0)` ([`worker_type`], [`worker`], [`registry`]): a native
 //!   thread that calls back into the interpreter the `Worker` was created in.
 //! * `run_in_subinterpreters(scripts, threads=1, own_gil=False)` ([`subinterpreters`]).
+//! * `gil_stats()`, `gil_stats_reset()` ([`gil_stats`]): gilguard's `stats` snapshot as a
+//!   dict: attaches, waits and holds per interpreter and per call site.
 //! * `panic_for_tests(message)` ([`panic_for_tests`]): a test hook that panics.
 //!
 //! Every function Python calls runs its body in [`gilguard::boundary`]: errors, returned with
@@ -25,6 +27,7 @@
 
 mod busy;
 mod errors;
+mod gil_stats;
 mod py;
 mod registry;
 mod subinterpreters;
@@ -216,7 +219,7 @@ unsafe extern "C" fn panic_for_tests(
 
 /// The module's functions. CPython keeps pointers into this table, so it is `static`; it is
 /// only read.
-static mut METHODS: [ffi::PyMethodDef; 5] = [
+static mut METHODS: [ffi::PyMethodDef; 7] = [
     ffi::PyMethodDef {
         ml_name: c"busy".as_ptr(),
         ml_meth: ffi::PyMethodDefPointer {
@@ -248,6 +251,22 @@ static mut METHODS: [ffi::PyMethodDef; 5] = [
         },
         ml_flags: ffi::METH_O,
         ml_doc: c"panic_for_tests(message)\n--\n\nTest hook: panics in Rust with message, which reaches the caller as RuntimeError.".as_ptr(),
+    },
+    ffi::PyMethodDef {
+        ml_name: c"gil_stats".as_ptr(),
+        ml_meth: ffi::PyMethodDefPointer {
+            PyCFunction: gil_stats::gil_stats,
+        },
+        ml_flags: ffi::METH_NOARGS,
+        ml_doc: c"gil_stats()\n--\n\ngilguard's GIL statistics: attaches, waits and holds in total, per interpreter and per call site (times in seconds).".as_ptr(),
+    },
+    ffi::PyMethodDef {
+        ml_name: c"gil_stats_reset".as_ptr(),
+        ml_meth: ffi::PyMethodDefPointer {
+            PyCFunction: gil_stats::gil_stats_reset,
+        },
+        ml_flags: ffi::METH_NOARGS,
+        ml_doc: c"gil_stats_reset()\n--\n\nSets gilguard's GIL statistics to zero.".as_ptr(),
     },
     ffi::PyMethodDef::zeroed(),
 ];
