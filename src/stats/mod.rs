@@ -33,6 +33,8 @@ mod nested;
 pub(crate) mod record;
 mod sites;
 mod snapshot;
+#[cfg(test)]
+mod tests;
 mod thread;
 
 pub use kind::AttachKind;

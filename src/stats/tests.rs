@@ -1,0 +1,81 @@
+//! The statistics' bookkeeping, without an interpreter: the restore stack past its depth,
+//! the site table, and the table's text.
+
+use core::panic::Location;
+use core::time::Duration;
+
+use crate::stats::interp::{InterpKey, tally_of};
+use crate::stats::sites;
+use crate::stats::snapshot::{Counts, Snapshot};
+use crate::stats::thread::{Resume, with};
+
+#[test]
+fn restores_deeper_than_the_stack_pop_in_order() {
+    let tally = tally_of(InterpKey {
+        id: -7,
+        epoch: u64::MAX - 3,
+    });
+    with(|stats| {
+        for depth in 0..40u32 {
+            stats.push_resume(Resume {
+                site: Location::caller(),
+                tally,
+                holds: depth < 16,
+            });
+        }
+        // The 24 beyond the depth are not stored: their restores find none.
+        for _ in 0..24 {
+            assert!(stats.pop_resume().is_none());
+        }
+        for depth in (0..16).rev() {
+            let resume = stats.pop_resume().expect("stored");
+            assert!(resume.holds, "{depth}");
+        }
+        assert!(stats.pop_resume().is_none());
+    });
+}
+
+#[test]
+fn a_site_is_claimed_once_and_added_to() {
+    let site = Location::caller();
+    sites::record_wait(site, 5);
+    sites::record_hold(site, 7, 11);
+    let (_, slot) = sites::claimed()
+        .find(|(claimed, _)| core::ptr::eq(*claimed, site))
+        .expect("claimed");
+    let load = |counter: &core::sync::atomic::AtomicU64| {
+        counter.load(core::sync::atomic::Ordering::Relaxed)
+    };
+    assert_eq!(load(&slot.attaches), 2);
+    assert_eq!(load(&slot.wait_ns), 12);
+    assert_eq!(load(&slot.longest_wait_ns), 7);
+    assert_eq!(load(&slot.holds), 1);
+    assert_eq!(load(&slot.hold_ns), 11);
+    assert_eq!(
+        sites::claimed()
+            .filter(|(s, _)| core::ptr::eq(*s, site))
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn the_table_shows_the_interpreters_the_total_and_the_sites() {
+    let mut total = Counts::default();
+    total.wait = Duration::from_micros(1500);
+    let snapshot = Snapshot {
+        total,
+        interpreters: Vec::new(),
+        sites: Vec::new(),
+        sites_not_recorded: 3,
+    };
+    let table = snapshot.to_string();
+    assert!(table.starts_with("interpreter"), "{table}");
+    assert!(table.contains("total"), "{table}");
+    assert!(table.contains("1.500"), "{table}");
+    assert!(table.contains("call site"), "{table}");
+    assert!(
+        table.contains("3 attaches at sites not recorded"),
+        "{table}"
+    );
+}
