@@ -48,13 +48,14 @@ static BLOCKS: Mutex<Vec<&'static NestedCount>> = Mutex::new(Vec::new());
 /// The blocks of threads that have exited.
 static FREE: Mutex<Vec<&'static NestedCount>> = Mutex::new(Vec::new());
 
-/// Hands the thread's block back when the thread exits. A thread-local of its own, since the
-/// statistics' per-thread state has no destructor.
-struct ReturnOnExit(Cell<Option<&'static NestedCount>>);
+/// Hands the thread's block back when the thread exits, and stops the thread from using it
+/// (a guard dropped later in the thread's teardown gets a block of its own, which it keeps).
+/// A thread-local of its own: [`MINE`] has no destructor, so that it works to the end.
+struct ReturnOnExit;
 
 impl Drop for ReturnOnExit {
     fn drop(&mut self) {
-        if let Some(block) = self.0.take() {
+        if let Some(block) = MINE.with(Cell::take) {
             FREE.lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .push(block);
@@ -63,16 +64,18 @@ impl Drop for ReturnOnExit {
 }
 
 thread_local! {
-    static RETURN_ON_EXIT: ReturnOnExit = const { ReturnOnExit(Cell::new(None)) };
+    /// This thread's block.
+    static MINE: Cell<Option<&'static NestedCount>> = const { Cell::new(None) };
+    static RETURN_ON_EXIT: ReturnOnExit = const { ReturnOnExit };
 }
 
-/// Counts a nested attach to the main interpreter in `mine`, this thread's block.
+/// Counts a nested attach to the main interpreter.
 #[inline(always)]
-pub(crate) fn count(mine: &Cell<Option<&'static NestedCount>>) {
-    match mine.get() {
+pub(crate) fn count() {
+    MINE.with(|mine| match mine.get() {
         Some(block) if block.epoch.load(Ordering::Relaxed) == epoch() => block.add_one(),
         _ => count_slow(mine),
-    }
+    });
 }
 
 /// [`count`] for a thread without a block, or whose block counts an earlier runtime.
@@ -84,8 +87,9 @@ fn count_slow(mine: &Cell<Option<&'static NestedCount>>) {
         None => {
             let block = take_or_make();
             mine.set(Some(block));
-            // During the thread's teardown the block cannot be handed back: it stays counted.
-            let _ = RETURN_ON_EXIT.try_with(|slot| slot.0.set(Some(block)));
+            // Registers the destructor; fails in the thread's teardown, where the block is
+            // not handed back (it stays counted).
+            let _ = RETURN_ON_EXIT.try_with(|_| ());
             block
         }
     };

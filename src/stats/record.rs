@@ -41,7 +41,7 @@ fn site(stats: &thread::ThreadStats) -> Site {
 /// Counts a nested attach to the main interpreter.
 #[inline(always)]
 pub(crate) fn nested_main() {
-    thread::with(|stats| nested::count(&stats.nested_main));
+    nested::count();
 }
 
 /// Counts a nested attach to `key`'s interpreter.

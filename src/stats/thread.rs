@@ -7,7 +7,6 @@ use core::cell::Cell;
 use std::time::Instant;
 
 use crate::stats::interp::{InterpKey, Tally, tally_of};
-use crate::stats::nested::NestedCount;
 use crate::stats::sites::Site;
 
 /// A hold in progress: since when, after how long a wait, where, of which interpreter.
@@ -42,8 +41,6 @@ pub(crate) struct ThreadStats {
     /// May exceed [`RESUME_DEPTH`]; the entries above it are not stored.
     depth: Cell<usize>,
     cached: Cell<Option<&'static Tally>>,
-    /// This thread's count of nested attaches to the main interpreter.
-    pub(crate) nested_main: Cell<Option<&'static NestedCount>>,
 }
 
 impl ThreadStats {
@@ -54,7 +51,6 @@ impl ThreadStats {
             resume: [const { Cell::new(None) }; RESUME_DEPTH],
             depth: Cell::new(0),
             cached: Cell::new(None),
-            nested_main: Cell::new(None),
         }
     }
 
