@@ -237,3 +237,27 @@ fn child_a_long_hold_names_its_site() {
     assert_eq!(seen[0].2, 0);
     let _ = site_of; // used by other tests' diagnostics
 }
+
+#[test]
+fn a_panic_in_a_release_leaves_nothing_pending() {
+    common::run_child("child_a_panic_in_a_release_leaves_nothing_pending");
+}
+
+#[test]
+#[ignore = "runs in a child process, started by a_panic_in_a_release_leaves_nothing_pending"]
+fn child_a_panic_in_a_release_leaves_nothing_pending() {
+    common::python();
+    with_gil(|| {
+        let panicked = std::panic::catch_unwind(|| without_gil(|| panic!("inside")));
+        assert!(panicked.is_err());
+    });
+    stats::reset();
+    let site = next_line();
+    with_gil(|| without_gil(|| ()));
+    let snapshot = stats::snapshot();
+    assert_eq!(snapshot.total.waiting_now, 0, "{snapshot}");
+    // The restore is this site's, not the one whose release panicked.
+    let figures = site_at(&snapshot, site);
+    assert_eq!((figures.attaches, figures.holds), (2, 2), "{snapshot}");
+    assert_eq!(snapshot.sites.len(), 1, "{snapshot}");
+}

@@ -71,8 +71,15 @@ where
             crate::stats::record::detaching(),
             crate::stats::interp::InterpKey::main,
         );
+        // On unwind `pyo3` re-attaches unseen: the release is forgotten, not left pending.
+        #[cfg(feature = "stats")]
+        let forget_on_unwind = scopeguard::guard_on_unwind((), |()| {
+            crate::stats::record::not_attached(crate::stats::record::before_restore());
+        });
         let released = Frame::released(Entry::ReleasedByPyo3, address as *mut _, owner, None);
         let value = stack::in_scope::<stack::ReleasedByPyo3Frame, T>(stack::push(released), f);
+        #[cfg(feature = "stats")]
+        scopeguard::ScopeGuard::into_inner(forget_on_unwind);
         // The restore's wait is from here to `detach`'s return.
         #[cfg(feature = "stats")]
         let value = (value, crate::stats::record::before_restore());
