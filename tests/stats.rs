@@ -261,3 +261,39 @@ fn child_a_panic_in_a_release_leaves_nothing_pending() {
     assert_eq!((figures.attaches, figures.holds), (2, 2), "{snapshot}");
     assert_eq!(snapshot.sites.len(), 1, "{snapshot}");
 }
+
+#[test]
+fn a_thread_blocked_in_an_attach_is_waiting_now() {
+    common::run_child("child_a_thread_blocked_in_an_attach_is_waiting_now");
+}
+
+#[test]
+#[ignore = "runs in a child process, started by a_thread_blocked_in_an_attach_is_waiting_now"]
+fn child_a_thread_blocked_in_an_attach_is_waiting_now() {
+    use std::sync::mpsc;
+    common::python();
+    let (held, is_held) = mpsc::channel();
+    let (release, released) = mpsc::channel::<()>();
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            with_gil(|| {
+                held.send(()).unwrap();
+                // Holds the GIL until told (a channel wait needs no Python).
+                released.recv().unwrap();
+            });
+        });
+        is_held.recv().unwrap();
+        let waiter = scope.spawn(|| with_gil(|| ()));
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut seen = 0;
+        while seen == 0 && std::time::Instant::now() < deadline {
+            seen = stats::snapshot().total.waiting_now;
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(seen, 1, "the waiter never showed as waiting");
+        assert_eq!(main_counts(&stats::snapshot()).waiting_now, 1);
+        release.send(()).unwrap();
+        waiter.join().unwrap();
+    });
+    assert_eq!(stats::snapshot().total.waiting_now, 0);
+}

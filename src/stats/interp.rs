@@ -8,7 +8,6 @@ use std::sync::Mutex;
 
 use crate::raw::epoch::epoch;
 use crate::raw::ffi::{self, PyThreadState};
-use crate::stats::kind::KINDS;
 
 /// Which interpreter: its id and its runtime's epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,39 +37,31 @@ impl InterpKey {
     }
 }
 
-/// Counters one interpreter's attaches and detaches add to, from any thread.
+/// What only an interpreter has: its nested attaches (those of threads' blocks apart,
+/// `block.rs`), its releases of holds the crate did not start and its longest hold (the
+/// threads waiting for it now are in their blocks). Its attaches, waits and holds are the sums of its call sites'
+/// (`sites.rs`), so that an attach adds to one set of counters, not two.
 #[derive(Debug)]
 pub(crate) struct Tally {
     pub(crate) key: InterpKey,
-    pub(crate) attaches: [AtomicU64; KINDS],
-    pub(crate) detaches: AtomicU64,
-    pub(crate) wait_ns: AtomicU64,
-    pub(crate) hold_ns: AtomicU64,
+    pub(crate) nested: AtomicU64,
+    pub(crate) releases: AtomicU64,
     pub(crate) longest_hold_ns: AtomicU64,
-    /// A gauge, not a count: [`reset`](Tally::reset) leaves it alone.
-    pub(crate) waiting_now: AtomicU64,
 }
 
 impl Tally {
     fn new(key: InterpKey) -> Tally {
         Tally {
             key,
-            attaches: [const { AtomicU64::new(0) }; KINDS],
-            detaches: AtomicU64::new(0),
-            wait_ns: AtomicU64::new(0),
-            hold_ns: AtomicU64::new(0),
+            nested: AtomicU64::new(0),
+            releases: AtomicU64::new(0),
             longest_hold_ns: AtomicU64::new(0),
-            waiting_now: AtomicU64::new(0),
         }
     }
 
     pub(crate) fn reset(&self) {
-        for count in &self.attaches {
-            count.store(0, Ordering::Relaxed);
-        }
-        self.detaches.store(0, Ordering::Relaxed);
-        self.wait_ns.store(0, Ordering::Relaxed);
-        self.hold_ns.store(0, Ordering::Relaxed);
+        self.nested.store(0, Ordering::Relaxed);
+        self.releases.store(0, Ordering::Relaxed);
         self.longest_hold_ns.store(0, Ordering::Relaxed);
     }
 }

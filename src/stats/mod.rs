@@ -25,18 +25,21 @@
 //! # Ok::<(), gilguard::GilError>(())
 //! ```
 
+mod block;
 mod counter;
 pub(crate) mod interp;
 mod kind;
 mod long_hold;
-mod nested;
+mod read;
 pub(crate) mod record;
 mod sites;
 mod snapshot;
+mod table;
 #[cfg(test)]
 mod tests;
 mod thread;
 
 pub use kind::AttachKind;
 pub use long_hold::{LongHold, clear_long_hold, on_long_hold};
-pub use snapshot::{Counts, InterpreterStats, SiteStats, Snapshot, reset, snapshot};
+pub use read::{reset, snapshot};
+pub use snapshot::{Counts, InterpreterStats, SiteStats, Snapshot};

@@ -7,11 +7,11 @@ use core::panic::Location;
 use core::sync::atomic::Ordering;
 use std::time::Instant;
 
+use crate::stats::block;
 use crate::stats::counter::{nanos, raise};
 use crate::stats::interp::{InterpKey, Tally};
 use crate::stats::kind::AttachKind;
 use crate::stats::long_hold;
-use crate::stats::nested;
 use crate::stats::sites::{self, Site};
 use crate::stats::thread::{self, Hold, Resume};
 
@@ -41,15 +41,14 @@ fn site(stats: &thread::ThreadStats) -> Site {
 /// Counts a nested attach to the main interpreter.
 #[inline(always)]
 pub(crate) fn nested_main() {
-    nested::count();
+    block::count_nested();
 }
 
 /// Counts a nested attach to `key`'s interpreter.
 #[inline]
 pub(crate) fn nested(key: InterpKey) {
     thread::with(|stats| {
-        let counter = &stats.tally(key).attaches[AttachKind::Nested as usize];
-        counter.fetch_add(1, Ordering::Relaxed);
+        stats.tally(key).nested.fetch_add(1, Ordering::Relaxed);
     });
 }
 
@@ -58,7 +57,7 @@ pub(crate) fn nested(key: InterpKey) {
 pub(crate) fn before_attach(key: InterpKey) -> Option<Waiting> {
     thread::with(|stats| {
         let tally = stats.tally(key);
-        tally.waiting_now.fetch_add(1, Ordering::Relaxed);
+        block::wait_for(Some(tally));
         Some(Waiting {
             since: Instant::now(),
             site: site(stats),
@@ -69,26 +68,26 @@ pub(crate) fn before_attach(key: InterpKey) -> Option<Waiting> {
 }
 
 /// Called right after the C call that [`before_attach`] preceded, returned having attached:
-/// counts the attach and its wait, and starts the hold.
+/// starts the hold, which counts the attach and its wait when it ends; or, for a hold the
+/// crate will not see end, counts them now.
 #[inline(always)]
 pub(crate) fn attached(waiting: Option<Waiting>, kind: AttachKind) {
     let Some(waiting) = waiting else { return };
     let now = Instant::now();
     let wait_ns = nanos(now - waiting.since);
     let tally = waiting.tally;
-    tally.waiting_now.fetch_sub(1, Ordering::Relaxed);
-    tally.attaches[kind as usize].fetch_add(1, Ordering::Relaxed);
-    tally.wait_ns.fetch_add(wait_ns, Ordering::Relaxed);
+    block::wait_for(None);
     if waiting.holds {
         let hold = Hold {
             since: now,
             wait_ns,
             site: waiting.site,
             tally,
+            kind,
         };
         thread::with(|stats| stats.hold.set(Some(hold)));
     } else {
-        sites::record_wait(waiting.site, wait_ns);
+        sites::record_wait((waiting.site, tally, kind), wait_ns);
     }
 }
 
@@ -96,8 +95,8 @@ pub(crate) fn attached(waiting: Option<Waiting>, kind: AttachKind) {
 /// attach): forgets the wait, counts nothing.
 #[inline]
 pub(crate) fn not_attached(waiting: Option<Waiting>) {
-    if let Some(waiting) = waiting {
-        waiting.tally.waiting_now.fetch_sub(1, Ordering::Relaxed);
+    if waiting.is_some() {
+        block::wait_for(None);
     }
 }
 
@@ -137,7 +136,7 @@ pub(crate) fn released(at: Instant, key: impl FnOnce() -> InterpKey) {
                 // Attached by someone else (Python calling an extension, typically): its
                 // hold is not known, its detach still counts.
                 let tally = stats.tally(key());
-                tally.detaches.fetch_add(1, Ordering::Relaxed);
+                tally.releases.fetch_add(1, Ordering::Relaxed);
                 Resume {
                     site: site(stats),
                     tally,
@@ -154,7 +153,7 @@ pub(crate) fn released(at: Instant, key: impl FnOnce() -> InterpKey) {
 pub(crate) fn before_restore() -> Option<Waiting> {
     thread::with(|stats| {
         let resume = stats.pop_resume()?;
-        resume.tally.waiting_now.fetch_add(1, Ordering::Relaxed);
+        block::wait_for(Some(resume.tally));
         Some(Waiting {
             since: Instant::now(),
             site: resume.site,
@@ -170,14 +169,12 @@ pub(crate) fn restored(waiting: Option<Waiting>) {
     attached(waiting, AttachKind::Restore);
 }
 
-/// Ends `hold` at `at`: counts the detach, the hold, and the site's figures; called once the
-/// thread is detached, so that a long-hold callback runs without the GIL.
+/// Ends `hold` at `at`: counts its attach, wait, hold and detach in its slot; called once
+/// the thread is detached, so that a long-hold callback runs without the GIL.
 fn end(hold: Hold, at: Instant) {
     let hold_ns = nanos(at.saturating_duration_since(hold.since));
     let tally = hold.tally;
-    tally.detaches.fetch_add(1, Ordering::Relaxed);
-    tally.hold_ns.fetch_add(hold_ns, Ordering::Relaxed);
     raise(&tally.longest_hold_ns, hold_ns);
-    sites::record_hold(hold.site, hold.wait_ns, hold_ns);
+    sites::record_hold((hold.site, tally, hold.kind), hold.wait_ns, hold_ns);
     long_hold::check(hold.site, tally.key.id, hold_ns);
 }

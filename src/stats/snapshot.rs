@@ -1,15 +1,9 @@
-//! [`Snapshot`]: the figures read at one moment, per interpreter, in total and per call site;
-//! [`reset`].
+//! [`Snapshot`]: the figures read at one moment, per interpreter, in total and per call site.
 
-use core::fmt;
 use core::panic::Location;
-use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
 
-use crate::stats::interp::{self, Tally};
 use crate::stats::kind::{AttachKind, KINDS};
-use crate::stats::nested;
-use crate::stats::sites;
 
 /// Attaches, detaches, waits and holds: of one interpreter, or of all of them
 /// ([`Snapshot::total`]).
@@ -33,7 +27,7 @@ use crate::stats::sites;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Counts {
-    attaches: [u64; KINDS],
+    pub(crate) attaches: [u64; KINDS],
     /// Detaches that ended a hold, and releases.
     pub detaches: u64,
     /// Time spent waiting to attach.
@@ -73,19 +67,7 @@ impl Counts {
         self.attaches[1..].iter().sum()
     }
 
-    fn read(tally: &Tally) -> Counts {
-        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        Counts {
-            attaches: tally.attaches.each_ref().map(load),
-            detaches: load(&tally.detaches),
-            wait: Duration::from_nanos(load(&tally.wait_ns)),
-            hold: Duration::from_nanos(load(&tally.hold_ns)),
-            longest_hold: Duration::from_nanos(load(&tally.longest_hold_ns)),
-            waiting_now: load(&tally.waiting_now),
-        }
-    }
-
-    fn add(&mut self, other: &Counts) {
+    pub(crate) fn add(&mut self, other: &Counts) {
         for (sum, count) in self.attaches.iter_mut().zip(other.attaches) {
             *sum += count;
         }
@@ -157,7 +139,7 @@ pub struct SiteStats {
 
 impl SiteStats {
     /// Wait and hold together: what the table sorts by.
-    fn cost(&self) -> Duration {
+    pub(crate) fn cost(&self) -> Duration {
         self.wait + self.hold
     }
 }
@@ -203,177 +185,5 @@ impl Snapshot {
     #[must_use]
     pub fn top_sites(&self, n: usize) -> &[SiteStats] {
         &self.sites[..n.min(self.sites.len())]
-    }
-}
-
-/// Reads the figures.
-///
-/// Each counter is read on its own while other threads may be adding to it: figures taken
-/// while threads attach can be a few events apart from each other (attaches from detaches, a
-/// site from its interpreter); taken when they are quiet, they agree exactly.
-///
-/// # Examples
-///
-/// ```
-/// gilguard::initialize()?;
-/// let before = gilguard::stats::snapshot().total.taking_the_gil();
-/// gilguard::with_gil(|| ());
-/// assert!(gilguard::stats::snapshot().total.taking_the_gil() > before);
-/// # Ok::<(), gilguard::GilError>(())
-/// ```
-#[must_use]
-pub fn snapshot() -> Snapshot {
-    let mut interpreters: Vec<InterpreterStats> = interp::all()
-        .into_iter()
-        .map(|tally| InterpreterStats {
-            id: tally.key.id,
-            runtime: tally.key.epoch,
-            counts: Counts::read(tally),
-        })
-        .collect();
-    // Nested attaches to a main interpreter are counted per thread (`nested.rs`).
-    for (runtime, count) in nested::all().iter().map(|block| block.read()) {
-        let main = match interpreters
-            .iter_mut()
-            .position(|i| i.id == 0 && i.runtime == runtime)
-        {
-            Some(index) => &mut interpreters[index],
-            None => {
-                interpreters.push(InterpreterStats {
-                    id: 0,
-                    runtime,
-                    counts: Counts::default(),
-                });
-                interpreters.last_mut().expect("just pushed")
-            }
-        };
-        main.counts.attaches[AttachKind::Nested as usize] += count;
-    }
-    let mut total = Counts::default();
-    for interpreter in &interpreters {
-        total.add(&interpreter.counts);
-    }
-    let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-    let ns = |counter: &AtomicU64| Duration::from_nanos(load(counter));
-    let mut sites: Vec<SiteStats> = sites::claimed()
-        .map(|(site, slot)| SiteStats {
-            site,
-            attaches: load(&slot.attaches),
-            wait: ns(&slot.wait_ns),
-            longest_wait: ns(&slot.longest_wait_ns),
-            holds: load(&slot.holds),
-            hold: ns(&slot.hold_ns),
-            longest_hold: ns(&slot.longest_hold_ns),
-        })
-        .filter(|site| site.attaches != 0 || site.holds != 0)
-        .collect();
-    sites.sort_by_key(|site| core::cmp::Reverse(site.cost()));
-    Snapshot {
-        total,
-        interpreters,
-        sites,
-        sites_not_recorded: sites::OVERFLOW.load(Ordering::Relaxed),
-    }
-}
-
-/// Sets every figure to zero (but [`Counts::waiting_now`], which counts threads, not
-/// events). Holds in progress are counted when they end, in full.
-///
-/// # Examples
-///
-/// ```rust,standalone_crate
-/// gilguard::initialize()?;
-/// gilguard::with_gil(|| ());
-/// gilguard::stats::reset();
-/// let snapshot = gilguard::stats::snapshot();
-/// assert_eq!(snapshot.total.taking_the_gil(), 0);
-/// assert!(snapshot.sites.is_empty());
-/// # Ok::<(), gilguard::GilError>(())
-/// ```
-pub fn reset() {
-    nested::reset();
-    for tally in interp::all() {
-        tally.reset();
-    }
-    for (_, slot) in sites::claimed() {
-        slot.reset();
-    }
-    sites::OVERFLOW.store(0, Ordering::Relaxed);
-}
-
-/// `Duration` in the table's unit.
-struct Ms(Duration);
-
-impl fmt::Display for Ms {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = format!("{:.3}", self.0.as_secs_f64() * 1e3);
-        f.pad(&text)
-    }
-}
-
-impl fmt::Display for Snapshot {
-    /// Two tables: the interpreters (and their total), then the call sites, costliest first;
-    /// times in milliseconds. `{:.N}` (a precision) shows only the `N` costliest sites.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:<12}", "interpreter")?;
-        for kind in AttachKind::ALL {
-            write!(f, " {:>9}", kind.name())?;
-        }
-        writeln!(
-            f,
-            " {:>9} {:>11} {:>11} {:>11} {:>7}",
-            "detaches", "wait ms", "hold ms", "longest ms", "waiting"
-        )?;
-        let row = |f: &mut fmt::Formatter<'_>, name: &str, counts: &Counts| {
-            write!(f, "{name:<12}")?;
-            for kind in AttachKind::ALL {
-                write!(f, " {:>9}", counts.attaches(kind))?;
-            }
-            writeln!(
-                f,
-                " {:>9} {:>11} {:>11} {:>11} {:>7}",
-                counts.detaches,
-                Ms(counts.wait),
-                Ms(counts.hold),
-                Ms(counts.longest_hold),
-                counts.waiting_now
-            )
-        };
-        for interpreter in &self.interpreters {
-            let name = match (interpreter.id, interpreter.runtime) {
-                (0, 0) => "main".to_owned(),
-                (id, 0) => format!("{id}"),
-                (id, runtime) => format!("{id} (rt {runtime})"),
-            };
-            row(f, &name, &interpreter.counts)?;
-        }
-        row(f, "total", &self.total)?;
-        let sites = self.top_sites(f.precision().unwrap_or(usize::MAX));
-        writeln!(
-            f,
-            "\n{:<40} {:>9} {:>11} {:>11} {:>9} {:>11} {:>11}",
-            "call site", "attaches", "wait ms", "longest ms", "holds", "hold ms", "longest ms"
-        )?;
-        for site in sites {
-            let place = format!("{}:{}", site.site.file(), site.site.line());
-            writeln!(
-                f,
-                "{place:<40} {:>9} {:>11} {:>11} {:>9} {:>11} {:>11}",
-                site.attaches,
-                Ms(site.wait),
-                Ms(site.longest_wait),
-                site.holds,
-                Ms(site.hold),
-                Ms(site.longest_hold)
-            )?;
-        }
-        if self.sites_not_recorded != 0 {
-            writeln!(
-                f,
-                "(and {} attaches at sites not recorded)",
-                self.sites_not_recorded
-            )?;
-        }
-        Ok(())
     }
 }

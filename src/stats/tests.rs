@@ -5,6 +5,7 @@ use core::panic::Location;
 use core::time::Duration;
 
 use crate::stats::interp::{InterpKey, tally_of};
+use crate::stats::kind::AttachKind;
 use crate::stats::sites;
 use crate::stats::snapshot::{Counts, Snapshot};
 use crate::stats::thread::{Resume, with};
@@ -36,13 +37,18 @@ fn restores_deeper_than_the_stack_pop_in_order() {
 }
 
 #[test]
-fn a_site_is_claimed_once_and_added_to() {
-    let site = Location::caller();
-    sites::record_wait(site, 5);
-    sites::record_hold(site, 7, 11);
-    let (_, slot) = sites::claimed()
-        .find(|(claimed, _)| core::ptr::eq(*claimed, site))
-        .expect("claimed");
+fn a_slot_is_claimed_once_and_added_to() {
+    let tally = tally_of(InterpKey {
+        id: -8,
+        epoch: u64::MAX - 3,
+    });
+    let key = (Location::caller(), tally, AttachKind::Native);
+    sites::record_wait(key, 5);
+    sites::record_hold(key, 7, 11);
+    let same = |(site, of, kind): sites::SlotKey| {
+        core::ptr::eq(site, key.0) && core::ptr::eq(of, tally) && kind == key.2
+    };
+    let (_, slot) = sites::claimed().find(|(k, _)| same(*k)).expect("claimed");
     let load = |counter: &core::sync::atomic::AtomicU64| {
         counter.load(core::sync::atomic::Ordering::Relaxed)
     };
@@ -51,18 +57,23 @@ fn a_site_is_claimed_once_and_added_to() {
     assert_eq!(load(&slot.longest_wait_ns), 7);
     assert_eq!(load(&slot.holds), 1);
     assert_eq!(load(&slot.hold_ns), 11);
+    assert_eq!(sites::claimed().filter(|(k, _)| same(*k)).count(), 1);
+    // Another kind at the same site is another slot.
+    sites::record_wait((key.0, tally, AttachKind::Restore), 1);
     assert_eq!(
         sites::claimed()
-            .filter(|(s, _)| core::ptr::eq(*s, site))
+            .filter(|(k, _)| core::ptr::eq(k.1, tally))
             .count(),
-        1
+        2
     );
 }
 
 #[test]
 fn the_table_shows_the_interpreters_the_total_and_the_sites() {
-    let mut total = Counts::default();
-    total.wait = Duration::from_micros(1500);
+    let total = Counts {
+        wait: Duration::from_micros(1500),
+        ..Counts::default()
+    };
     let snapshot = Snapshot {
         total,
         interpreters: Vec::new(),

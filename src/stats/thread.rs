@@ -7,15 +7,18 @@ use core::cell::Cell;
 use std::time::Instant;
 
 use crate::stats::interp::{InterpKey, Tally, tally_of};
+use crate::stats::kind::AttachKind;
 use crate::stats::sites::Site;
 
-/// A hold in progress: since when, after how long a wait, where, of which interpreter.
+/// A hold in progress: since when, after how long a wait, where, of which interpreter,
+/// begun by which kind of attach (counted when the hold ends, with it).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Hold {
     pub(crate) since: Instant,
     pub(crate) wait_ns: u64,
     pub(crate) site: Site,
     pub(crate) tally: &'static Tally,
+    pub(crate) kind: AttachKind,
 }
 
 /// What a release or a suspension interrupted, for the restore that ends it: where the
