@@ -134,7 +134,7 @@ fn add_site(sum: &mut SiteStats, other: &SiteStats) {
 }
 
 /// Sets every figure to zero (but [`Counts::waiting_now`], which counts threads, not
-/// events). Holds in progress are counted when they end, in full.
+/// events). Holds in progress are counted when they end, in full, with their attaches.
 ///
 /// # Examples
 ///

@@ -9,8 +9,8 @@ use crate::stats::kind::{AttachKind, KINDS};
 /// ([`Snapshot::total`]).
 ///
 /// *Wait* is the time spent in the C calls that took the GIL; *hold*, the time from such an
-/// attach to the detach that ended it. Nested attaches have neither. A hold in progress is
-/// counted when it ends.
+/// attach to the detach that ended it. Nested attaches have neither. An attach whose hold is
+/// in progress is counted, with its wait and hold, when the hold ends.
 ///
 /// # Examples
 ///
