@@ -7,11 +7,15 @@
 //! too.
 //!
 //! **Holds.** Inside each `with_gil`, the thread spins on [`Instant`] until its scheduled
-//! duration has passed: the GIL is held for exactly that long of wall time, whatever the OS
-//! does meanwhile (a thread preempted while spinning still holds the GIL, and the spin ends at
-//! the scheduled time). The hold ground truth is the schedule's sum. The snapshot's hold for
-//! the call site must be within 5% of it (it is larger by the guard's own path, microseconds
-//! per hold).
+//! duration has passed, and notes when the closure began and when the spin ended: that
+//! interval is the hold's ground truth (the GIL is held through it, whatever the OS does: a
+//! thread preempted while spinning still holds the GIL). It is the schedule, unless the OS
+//! preempts the thread just before the spin's last check, which then ends late: on a machine
+//! whose two cores were shared with other builds that happened on most holds, a few
+//! milliseconds each (+7% over the schedule in all), so the schedule itself is only printed.
+//! The snapshot's hold, from the end of the C call that attached to the start of the one
+//! that detaches, contains the ground truth and must be within 5% of it (the guard's own path
+//! adds microseconds per hold).
 //!
 //! **Waits.** A wait depends on what the other threads do, so it cannot be scheduled; its
 //! ground truth is measured by each thread around the attach, from just before its call of
@@ -80,35 +84,34 @@ fn child_holds_and_waits_match_the_ground_truth() {
     stats::reset();
     let site = Location::caller(); // replaced below by the site of the workers' `with_gil`
     let started = Instant::now();
-    let (measured_waits, sites) = std::thread::scope(|scope| {
+    let (measured_waits, measured_holds, sites) = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..THREADS)
             .map(|thread| {
                 scope.spawn(move || {
                     let mut waited = Duration::ZERO;
+                    let mut held = Duration::ZERO;
                     let mut site = site;
                     for hold in 0..HOLDS {
                         let asked = Instant::now();
                         site = Location::caller();
                         with_gil(|| {
-                            waited += asked.elapsed();
+                            let entered = Instant::now();
+                            waited += entered - asked;
                             busy(scheduled(thread, hold));
+                            held += entered.elapsed();
                         });
                         std::thread::sleep(Duration::from_millis(3));
                     }
-                    (waited, site)
+                    (waited, held, site)
                 })
             })
             .collect();
-        let results: Vec<(Duration, &Location<'_>)> =
+        let results: Vec<(Duration, Duration, &Location<'_>)> =
             workers.into_iter().map(|w| w.join().unwrap()).collect();
-        let waits: Duration = results.iter().map(|(waited, _)| *waited).sum();
-        (
-            waits,
-            results
-                .into_iter()
-                .map(|(_, site)| site)
-                .collect::<Vec<_>>(),
-        )
+        let waits = results.iter().map(|(waited, _, _)| *waited).sum();
+        let holds = results.iter().map(|(_, held, _)| *held).sum();
+        let sites: Vec<_> = results.into_iter().map(|(_, _, site)| site).collect();
+        (waits, holds, sites)
     });
     let elapsed = started.elapsed();
     let snapshot = stats::snapshot();
@@ -140,10 +143,11 @@ fn child_holds_and_waits_match_the_ground_truth() {
         ms(elapsed)
     );
     println!(
-        "  hold: scheduled {:.1} ms, snapshot {:.1} ms ({:+.2}%)",
+        "  hold: measured inside the closures {:.1} ms (scheduled {:.1} ms), snapshot {:.1} ms ({:+.2}%)",
+        ms(measured_holds),
         ms(scheduled_hold),
         ms(figures.hold),
-        (ms(figures.hold) / ms(scheduled_hold) - 1.0) * 100.0
+        (ms(figures.hold) / ms(measured_holds) - 1.0) * 100.0
     );
     println!(
         "  wait: measured around the attach {:.1} ms, snapshot {:.1} ms ({:+.2}%)",
@@ -166,10 +170,11 @@ fn child_holds_and_waits_match_the_ground_truth() {
     assert_eq!(figures.attaches, attaches, "{snapshot}");
     let main = snapshot.interpreters.iter().find(|i| i.id == 0).unwrap();
     assert!(main.counts.attaches(AttachKind::Native) >= attaches);
+    assert!(measured_holds >= scheduled_hold);
     assert!(
-        figures.hold >= scheduled_hold
-            && figures.hold.as_secs_f64() <= scheduled_hold.as_secs_f64() * 1.05,
-        "hold {:?} against the schedule's {scheduled_hold:?}",
+        figures.hold >= measured_holds
+            && figures.hold.as_secs_f64() <= measured_holds.as_secs_f64() * 1.05,
+        "hold {:?} against the {measured_holds:?} measured inside the closures",
         figures.hold
     );
     let slack = Duration::from_micros(500) * attaches as u32;
