@@ -1,7 +1,8 @@
 //! The hooks the guards call, with the feature on: at a public entry point ([`enter`]), around
-//! the C call that attaches ([`before_attach`], [`attached`]), at the detach that ends a hold
-//! ([`detached`]), at a release ([`released`]) and around its restore ([`before_restore`],
-//! [`restored`]), and at a nested attach ([`nested`]).
+//! the C call that attaches ([`before_attach`], [`attached`]), around the one that detaches
+//! ([`detaching`], then [`detached`], or [`released`] for a release), around a release's
+//! restore ([`before_restore`], [`restored`]), and at a nested attach ([`nested_main`],
+//! [`nested`]).
 
 use core::panic::Location;
 use core::sync::atomic::Ordering;
