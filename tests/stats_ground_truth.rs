@@ -75,7 +75,8 @@ fn child_holds_and_waits_match_the_ground_truth() {
              stop = threading.Event()\n\
              def spin():\n    n = 0\n    while not stop.is_set():\n        n += 1\n\
              python_thread = threading.Thread(target=spin)\n\
-             try:\n    from gilknocker import KnockKnock\n    knocker = KnockKnock(1000)\n    knocker.start()\n\
+             try:\n    from gilknocker import KnockKnock\n    \
+                 knocker = KnockKnock(1000)\n    knocker.start()\n\
              except ImportError:\n    knocker = None\n\
              python_thread.start()\n",
         );
@@ -121,7 +122,8 @@ fn child_holds_and_waits_match_the_ground_truth() {
         common::run(
             "python_thread.join()\n\
              contention = None\n\
-             if knocker is not None:\n    knocker.stop()\n    contention = knocker.contention_metric\n",
+             if knocker is not None:\n    knocker.stop()\n    \
+                 contention = knocker.contention_metric\n",
         );
         common::eval_str("contention")
     });
@@ -143,7 +145,8 @@ fn child_holds_and_waits_match_the_ground_truth() {
         ms(elapsed)
     );
     println!(
-        "  hold: measured inside the closures {:.1} ms (scheduled {:.1} ms), snapshot {:.1} ms ({:+.2}%)",
+        "  hold: measured inside the closures {:.1} ms (scheduled {:.1} ms), \
+         snapshot {:.1} ms ({:+.2}%)",
         ms(measured_holds),
         ms(scheduled_hold),
         ms(figures.hold),

@@ -39,8 +39,8 @@ impl InterpKey {
 
 /// What only an interpreter has: its nested attaches (those of threads' blocks apart,
 /// `block.rs`), its releases of holds the crate did not start and its longest hold (the
-/// threads waiting for it now are in their blocks). Its attaches, waits and holds are the sums of its call sites'
-/// (`sites.rs`), so that an attach adds to one set of counters, not two.
+/// threads waiting for it now are in their blocks). Its attaches, waits and holds are the
+/// sums of its call sites' (`sites.rs`), so that an attach adds to one set of counters.
 #[derive(Debug)]
 pub(crate) struct Tally {
     pub(crate) key: InterpKey,

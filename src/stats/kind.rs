@@ -9,7 +9,8 @@
 ///
 /// gilguard::initialize()?;
 /// gilguard::with_gil(|| ());
-/// let attaches: u64 = AttachKind::ALL.iter().map(|kind| stats::snapshot().total.attaches(*kind)).sum();
+/// let total = stats::snapshot().total;
+/// let attaches: u64 = AttachKind::ALL.iter().map(|kind| total.attaches(*kind)).sum();
 /// assert!(attaches >= 1);
 /// # Ok::<(), gilguard::GilError>(())
 /// ```

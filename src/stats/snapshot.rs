@@ -145,7 +145,7 @@ impl SiteStats {
 }
 
 /// The figures at one moment: in total, per interpreter and per call site (costliest first).
-/// `Send`, so it can be handed to another thread; [`Display`](fmt::Display) prints it as a
+/// `Send`, so it can be handed to another thread; [`Display`](core::fmt::Display) prints it as a
 /// table.
 ///
 /// # Examples
@@ -162,8 +162,8 @@ impl SiteStats {
 pub struct Snapshot {
     /// Every interpreter together.
     pub total: Counts,
-    /// Each interpreter attached since the process started (or since [`reset`], with figures
-    /// of zero for those not attached since).
+    /// Each interpreter attached since the process started (or since
+    /// [`reset`](crate::stats::reset), with figures of zero for those not attached since).
     pub interpreters: Vec<InterpreterStats>,
     /// Each call site, by wait plus hold, largest first.
     pub sites: Vec<SiteStats>,
