@@ -32,7 +32,9 @@ fn notify() {
     with_gil(|| python_work(Duration::from_micros(200)));
 }
 
-fn main() -> Result<(), gilguard::GilError> {
+/// The contended run: `workers` native threads, `rounds` callbacks each, beside a Python
+/// thread; returns the snapshot taken right after.
+pub fn run(workers: usize, rounds: usize) -> Result<stats::Snapshot, gilguard::GilError> {
     gilguard::initialize()?;
     with_gil(|| {
         support::run(
@@ -45,9 +47,9 @@ fn main() -> Result<(), gilguard::GilError> {
     });
     stats::reset();
     std::thread::scope(|scope| {
-        for worker in 0..4 {
+        for worker in 0..workers {
             scope.spawn(move || {
-                for round in 0..20 {
+                for round in 0..rounds {
                     match (worker + round) % 4 {
                         0 => render(),
                         1 | 2 => lookup(),
@@ -64,6 +66,12 @@ fn main() -> Result<(), gilguard::GilError> {
         without_gil(|| std::thread::sleep(Duration::from_millis(10)));
         support::run("python_thread.join()\n");
     });
+    Ok(snapshot)
+}
+
+#[allow(dead_code)]
+fn main() -> Result<(), gilguard::GilError> {
+    let snapshot = run(4, 20)?;
     // `{:.5}`: the five costliest call sites.
     println!("{snapshot:.5}");
     let top = &snapshot.sites[0];
