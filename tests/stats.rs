@@ -219,22 +219,19 @@ fn child_a_long_hold_names_its_site() {
     common::python();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = Arc::clone(&seen);
-    stats::on_long_hold(Duration::from_millis(20), move |hold| {
+    // A threshold of zero reports every hold: no timing is relied on.
+    stats::on_long_hold(Duration::ZERO, move |hold| {
         record
             .lock()
             .unwrap()
-            .push((hold.site.line(), hold.hold, hold.interpreter));
+            .push((hold.site.line(), hold.interpreter));
     });
-    with_gil(|| ()); // short: not reported
     let long = next_line();
-    with_gil(|| std::thread::sleep(Duration::from_millis(30)));
+    with_gil(|| with_gil(|| ())); // one hold (the nested attach has none)
     stats::clear_long_hold();
-    with_gil(|| std::thread::sleep(Duration::from_millis(30))); // no callback any more
+    with_gil(|| ()); // no callback any more
     let seen = seen.lock().unwrap();
-    assert_eq!(seen.len(), 1, "{seen:?}");
-    assert_eq!(seen[0].0, long.1);
-    assert!(seen[0].1 >= Duration::from_millis(30));
-    assert_eq!(seen[0].2, 0);
+    assert_eq!(*seen, [(long.1, 0)]);
     let _ = site_of; // used by other tests' diagnostics
 }
 

@@ -1,4 +1,4 @@
-//! The callback for a hold longer than a threshold.
+//! The callback for a hold at least as long as a threshold.
 
 use core::panic::Location;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use crate::stats::counter::nanos;
 use crate::stats::sites::Site;
 
-/// A hold longer than the threshold given to [`on_long_hold`].
+/// A hold at least as long as the threshold given to [`on_long_hold`].
 ///
 /// # Examples
 ///
@@ -36,14 +36,14 @@ pub struct LongHold {
 
 type Callback = Arc<dyn Fn(&LongHold) + Send + Sync>;
 
-/// The threshold in nanoseconds; `u64::MAX` when no callback is set, so that the check at
-/// each detach is one load and one compare.
+/// The threshold in nanoseconds; `u64::MAX` (585 years) when no callback is set, so that
+/// the check at each detach is one load and one compare.
 static THRESHOLD_NS: AtomicU64 = AtomicU64::new(u64::MAX);
 static CALLBACK: RwLock<Option<Callback>> = RwLock::new(None);
 
-/// Calls `callback` after every hold longer than `threshold`, on the thread that held, right
-/// after it detached (so the callback runs without the GIL; it may take it). Replaces the
-/// callback set before.
+/// Calls `callback` after every hold at least as long as `threshold`, on the thread that
+/// held, right after it detached (so the callback runs without the GIL; it may take it).
+/// Replaces the callback set before.
 ///
 /// # Examples
 ///
@@ -87,10 +87,10 @@ pub fn clear_long_hold() {
         .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
 }
 
-/// Calls the callback if a hold of `hold_ns` at `site` is longer than the threshold.
+/// Calls the callback if a hold of `hold_ns` at `site` is at least the threshold.
 #[inline(always)]
 pub(crate) fn check(site: Site, interpreter: i64, hold_ns: u64) {
-    if hold_ns > THRESHOLD_NS.load(Ordering::Relaxed) {
+    if hold_ns >= THRESHOLD_NS.load(Ordering::Relaxed) {
         call(site, interpreter, hold_ns);
     }
 }

@@ -6,7 +6,7 @@
 //! [`without_gil`](crate::without_gil)) stamps the time before and after the C call that
 //! blocks for it (the *wait*) and again at the detach that ends it (the *hold*). Nested
 //! attaches take no GIL and are only counted. [`snapshot`] reads the figures, [`reset`]
-//! starts them again, [`on_long_hold`] calls back when one hold lasts longer than a
+//! starts them again, [`on_long_hold`] calls back when one hold lasts at least a
 //! threshold. The guide's chapter [`guide::seeing_the_gil`](crate::guide::seeing_the_gil)
 //! says when to use this and when a sampling profiler.
 //!
