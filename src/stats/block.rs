@@ -8,22 +8,23 @@
 //! once.
 
 use core::cell::Cell;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use crate::raw::epoch::epoch;
+use crate::stats::chain::Chain;
 use crate::stats::interp::{InterpKey, Tally, tally_of};
 
 /// One thread's count of nested attaches to the main interpreter of runtime `epoch`, and the
 /// tally of the interpreter it waits for (its address; 0 when it does not wait). Only the
 /// thread that owns the block writes `epoch`, `count` and `waiting_on`; [`reset`] writes
-/// `base`.
+/// `base`; `free` is set when its thread exits, and cleared by the next thread to take it.
 #[derive(Debug)]
 pub(crate) struct Block {
     epoch: AtomicU64,
     count: AtomicU64,
     base: AtomicU64,
     waiting_on: AtomicUsize,
+    free: AtomicBool,
 }
 
 impl Block {
@@ -52,9 +53,7 @@ impl Block {
 }
 
 /// Every block ever made.
-static BLOCKS: Mutex<Vec<&'static Block>> = Mutex::new(Vec::new());
-/// The blocks of threads that have exited.
-static FREE: Mutex<Vec<&'static Block>> = Mutex::new(Vec::new());
+static BLOCKS: Chain<Block> = Chain::new();
 
 /// Hands the thread's block back when the thread exits, and stops the thread from using it
 /// (a guard dropped later in the thread's teardown gets a block of its own, which it keeps).
@@ -64,9 +63,9 @@ struct ReturnOnExit;
 impl Drop for ReturnOnExit {
     fn drop(&mut self) {
         if let Some(block) = MINE.with(Cell::take) {
-            FREE.lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .push(block);
+            block.waiting_on.store(0, Ordering::Relaxed);
+            // Release: the next owner sees this thread's last count.
+            block.free.store(true, Ordering::Release);
         }
     }
 }
@@ -129,31 +128,26 @@ fn count_slow(mine: &Cell<Option<&'static Block>>) {
 
 /// A block of an exited thread, or a new one.
 fn take_or_make() -> &'static Block {
-    let free = FREE
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .pop();
+    let free = BLOCKS.iter().find(|block| {
+        block
+            .free
+            .compare_exchange(true, false, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    });
     free.unwrap_or_else(|| {
-        let block: &'static Block = Box::leak(Box::new(Block {
+        BLOCKS.push(Block {
             epoch: AtomicU64::new(epoch()),
             count: AtomicU64::new(0),
             base: AtomicU64::new(0),
             waiting_on: AtomicUsize::new(0),
-        }));
-        BLOCKS
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(block);
-        block
+            free: AtomicBool::new(false),
+        })
     })
 }
 
 /// Every block.
-pub(crate) fn all() -> Vec<&'static Block> {
-    BLOCKS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .clone()
+pub(crate) fn all() -> impl Iterator<Item = &'static Block> {
+    BLOCKS.iter()
 }
 
 /// Counts from zero again: the count so far becomes the base.

@@ -4,10 +4,10 @@
 #![allow(unsafe_code, reason = "reads the interpreter of a live thread state")]
 
 use core::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
 use crate::raw::epoch::epoch;
 use crate::raw::ffi::{self, PyThreadState};
+use crate::stats::chain::Chain;
 
 /// Which interpreter: its id and its runtime's epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,28 +66,21 @@ impl Tally {
     }
 }
 
-/// Every interpreter seen since the process started. Leaked: a tally is a few hundred bytes,
+/// Every interpreter seen since the process started. Leaked: a tally is a few dozen bytes,
 /// one per interpreter ever attached, and threads keep `&'static` references to them.
-static TALLIES: Mutex<Vec<&'static Tally>> = Mutex::new(Vec::new());
+static TALLIES: Chain<Tally> = Chain::new();
 
-/// The tally of `key`, made on first use. Threads cache the last one they used, so this
-/// lock is taken when a thread changes interpreters, not per attach.
+/// The tally of `key`, made on first use. Threads cache the last one they used, so this list
+/// is searched when a thread changes interpreters, not per attach. Two threads that make the
+/// same interpreter's tally at once make two: a snapshot adds them up.
 pub(crate) fn tally_of(key: InterpKey) -> &'static Tally {
-    let mut tallies = TALLIES
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(tally) = tallies.iter().find(|tally| tally.key == key) {
-        return tally;
+    match TALLIES.iter().find(|tally| tally.key == key) {
+        Some(tally) => tally,
+        None => TALLIES.push(Tally::new(key)),
     }
-    let tally: &'static Tally = Box::leak(Box::new(Tally::new(key)));
-    tallies.push(tally);
-    tally
 }
 
 /// Every tally, in the order the interpreters were first seen.
-pub(crate) fn all() -> Vec<&'static Tally> {
-    TALLIES
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .clone()
+pub(crate) fn all() -> impl Iterator<Item = &'static Tally> {
+    TALLIES.iter()
 }

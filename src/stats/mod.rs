@@ -26,6 +26,7 @@
 //! ```
 
 mod block;
+mod chain;
 mod counter;
 pub(crate) mod interp;
 mod kind;

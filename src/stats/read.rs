@@ -28,30 +28,22 @@ use crate::stats::snapshot::{Counts, InterpreterStats, SiteStats, Snapshot};
 pub fn snapshot() -> Snapshot {
     let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
     let ns = |counter: &AtomicU64| Duration::from_nanos(load(counter));
-    let mut interpreters: Vec<InterpreterStats> = interp::all()
-        .into_iter()
-        .map(|tally| {
-            let mut counts = Counts::default();
-            counts.attaches[AttachKind::Nested as usize] = load(&tally.nested);
-            counts.detaches = load(&tally.releases);
-            counts.longest_hold = ns(&tally.longest_hold_ns);
-            InterpreterStats {
-                id: tally.key.id,
-                runtime: tally.key.epoch,
-                counts,
-            }
-        })
-        .collect();
+    let mut interpreters: Vec<InterpreterStats> = Vec::new();
+    for tally in interp::all() {
+        // An interpreter may have two tallies (`interp::tally_of`): they add up.
+        let counts = &mut interpreter(&mut interpreters, tally.key.id, tally.key.epoch).counts;
+        counts.attaches[AttachKind::Nested as usize] += load(&tally.nested);
+        counts.detaches += load(&tally.releases);
+        counts.longest_hold = counts.longest_hold.max(ns(&tally.longest_hold_ns));
+    }
     // Nested attaches to a main interpreter, and threads waiting, are in threads' blocks.
-    let tallies = interp::all();
     for block in block::all() {
         let (runtime, count) = block.read();
         let main = interpreter(&mut interpreters, 0, runtime);
         main.counts.attaches[AttachKind::Nested as usize] += count;
         let waiting_on = block.waiting_on();
-        if let Some(tally) = tallies
-            .iter()
-            .find(|tally| waiting_on == core::ptr::from_ref(**tally) as usize)
+        if let Some(tally) =
+            interp::all().find(|tally| waiting_on == core::ptr::from_ref(*tally) as usize)
         {
             interpreter(&mut interpreters, tally.key.id, tally.key.epoch)
                 .counts

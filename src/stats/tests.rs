@@ -1,9 +1,10 @@
-//! The statistics' bookkeeping, without an interpreter: the restore stack past its depth,
-//! the site table, and the table's text.
+//! The statistics' bookkeeping, without an interpreter: the restore stack past its depth, the
+//! lock-free chain, the site table, and the table's text.
 
 use core::panic::Location;
 use core::time::Duration;
 
+use crate::stats::chain::Chain;
 use crate::stats::interp::{InterpKey, tally_of};
 use crate::stats::kind::AttachKind;
 use crate::stats::sites;
@@ -89,4 +90,24 @@ fn the_table_shows_the_interpreters_the_total_and_the_sites() {
         table.contains("3 attaches at sites not recorded"),
         "{table}"
     );
+}
+
+#[test]
+fn a_chain_keeps_every_item_pushed_from_many_threads() {
+    static CHAIN: Chain<(usize, usize)> = Chain::new();
+    std::thread::scope(|scope| {
+        for thread in 0..4 {
+            scope.spawn(move || {
+                for item in 0..250 {
+                    assert_eq!(*CHAIN.push((thread, item)), (thread, item));
+                }
+            });
+        }
+    });
+    let mut items: Vec<_> = CHAIN.iter().copied().collect();
+    items.sort_unstable();
+    let expected: Vec<_> = (0..4)
+        .flat_map(|thread| (0..250).map(move |item| (thread, item)))
+        .collect();
+    assert_eq!(items, expected);
 }
