@@ -5,7 +5,7 @@
 
 #![allow(unsafe_code, reason = "the C layer: every wrapper calls C")]
 
-#[cfg(Py_3_13)]
+#[cfg(Py_3_14)]
 pub(crate) use pyo3_ffi::PyMutex;
 #[cfg(Py_GIL_DISABLED)]
 pub(crate) use pyo3_ffi::{PyCriticalSection, PyCriticalSection2};

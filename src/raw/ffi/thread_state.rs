@@ -28,12 +28,12 @@ pub(crate) unsafe fn save_thread() -> *mut PyThreadState {
     unsafe { pyo3_ffi::PyEval_SaveThread() }
 }
 
-/// Makes `tstate` (or nothing) current and returns the previous one; from 3.12 it also
-/// releases and takes the GILs involved.
+/// Makes `tstate` (or nothing) current and returns the previous one, leaving the GIL alone
+/// (before 3.12; from 3.12 swapping also takes and releases GILs, and nothing here uses it).
 ///
 /// # Safety
-/// From 3.12, with a non-null `tstate`: as [`restore_thread`] after detaching. Before 3.12
-/// the caller holds the GIL of `tstate`'s interpreter (swapping never touches it).
+/// The caller holds the GIL of `tstate`'s interpreter.
+#[cfg(not(Py_3_12))]
 #[inline(always)]
 pub(crate) unsafe fn swap(tstate: *mut PyThreadState) -> *mut PyThreadState {
     // SAFETY: the caller's.
