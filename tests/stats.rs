@@ -236,6 +236,47 @@ fn child_a_long_hold_names_its_site() {
 }
 
 #[test]
+fn a_long_hold_callback_may_use_the_guards() {
+    common::run_child("child_a_long_hold_callback_may_use_the_guards");
+}
+
+/// The callback is reported after the guard operation that ended the hold, not inside it: a
+/// release ends a hold after its frame is written and before it is counted, so a callback
+/// attaching there would have overwritten the release frame. A threshold of zero reports
+/// every hold, and holds that end inside the callback are not reported to it (or this would
+/// never end).
+#[test]
+#[ignore = "runs in a child process, started by a_long_hold_callback_may_use_the_guards"]
+fn child_a_long_hold_callback_may_use_the_guards() {
+    common::python();
+    let reported = Arc::new(Mutex::new(0));
+    let count = Arc::clone(&reported);
+    stats::on_long_hold(Duration::ZERO, move |_| {
+        *count.lock().unwrap() += 1;
+        with_gil(|| without_gil(|| ()));
+        drop(WithGil::acquire());
+    });
+    with_gil(|| {
+        without_gil(|| assert!(!gilguard::is_attached())); // ends the first hold
+        assert!(gilguard::is_attached());
+        common::run("after_release = 1");
+    }); // the restore's hold
+    drop(WithGil::acquire()); // a third
+    let mut guard = gilguard::GilGuard::new();
+    guard.acquire(); // a fourth, ended by the release
+    // SAFETY: nothing relies on the attachment until the restore.
+    unsafe { guard.release() }.unwrap();
+    assert!(!gilguard::is_attached());
+    guard.restore().unwrap();
+    assert!(gilguard::is_attached());
+    drop(guard); // the fifth
+    assert!(!gilguard::is_attached());
+    stats::clear_long_hold();
+    with_gil(|| common::run("assert after_release == 1"));
+    assert_eq!(*reported.lock().unwrap(), 5);
+}
+
+#[test]
 fn a_panic_in_a_release_leaves_nothing_pending() {
     common::run_child("child_a_panic_in_a_release_leaves_nothing_pending");
 }

@@ -157,6 +157,8 @@ impl GilGuard {
         #[cfg(feature = "stats")]
         crate::stats::record::enter(core::panic::Location::caller());
         self.top = Some(release(self.top)?);
+        #[cfg(feature = "stats")]
+        crate::stats::record::settled();
         Ok(())
     }
 
@@ -188,6 +190,8 @@ impl GilGuard {
             return Err(GilError::NothingToRestore);
         };
         self.top = stack::finish(top);
+        #[cfg(feature = "stats")]
+        crate::stats::record::settled();
         Ok(())
     }
 

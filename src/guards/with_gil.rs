@@ -140,6 +140,8 @@ impl Drop for WithGil {
     #[inline(always)]
     fn drop(&mut self) {
         stack::finish_main(self.frame);
+        #[cfg(feature = "stats")]
+        crate::stats::record::settled();
     }
 }
 
@@ -204,5 +206,10 @@ pub fn try_with_gil<T>(f: impl FnOnce() -> T) -> Result<T, GilError> {
     #[cfg(feature = "stats")]
     crate::stats::record::enter(core::panic::Location::caller());
     let index = attach_main(Suspend::Allowed, None)?;
-    Ok(stack::in_main_scope(index, f))
+    #[cfg(feature = "stats")]
+    crate::stats::record::settled();
+    let value = stack::in_main_scope(index, f);
+    #[cfg(feature = "stats")]
+    crate::stats::record::settled();
+    Ok(value)
 }

@@ -91,8 +91,11 @@ impl WithoutGil {
     pub unsafe fn new() -> Result<WithoutGil, GilError> {
         #[cfg(feature = "stats")]
         crate::stats::record::enter(core::panic::Location::caller());
+        let frame = release(None)?;
+        #[cfg(feature = "stats")]
+        crate::stats::record::settled();
         Ok(WithoutGil {
-            frame: release(None)?,
+            frame,
             _thread: CPythonThreadState::NEW,
         })
     }
@@ -102,6 +105,8 @@ impl Drop for WithoutGil {
     #[inline]
     fn drop(&mut self) {
         stack::finish_likely::<stack::ReleasedFrame>(self.frame);
+        #[cfg(feature = "stats")]
+        crate::stats::record::settled();
     }
 }
 
@@ -165,10 +170,19 @@ where
 {
     #[cfg(feature = "stats")]
     crate::stats::record::enter(core::panic::Location::caller());
-    match detach(f) {
+    // The release ends a hold, reported once its frame is on the stack.
+    #[cfg(feature = "stats")]
+    let f = move || {
+        crate::stats::record::settled();
+        f()
+    };
+    let value = match detach(f) {
         Ok(value) => value,
         Err(f) => f(), // not attached: nothing to release
-    }
+    };
+    #[cfg(feature = "stats")]
+    crate::stats::record::settled();
+    value
 }
 
 /// Runs `f` with this thread detached, like [`without_gil`], or returns
@@ -206,7 +220,16 @@ where
 {
     #[cfg(feature = "stats")]
     crate::stats::record::enter(core::panic::Location::caller());
-    detach(f).map_err(|_| GilError::NotAttached)
+    // The release ends a hold, reported once its frame is on the stack.
+    #[cfg(feature = "stats")]
+    let f = move || {
+        crate::stats::record::settled();
+        f()
+    };
+    let value = detach(f).map_err(|_| GilError::NotAttached);
+    #[cfg(feature = "stats")]
+    crate::stats::record::settled();
+    value
 }
 
 /// Runs `f` with this thread detached, if it is attached, as a scope (`stack::in_scope`);

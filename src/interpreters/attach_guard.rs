@@ -48,5 +48,7 @@ impl Drop for AttachGuard<'_> {
     #[inline(always)]
     fn drop(&mut self) {
         stack::finish_likely::<stack::KeptFrame>(self.frame);
+        #[cfg(feature = "stats")]
+        crate::stats::record::settled();
     }
 }

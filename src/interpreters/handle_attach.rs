@@ -104,9 +104,11 @@ impl ThreadStateHandle<'_> {
     pub unsafe fn attach_suspending(&self) -> Result<AttachGuard<'_>, GilError> {
         #[cfg(feature = "stats")]
         crate::stats::record::enter(core::panic::Location::caller());
-        Ok(AttachGuard::new(
-            self.enter(Suspend::Allowed, self.rebind_main())?,
-        ))
+        let guard = AttachGuard::new(self.enter(Suspend::Allowed, self.rebind_main())?);
+        // Suspending ended the other interpreter's hold.
+        #[cfg(feature = "stats")]
+        crate::stats::record::settled();
+        Ok(guard)
     }
 
     /// Runs `f` with this thread state attached, then puts the thread back exactly as it was
@@ -192,7 +194,12 @@ impl ThreadStateHandle<'_> {
     #[inline(always)]
     fn run_as<T>(&self, rebind: RebindMain, f: impl FnOnce() -> T) -> Result<T, GilError> {
         let index = self.enter(Suspend::Allowed, rebind)?;
-        Ok(stack::in_scope::<stack::KeptFrame, T>(index, f))
+        #[cfg(feature = "stats")]
+        crate::stats::record::settled();
+        let value = stack::in_scope::<stack::KeptFrame, T>(index, f);
+        #[cfg(feature = "stats")]
+        crate::stats::record::settled();
+        Ok(value)
     }
 
     /// Attaches this thread state and pushes the frame that records it. Always inlined: the

@@ -1,5 +1,6 @@
 //! The callback for a hold at least as long as a threshold.
 
+use core::cell::Cell;
 use core::panic::Location;
 use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
@@ -42,8 +43,9 @@ static THRESHOLD_NS: AtomicU64 = AtomicU64::new(u64::MAX);
 static CALLBACK: RwLock<Option<Callback>> = RwLock::new(None);
 
 /// Calls `callback` after every hold at least as long as `threshold`, on the thread that
-/// held, right after it detached (so the callback runs without the GIL; it may take it).
-/// Replaces the callback set before.
+/// held, once the guard operation that ended the hold has returned (usually detached, so the
+/// callback runs without the GIL; it may use guards). Holds that end inside the callback
+/// itself are counted but not reported to it. Replaces the callback set before.
 ///
 /// # Examples
 ///
@@ -87,27 +89,82 @@ pub fn clear_long_hold() {
         .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
 }
 
-/// Calls the callback if a hold of `hold_ns` at `site` is at least the threshold.
+/// The long holds of this thread that ended inside a guard operation, reported when it has
+/// returned: a hold ends in the middle of the frame stack's bookkeeping, where a callback
+/// that uses guards would find the stack half changed.
+struct Deferred {
+    holds: Cell<Vec<LongHold>>,
+    pending: Cell<bool>,
+    /// Whether the callback is running on this thread; the holds it ends are not reported.
+    reporting: Cell<bool>,
+}
+
+thread_local! {
+    static DEFERRED: Deferred = const {
+        Deferred {
+            holds: Cell::new(Vec::new()),
+            pending: Cell::new(false),
+            reporting: Cell::new(false),
+        }
+    };
+}
+
+/// Notes a hold of `hold_ns` at `site` for the callback if it is at least the threshold.
 #[inline(always)]
 pub(crate) fn check(site: Site, interpreter: i64, hold_ns: u64) {
     if hold_ns >= THRESHOLD_NS.load(Ordering::Relaxed) {
-        call(site, interpreter, hold_ns);
+        defer(LongHold {
+            site,
+            hold: Duration::from_nanos(hold_ns),
+            interpreter,
+        });
     }
 }
 
 #[cold]
 #[inline(never)]
-fn call(site: Site, interpreter: i64, hold_ns: u64) {
+fn defer(hold: LongHold) {
+    let _ = DEFERRED.try_with(|deferred| {
+        if !deferred.reporting.get() {
+            let mut holds = deferred.holds.take();
+            holds.push(hold);
+            deferred.holds.set(holds);
+            deferred.pending.set(true);
+        }
+    });
+}
+
+/// Reports the holds noted since the last call; called where no guard operation is under way
+/// on this thread (a public entry point's start and end).
+#[inline(always)]
+pub(crate) fn report_deferred() {
+    if DEFERRED.try_with(|deferred| deferred.pending.get()) == Ok(true) {
+        report();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn report() {
+    let Ok(holds) = DEFERRED.try_with(|deferred| {
+        deferred.pending.set(false);
+        deferred.reporting.set(true);
+        deferred.holds.take()
+    }) else {
+        return;
+    };
+    // Also if the callback panics.
+    let _reported = scopeguard::guard((), |()| {
+        let _ = DEFERRED.try_with(|deferred| deferred.reporting.set(false));
+    });
     // Cloned out of the lock: the callback may set another one.
     let callback = CALLBACK
         .read()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
         .clone();
     if let Some(callback) = callback {
-        callback(&LongHold {
-            site,
-            hold: Duration::from_nanos(hold_ns),
-            interpreter,
-        });
+        for hold in &holds {
+            callback(hold);
+        }
     }
 }

@@ -29,7 +29,15 @@ pub(crate) struct Waiting {
 /// Notes the call site of a public entry point, for the attaches it makes.
 #[inline(always)]
 pub(crate) fn enter(site: Site) {
+    long_hold::report_deferred();
     thread::with(|stats| stats.site.set(Some(site)));
+}
+
+/// Called when a public entry point's guard operation has returned: reports the long holds
+/// it ended, now that the frame stack is consistent again.
+#[inline(always)]
+pub(crate) fn settled() {
+    long_hold::report_deferred();
 }
 
 /// The site of this thread's public entry point, or this function's if none was noted (an
@@ -170,8 +178,8 @@ pub(crate) fn restored(waiting: Option<Waiting>) {
     attached(waiting, AttachKind::Restore);
 }
 
-/// Ends `hold` at `at`: counts its attach, wait, hold and detach in its slot; called once
-/// the thread is detached, so that a long-hold callback runs without the GIL.
+/// Ends `hold` at `at`: counts its attach, wait, hold and detach in its slot, and notes it
+/// for the long-hold callback ([`settled`] reports it).
 fn end(hold: Hold, at: Instant) {
     let hold_ns = nanos(at.saturating_duration_since(hold.since));
     let tally = hold.tally;
