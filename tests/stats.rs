@@ -277,6 +277,33 @@ fn child_a_long_hold_callback_may_use_the_guards() {
 }
 
 #[test]
+fn a_panicking_long_hold_callback_does_not_abort() {
+    common::run_child("child_a_panicking_long_hold_callback_does_not_abort");
+}
+
+/// A guard dropped by unwinding reports its hold while a panic is under way: the callback's
+/// own panic must not become a second one (an abort).
+#[test]
+#[ignore = "runs in a child process, started by a_panicking_long_hold_callback_does_not_abort"]
+fn child_a_panicking_long_hold_callback_does_not_abort() {
+    common::python();
+    stats::on_long_hold(Duration::ZERO, |_| panic!("from the callback"));
+    let payload = std::panic::catch_unwind(|| {
+        let _gil = WithGil::acquire();
+        panic!("from the body");
+    })
+    .unwrap_err();
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"from the body"));
+    assert!(!gilguard::is_attached());
+    // With no panic under way, the callback's goes on, after the guard was dropped.
+    let payload = std::panic::catch_unwind(|| drop(WithGil::acquire())).unwrap_err();
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"from the callback"));
+    assert!(!gilguard::is_attached());
+    stats::clear_long_hold();
+    with_gil(|| ());
+}
+
+#[test]
 fn a_panic_in_a_release_leaves_nothing_pending() {
     common::run_child("child_a_panic_in_a_release_leaves_nothing_pending");
 }

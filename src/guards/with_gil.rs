@@ -206,8 +206,6 @@ pub fn try_with_gil<T>(f: impl FnOnce() -> T) -> Result<T, GilError> {
     #[cfg(feature = "stats")]
     crate::stats::record::enter(core::panic::Location::caller());
     let index = attach_main(Suspend::Allowed, None)?;
-    #[cfg(feature = "stats")]
-    crate::stats::record::settled();
     let value = stack::in_main_scope(index, f);
     #[cfg(feature = "stats")]
     crate::stats::record::settled();

@@ -91,13 +91,13 @@ impl WithoutGil {
     pub unsafe fn new() -> Result<WithoutGil, GilError> {
         #[cfg(feature = "stats")]
         crate::stats::record::enter(core::panic::Location::caller());
-        let frame = release(None)?;
+        let guard = WithoutGil {
+            frame: release(None)?,
+            _thread: CPythonThreadState::NEW,
+        };
         #[cfg(feature = "stats")]
         crate::stats::record::settled();
-        Ok(WithoutGil {
-            frame,
-            _thread: CPythonThreadState::NEW,
-        })
+        Ok(guard)
     }
 }
 

@@ -1,9 +1,11 @@
 //! The callback for a hold at least as long as a threshold.
 
 use core::cell::Cell;
+use core::panic::AssertUnwindSafe;
 use core::panic::Location;
 use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
+use std::panic;
 use std::sync::{Arc, RwLock};
 
 use crate::stats::counter::nanos;
@@ -45,7 +47,9 @@ static CALLBACK: RwLock<Option<Callback>> = RwLock::new(None);
 /// Calls `callback` after every hold at least as long as `threshold`, on the thread that
 /// held, once the guard operation that ended the hold has returned (usually detached, so the
 /// callback runs without the GIL; it may use guards). Holds that end inside the callback
-/// itself are counted but not reported to it. Replaces the callback set before.
+/// itself are counted but not reported to it. A panic in the callback leaves the guard
+/// operation that reported it (complete), unless a panic is already unwinding through it (a
+/// guard dropped by unwinding), where it is dropped. Replaces the callback set before.
 ///
 /// # Examples
 ///
@@ -162,9 +166,16 @@ fn report() {
         .read()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
         .clone();
-    if let Some(callback) = callback {
-        for hold in &holds {
-            callback(hold);
+    let Some(callback) = callback else { return };
+    // A panicking callback must not abort a guard's drop during unwinding: the panic goes on
+    // only where no other is under way.
+    let mut panicked = None;
+    for hold in &holds {
+        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| callback(hold))) {
+            panicked.get_or_insert(payload);
         }
+    }
+    if let Some(payload) = panicked.filter(|_| !std::thread::panicking()) {
+        panic::resume_unwind(payload);
     }
 }
