@@ -170,12 +170,8 @@ where
 {
     #[cfg(feature = "stats")]
     crate::stats::record::enter(core::panic::Location::caller());
-    // The release ends a hold, reported once its frame is on the stack.
     #[cfg(feature = "stats")]
-    let f = move || {
-        crate::stats::record::settled();
-        f()
-    };
+    let f = reporting_first(f);
     let value = match detach(f) {
         Ok(value) => value,
         Err(f) => f(), // not attached: nothing to release
@@ -220,16 +216,22 @@ where
 {
     #[cfg(feature = "stats")]
     crate::stats::record::enter(core::panic::Location::caller());
-    // The release ends a hold, reported once its frame is on the stack.
     #[cfg(feature = "stats")]
-    let f = move || {
-        crate::stats::record::settled();
-        f()
-    };
+    let f = reporting_first(f);
     let value = detach(f).map_err(|_| GilError::NotAttached);
     #[cfg(feature = "stats")]
     crate::stats::record::settled();
     value
+}
+
+/// `f`, first reporting the long holds that the release before it ended, once the release's
+/// frame is on the stack (`stats`).
+#[cfg(feature = "stats")]
+fn reporting_first<T>(f: impl FnOnce() -> T + Send) -> impl FnOnce() -> T + Send {
+    move || {
+        crate::stats::record::settled();
+        f()
+    }
 }
 
 /// Runs `f` with this thread detached, if it is attached, as a scope (`stack::in_scope`);
