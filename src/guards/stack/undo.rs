@@ -45,6 +45,16 @@ pub(crate) struct CallingPythonFrame;
 #[cfg(feature = "pyo3")]
 pub(crate) struct ReleasedByPyo3Frame;
 
+/// Runs `detach`, which ends this thread's hold of a GIL (timed with the `stats` feature).
+#[inline(always)]
+fn ending_hold(detach: impl FnOnce()) {
+    #[cfg(feature = "stats")]
+    let at = stats::detaching();
+    detach();
+    #[cfg(feature = "stats")]
+    stats::detached(at);
+}
+
 impl FastUndo for NestedFrame {
     const ENTRY: Entry = Entry::Nested;
     #[inline(always)]
@@ -55,11 +65,7 @@ impl FastUndo for RestoredFrame {
     const ENTRY: Entry = Entry::Restored;
     #[inline(always)]
     fn undo(frame: &Frame) {
-        #[cfg(feature = "stats")]
-        let detaching = stats::detaching();
-        frame.detach();
-        #[cfg(feature = "stats")]
-        stats::detached(detaching);
+        ending_hold(|| frame.detach());
     }
 }
 
@@ -67,12 +73,8 @@ impl FastUndo for KeptFrame {
     const ENTRY: Entry = Entry::Kept;
     #[inline(always)]
     fn undo(frame: &Frame) {
-        #[cfg(feature = "stats")]
-        let detaching = stats::detaching();
         // A kept thread state is always the crate's (see `Entry::Kept`).
-        detach_owned(frame.tstate);
-        #[cfg(feature = "stats")]
-        stats::detached(detaching);
+        ending_hold(|| detach_owned(frame.tstate));
         native_thread::dismiss_guard();
     }
 }
@@ -126,28 +128,24 @@ impl Frame {
             #[cfg(feature = "pyo3")]
             Entry::ReleasedByPyo3 => ReleasedByPyo3Frame::undo(&self),
             Entry::Ensured => {
-                #[cfg(feature = "stats")]
-                let detaching = stats::detaching();
-                if self.is_current(ffi::current_thread_state())
-                    && ffi::gilstate_thread_state() == self.tstate
-                {
-                    // SAFETY: pairs with the `PyGILState_Ensure` that made `self.tstate`
-                    // (returning `UNLOCKED`), confirmed attached and still bound.
-                    unsafe { ffi::gilstate_release_unlocked() };
-                }
-                #[cfg(feature = "stats")]
-                stats::detached(detaching);
+                ending_hold(|| {
+                    if self.is_current(ffi::current_thread_state())
+                        && ffi::gilstate_thread_state() == self.tstate
+                    {
+                        // SAFETY: pairs with the `PyGILState_Ensure` that made `self.tstate`
+                        // (returning `UNLOCKED`), confirmed attached and still bound.
+                        unsafe { ffi::gilstate_release_unlocked() };
+                    }
+                });
             }
             Entry::Deleting => {
-                #[cfg(feature = "stats")]
-                let detaching = stats::detaching();
-                if self.is_current(ffi::current_thread_state()) {
-                    // SAFETY: `self.tstate` is attached (confirmed), and `undo_in_place`
-                    // cleared it. Deleting it also detaches the thread.
-                    unsafe { ffi::delete_current() };
-                }
-                #[cfg(feature = "stats")]
-                stats::detached(detaching);
+                ending_hold(|| {
+                    if self.is_current(ffi::current_thread_state()) {
+                        // SAFETY: `self.tstate` is attached (confirmed), and `undo_in_place`
+                        // cleared it. Deleting it also detaches the thread.
+                        unsafe { ffi::delete_current() };
+                    }
+                });
                 // Deleting a thread state `PyGILState` binds unbinds it.
                 #[cfg(Py_3_12)]
                 if self.suspended.is_null() {
