@@ -362,3 +362,44 @@ fn child_a_thread_blocked_in_an_attach_is_waiting_now() {
     });
     assert_eq!(stats::snapshot().total.waiting_now, 0);
 }
+
+#[test]
+fn a_reset_reaches_threads_alive_and_exited() {
+    common::run_child("child_a_reset_reaches_threads_alive_and_exited");
+}
+
+#[test]
+#[ignore = "runs in a child process, started by a_reset_reaches_threads_alive_and_exited"]
+fn child_a_reset_reaches_threads_alive_and_exited() {
+    use std::sync::mpsc;
+    common::python();
+    // A thread that exits before the reset, and one that stays alive across it: each counts
+    // in a table of its own, which the reset must reach without writing to it.
+    std::thread::spawn(|| with_gil(|| ())).join().unwrap();
+    let (go, wait) = mpsc::channel::<()>();
+    let (done, is_done) = mpsc::channel();
+    let alive = std::thread::spawn(move || {
+        for _ in 0..2 {
+            let site = next_line();
+            with_gil(|| ());
+            done.send(site).unwrap();
+            wait.recv().unwrap();
+        }
+    });
+    is_done.recv().unwrap();
+    assert!(stats::snapshot().total.taking_the_gil() >= 2);
+    stats::reset();
+    let snapshot = stats::snapshot();
+    assert_eq!(snapshot.total.taking_the_gil(), 0, "{snapshot}");
+    assert_eq!(snapshot.total.detaches, 0, "{snapshot}");
+    assert!(snapshot.sites.is_empty(), "{snapshot}");
+    // The living thread's next attach counts from zero: one attach, not its earlier ones too.
+    go.send(()).unwrap();
+    let site = is_done.recv().unwrap();
+    go.send(()).unwrap();
+    alive.join().unwrap();
+    let snapshot = stats::snapshot();
+    let figures = site_at(&snapshot, site);
+    assert_eq!((figures.attaches, figures.holds), (1, 1), "{snapshot}");
+    assert_eq!(snapshot.total.taking_the_gil(), 1, "{snapshot}");
+}

@@ -37,16 +37,14 @@ impl InterpKey {
     }
 }
 
-/// What only an interpreter has: its nested attaches (those of threads' blocks apart,
-/// `block.rs`), its releases of holds the crate did not start and its longest hold (the
-/// threads waiting for it now are in their blocks). Its attaches, waits and holds are the
-/// sums of its call sites' (`sites.rs`), so that an attach adds to one set of counters.
+/// What only an interpreter has: its nested attaches (other than those to a main
+/// interpreter, which threads count in their blocks, `block.rs`). Its attaches, waits and
+/// holds are the sums of its call sites' in threads' tables (`sites.rs`), so that an attach
+/// adds to one set of counters; the threads waiting for it now are in their blocks.
 #[derive(Debug)]
 pub(crate) struct Tally {
     pub(crate) key: InterpKey,
     pub(crate) nested: AtomicU64,
-    pub(crate) releases: AtomicU64,
-    pub(crate) longest_hold_ns: AtomicU64,
 }
 
 impl Tally {
@@ -54,15 +52,11 @@ impl Tally {
         Tally {
             key,
             nested: AtomicU64::new(0),
-            releases: AtomicU64::new(0),
-            longest_hold_ns: AtomicU64::new(0),
         }
     }
 
     pub(crate) fn reset(&self) {
         self.nested.store(0, Ordering::Relaxed);
-        self.releases.store(0, Ordering::Relaxed);
-        self.longest_hold_ns.store(0, Ordering::Relaxed);
     }
 }
 

@@ -8,8 +8,9 @@ use core::time::Duration;
 use std::panic;
 use std::sync::{Arc, RwLock};
 
-use crate::stats::counter::nanos;
+use crate::stats::clock::Scale;
 use crate::stats::sites::Site;
+use crate::stats::thread::ThreadStats;
 
 /// A hold at least as long as the threshold given to [`on_long_hold`].
 ///
@@ -39,9 +40,9 @@ pub struct LongHold {
 
 type Callback = Arc<dyn Fn(&LongHold) + Send + Sync>;
 
-/// The threshold in nanoseconds; `u64::MAX` (585 years) when no callback is set, so that
-/// the check at each detach is one load and one compare.
-static THRESHOLD_NS: AtomicU64 = AtomicU64::new(u64::MAX);
+/// The threshold in clock ticks; `u64::MAX` when no callback is set, so that the check at
+/// each detach is one load and one compare.
+static THRESHOLD: AtomicU64 = AtomicU64::new(u64::MAX);
 static CALLBACK: RwLock<Option<Callback>> = RwLock::new(None);
 
 /// Calls `callback` after every hold at least as long as `threshold`, on the thread that
@@ -76,7 +77,7 @@ pub fn on_long_hold(threshold: Duration, callback: impl Fn(&LongHold) + Send + S
         .write()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     *slot = Some(Arc::new(callback));
-    THRESHOLD_NS.store(nanos(threshold), Ordering::Relaxed);
+    THRESHOLD.store(Scale::now().ticks(threshold), Ordering::Relaxed);
 }
 
 /// Removes the callback [`on_long_hold`] set, if any.
@@ -87,7 +88,7 @@ pub fn on_long_hold(threshold: Duration, callback: impl Fn(&LongHold) + Send + S
 /// gilguard::stats::clear_long_hold();
 /// ```
 pub fn clear_long_hold() {
-    THRESHOLD_NS.store(u64::MAX, Ordering::Relaxed);
+    THRESHOLD.store(u64::MAX, Ordering::Relaxed);
     *CALLBACK
         .write()
         .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
@@ -95,10 +96,10 @@ pub fn clear_long_hold() {
 
 /// The long holds of this thread that ended inside a guard operation, reported when it has
 /// returned: a hold ends in the middle of the frame stack's bookkeeping, where a callback
-/// that uses guards would find the stack half changed.
+/// that uses guards would find the stack half changed. Whether any wait is
+/// `ThreadStats::long_holds`, which the guards check.
 struct Deferred {
     holds: Cell<Vec<LongHold>>,
-    pending: Cell<bool>,
     /// Whether the callback is running on this thread; the holds it ends are not reported.
     reporting: Cell<bool>,
 }
@@ -107,33 +108,33 @@ thread_local! {
     static DEFERRED: Deferred = const {
         Deferred {
             holds: Cell::new(Vec::new()),
-            pending: Cell::new(false),
             reporting: Cell::new(false),
         }
     };
 }
 
-/// Notes a hold of `hold_ns` at `site` for the callback if it is at least the threshold.
+/// Notes a hold of `ticks` at `site` for the callback if it is at least the threshold.
 #[inline(always)]
-pub(crate) fn check(site: Site, interpreter: i64, hold_ns: u64) {
-    if hold_ns >= THRESHOLD_NS.load(Ordering::Relaxed) {
-        defer(LongHold {
-            site,
-            hold: Duration::from_nanos(hold_ns),
-            interpreter,
-        });
+pub(crate) fn check(stats: &ThreadStats, site: Site, interpreter: i64, ticks: u64) {
+    if ticks >= THRESHOLD.load(Ordering::Relaxed) {
+        defer(stats, site, interpreter, ticks);
     }
 }
 
 #[cold]
 #[inline(never)]
-fn defer(hold: LongHold) {
+fn defer(stats: &ThreadStats, site: Site, interpreter: i64, ticks: u64) {
+    let hold = LongHold {
+        site,
+        hold: Scale::now().duration(ticks),
+        interpreter,
+    };
     let _ = DEFERRED.try_with(|deferred| {
         if !deferred.reporting.get() {
             let mut holds = deferred.holds.take();
             holds.push(hold);
             deferred.holds.set(holds);
-            deferred.pending.set(true);
+            stats.long_holds.set(true);
         }
     });
 }
@@ -141,8 +142,9 @@ fn defer(hold: LongHold) {
 /// Reports the holds noted since the last call; called where no guard operation is under way
 /// on this thread (a public entry point's start and end).
 #[inline(always)]
-pub(crate) fn report_deferred() {
-    if DEFERRED.try_with(|deferred| deferred.pending.get()) == Ok(true) {
+pub(crate) fn report_deferred(stats: &ThreadStats) {
+    if stats.long_holds.get() {
+        stats.long_holds.set(false);
         report();
     }
 }
@@ -151,7 +153,6 @@ pub(crate) fn report_deferred() {
 #[inline(never)]
 fn report() {
     let Ok(holds) = DEFERRED.try_with(|deferred| {
-        deferred.pending.set(false);
         deferred.reporting.set(true);
         deferred.holds.take()
     }) else {

@@ -27,7 +27,7 @@
 
 mod block;
 mod chain;
-mod counter;
+mod clock;
 pub(crate) mod interp;
 mod kind;
 mod long_hold;

@@ -1,12 +1,12 @@
 //! Reading the counters into a [`Snapshot`], and setting them to zero.
 
 use core::sync::atomic::{AtomicU64, Ordering};
-use core::time::Duration;
 
 use crate::stats::block;
+use crate::stats::clock::Scale;
 use crate::stats::interp;
 use crate::stats::kind::AttachKind;
-use crate::stats::sites::{self, SiteSlot};
+use crate::stats::sites::{Site, Slot};
 use crate::stats::snapshot::{Counts, InterpreterStats, SiteStats, Snapshot};
 
 /// Reads the figures.
@@ -27,17 +27,17 @@ use crate::stats::snapshot::{Counts, InterpreterStats, SiteStats, Snapshot};
 #[must_use]
 pub fn snapshot() -> Snapshot {
     let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-    let ns = |counter: &AtomicU64| Duration::from_nanos(load(counter));
+    let scale = Scale::now();
     let mut interpreters: Vec<InterpreterStats> = Vec::new();
     for tally in interp::all() {
         // An interpreter may have two tallies (`interp::tally_of`): they add up.
         let counts = &mut interpreter(&mut interpreters, tally.key.id, tally.key.epoch).counts;
         counts.attaches[AttachKind::Nested as usize] += load(&tally.nested);
-        counts.detaches += load(&tally.releases);
-        counts.longest_hold = counts.longest_hold.max(ns(&tally.longest_hold_ns));
     }
-    // Nested attaches to a main interpreter, and threads waiting, are in threads' blocks.
+    let mut sites: Vec<SiteStats> = Vec::new();
+    let mut sites_not_recorded = 0;
     for block in block::all() {
+        // Nested attaches to a main interpreter, and the thread waiting, are in the block.
         let (runtime, count) = block.read();
         let main = interpreter(&mut interpreters, 0, runtime);
         main.counts.attaches[AttachKind::Nested as usize] += count;
@@ -49,19 +49,23 @@ pub fn snapshot() -> Snapshot {
                 .counts
                 .waiting_now += 1;
         }
-    }
-    // The rest are the sums of the slots, per interpreter and per site.
-    let mut sites: Vec<SiteStats> = Vec::new();
-    for ((site, tally, kind), slot) in sites::claimed() {
-        let figures = site_figures(site, slot);
-        let counts = &mut interpreter(&mut interpreters, tally.key.id, tally.key.epoch).counts;
-        counts.attaches[kind as usize] += figures.attaches;
-        counts.detaches += figures.holds;
-        counts.wait += figures.wait;
-        counts.hold += figures.hold;
-        match sites.iter_mut().find(|s| core::ptr::eq(s.site, site)) {
-            Some(same) => add_site(same, &figures),
-            None => sites.push(figures),
+        // The rest are the sums of the tables' slots, per interpreter and per site.
+        let Some(table) = block.table_since_reset() else {
+            continue;
+        };
+        sites_not_recorded += load(&table.overflow);
+        for ((site, tally, kind), slot) in table.claimed() {
+            let figures = site_figures(scale, site, slot);
+            let counts = &mut interpreter(&mut interpreters, tally.key.id, tally.key.epoch).counts;
+            counts.attaches[kind as usize] += figures.attaches;
+            counts.detaches += figures.holds + load(&slot.releases);
+            counts.wait += figures.wait;
+            counts.hold += figures.hold;
+            counts.longest_hold = counts.longest_hold.max(figures.longest_hold);
+            match sites.iter_mut().find(|s| core::ptr::eq(s.site, site)) {
+                Some(same) => add_site(same, &figures),
+                None => sites.push(figures),
+            }
         }
     }
     sites.retain(|site| site.attaches != 0 || site.holds != 0);
@@ -74,7 +78,7 @@ pub fn snapshot() -> Snapshot {
         total,
         interpreters,
         sites,
-        sites_not_recorded: load(&sites::OVERFLOW),
+        sites_not_recorded,
     }
 }
 
@@ -101,17 +105,17 @@ fn interpreter(
 }
 
 /// One slot's figures.
-fn site_figures(site: sites::Site, slot: &SiteSlot) -> SiteStats {
+fn site_figures(scale: Scale, site: Site, slot: &Slot) -> SiteStats {
     let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-    let ns = |counter: &AtomicU64| Duration::from_nanos(load(counter));
+    let ns = |counter: &AtomicU64| scale.duration(load(counter));
     SiteStats {
         site,
         attaches: load(&slot.attaches),
-        wait: ns(&slot.wait_ns),
-        longest_wait: ns(&slot.longest_wait_ns),
+        wait: ns(&slot.wait),
+        longest_wait: ns(&slot.longest_wait),
         holds: load(&slot.holds),
-        hold: ns(&slot.hold_ns),
-        longest_hold: ns(&slot.longest_hold_ns),
+        hold: ns(&slot.hold),
+        longest_hold: ns(&slot.longest_hold),
     }
 }
 
@@ -144,8 +148,4 @@ pub fn reset() {
     for tally in interp::all() {
         tally.reset();
     }
-    for (_, slot) in sites::claimed() {
-        slot.reset();
-    }
-    sites::OVERFLOW.store(0, Ordering::Relaxed);
 }

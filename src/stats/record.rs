@@ -6,20 +6,18 @@
 
 use core::panic::Location;
 use core::sync::atomic::Ordering;
-use std::time::Instant;
 
-use crate::stats::block;
-use crate::stats::counter::{nanos, raise};
+use crate::stats::clock;
 use crate::stats::interp::{InterpKey, Tally};
 use crate::stats::kind::AttachKind;
 use crate::stats::long_hold;
-use crate::stats::sites::{self, Site};
-use crate::stats::thread::{self, Hold, Resume};
+use crate::stats::sites::Site;
+use crate::stats::thread::{self, Hold, Resume, ThreadStats};
 
-/// An attach waiting for its GIL: since when, for which site and interpreter.
+/// An attach waiting for its GIL: since when (clock ticks), for which site and interpreter.
 #[derive(Debug)]
 pub(crate) struct Waiting {
-    since: Instant,
+    since: u64,
     site: Site,
     tally: &'static Tally,
     /// Whether the hold that follows is the crate's to end (see [`Resume::holds`]).
@@ -29,28 +27,30 @@ pub(crate) struct Waiting {
 /// Notes the call site of a public entry point, for the attaches it makes.
 #[inline(always)]
 pub(crate) fn enter(site: Site) {
-    long_hold::report_deferred();
-    thread::with(|stats| stats.site.set(Some(site)));
+    thread::with(|stats| {
+        long_hold::report_deferred(stats);
+        stats.site.set(Some(site));
+    });
 }
 
 /// Called when a public entry point's guard operation has returned: reports the long holds
 /// it ended, now that the frame stack is consistent again.
 #[inline(always)]
 pub(crate) fn settled() {
-    long_hold::report_deferred();
+    thread::with(long_hold::report_deferred);
 }
 
 /// The site of this thread's public entry point, or this function's if none was noted (an
 /// attach the crate makes for itself).
 #[inline(always)]
-fn site(stats: &thread::ThreadStats) -> Site {
+fn site(stats: &ThreadStats) -> Site {
     stats.site.get().unwrap_or_else(|| Location::caller())
 }
 
 /// Counts a nested attach to the main interpreter.
 #[inline(always)]
 pub(crate) fn nested_main() {
-    block::count_nested();
+    thread::with(|stats| stats.block().count_nested());
 }
 
 /// Counts a nested attach to `key`'s interpreter.
@@ -66,9 +66,9 @@ pub(crate) fn nested(key: InterpKey) {
 pub(crate) fn before_attach(key: InterpKey) -> Option<Waiting> {
     thread::with(|stats| {
         let tally = stats.tally(key);
-        block::wait_for(Some(tally));
+        stats.block().wait_for(Some(tally));
         Some(Waiting {
-            since: Instant::now(),
+            since: clock::now(),
             site: site(stats),
             tally,
             holds: true,
@@ -82,22 +82,23 @@ pub(crate) fn before_attach(key: InterpKey) -> Option<Waiting> {
 #[inline(always)]
 pub(crate) fn attached(waiting: Option<Waiting>, kind: AttachKind) {
     let Some(waiting) = waiting else { return };
-    let now = Instant::now();
-    let wait_ns = nanos(now - waiting.since);
-    let tally = waiting.tally;
-    block::wait_for(None);
-    if waiting.holds {
-        let hold = Hold {
-            since: now,
-            wait_ns,
-            site: waiting.site,
-            tally,
-            kind,
-        };
-        thread::with(|stats| stats.hold.set(Some(hold)));
-    } else {
-        sites::record_wait((waiting.site, tally, kind), wait_ns);
-    }
+    let now = clock::now();
+    let wait = now.saturating_sub(waiting.since);
+    thread::with(|stats| {
+        let block = stats.block();
+        block.wait_for(None);
+        if waiting.holds {
+            stats.hold.set(Some(Hold {
+                since: now,
+                wait,
+                site: waiting.site,
+                tally: waiting.tally,
+                kind,
+            }));
+        } else if let Some(slot) = block.table().slot((waiting.site, waiting.tally, kind)) {
+            slot.attach(wait);
+        }
+    });
 }
 
 /// Called when an attach that [`attached`] counted fails after all (the C call could not
@@ -105,7 +106,7 @@ pub(crate) fn attached(waiting: Option<Waiting>, kind: AttachKind) {
 #[inline]
 pub(crate) fn not_attached(waiting: Option<Waiting>) {
     if waiting.is_some() {
-        block::wait_for(None);
+        thread::with(|stats| stats.block().wait_for(None));
     }
 }
 
@@ -113,28 +114,30 @@ pub(crate) fn not_attached(waiting: Option<Waiting>) {
 /// detach (CPython may keep it waiting in that call until another thread has taken the GIL,
 /// which is neither holding nor waiting to attach).
 #[inline(always)]
-pub(crate) fn detaching() -> Instant {
-    Instant::now()
+pub(crate) fn detaching() -> u64 {
+    clock::now()
 }
 
 /// Called after a detach that undoes an attach, with the time of [`detaching`]: ends this
 /// thread's hold, if one is in progress.
 #[inline(always)]
-pub(crate) fn detached(at: Instant) {
-    if let Some(hold) = thread::with(|stats| stats.hold.take()) {
-        end(hold, at);
-    }
+pub(crate) fn detached(at: u64) {
+    thread::with(|stats| {
+        if let Some(hold) = stats.hold.take() {
+            end(stats, hold, at);
+        }
+    });
 }
 
 /// Called just after a release (or a suspension) detached a thread state of `key()`'s
 /// interpreter, with the time of [`detaching`]: ends the hold in progress, and remembers it
 /// for the restore.
 #[inline]
-pub(crate) fn released(at: Instant, key: impl FnOnce() -> InterpKey) {
+pub(crate) fn released(at: u64, key: impl FnOnce() -> InterpKey) {
     thread::with(|stats| {
         let resume = match stats.hold.take() {
             Some(hold) => {
-                end(hold, at);
+                end(stats, hold, at);
                 Resume {
                     site: hold.site,
                     tally: hold.tally,
@@ -145,9 +148,16 @@ pub(crate) fn released(at: Instant, key: impl FnOnce() -> InterpKey) {
                 // Attached by someone else (Python calling an extension, typically): its
                 // hold is not known, its detach still counts.
                 let tally = stats.tally(key());
-                tally.releases.fetch_add(1, Ordering::Relaxed);
+                let site = site(stats);
+                if let Some(slot) = stats
+                    .block()
+                    .table()
+                    .slot((site, tally, AttachKind::Restore))
+                {
+                    slot.release();
+                }
                 Resume {
-                    site: site(stats),
+                    site,
                     tally,
                     holds: false,
                 }
@@ -162,9 +172,9 @@ pub(crate) fn released(at: Instant, key: impl FnOnce() -> InterpKey) {
 pub(crate) fn before_restore() -> Option<Waiting> {
     thread::with(|stats| {
         let resume = stats.pop_resume()?;
-        block::wait_for(Some(resume.tally));
+        stats.block().wait_for(Some(resume.tally));
         Some(Waiting {
-            since: Instant::now(),
+            since: clock::now(),
             site: resume.site,
             tally: resume.tally,
             holds: resume.holds,
@@ -180,10 +190,16 @@ pub(crate) fn restored(waiting: Option<Waiting>) {
 
 /// Ends `hold` at `at`: counts its attach, wait, hold and detach in its slot, and notes it
 /// for the long-hold callback ([`settled`] reports it).
-fn end(hold: Hold, at: Instant) {
-    let hold_ns = nanos(at.saturating_duration_since(hold.since));
-    let tally = hold.tally;
-    raise(&tally.longest_hold_ns, hold_ns);
-    sites::record_hold((hold.site, tally, hold.kind), hold.wait_ns, hold_ns);
-    long_hold::check(hold.site, tally.key.id, hold_ns);
+#[inline(always)]
+fn end(stats: &ThreadStats, hold: Hold, at: u64) {
+    let ticks = at.saturating_sub(hold.since);
+    if let Some(slot) = stats
+        .block()
+        .table()
+        .slot((hold.site, hold.tally, hold.kind))
+    {
+        slot.attach(hold.wait);
+        slot.hold(ticks);
+    }
+    long_hold::check(stats, hold.site, hold.tally.key.id, ticks);
 }

@@ -167,7 +167,8 @@ pub struct Snapshot {
     pub interpreters: Vec<InterpreterStats>,
     /// Each call site, by wait plus hold, largest first.
     pub sites: Vec<SiteStats>,
-    /// Attaches at sites that did not fit in the table of sites (over a thousand sites).
+    /// Attaches and detaches that did not fit in their thread's table of sites (which has
+    /// room for 128 combinations of site, interpreter and kind of attach per thread).
     pub sites_not_recorded: u64,
 }
 

@@ -2,12 +2,13 @@
 //! lock-free chain, the site table, and the table's text.
 
 use core::panic::Location;
+use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
 
 use crate::stats::chain::Chain;
 use crate::stats::interp::{InterpKey, tally_of};
 use crate::stats::kind::AttachKind;
-use crate::stats::sites;
+use crate::stats::sites::Table;
 use crate::stats::snapshot::{Counts, Snapshot};
 use crate::stats::thread::{Resume, with};
 
@@ -43,30 +44,49 @@ fn a_slot_is_claimed_once_and_added_to() {
         id: -8,
         epoch: u64::MAX - 3,
     });
+    let table = Table::new();
     let key = (Location::caller(), tally, AttachKind::Native);
-    sites::record_wait(key, 5);
-    sites::record_hold(key, 7, 11);
-    let same = |(site, of, kind): sites::SlotKey| {
-        core::ptr::eq(site, key.0) && core::ptr::eq(of, tally) && kind == key.2
-    };
-    let (_, slot) = sites::claimed().find(|(k, _)| same(*k)).expect("claimed");
-    let load = |counter: &core::sync::atomic::AtomicU64| {
-        counter.load(core::sync::atomic::Ordering::Relaxed)
-    };
+    table.slot(key).expect("free").attach(5);
+    let slot = table.slot(key).expect("claimed");
+    slot.attach(7);
+    slot.hold(11);
+    let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
     assert_eq!(load(&slot.attaches), 2);
-    assert_eq!(load(&slot.wait_ns), 12);
-    assert_eq!(load(&slot.longest_wait_ns), 7);
+    assert_eq!(load(&slot.wait), 12);
+    assert_eq!(load(&slot.longest_wait), 7);
     assert_eq!(load(&slot.holds), 1);
-    assert_eq!(load(&slot.hold_ns), 11);
-    assert_eq!(sites::claimed().filter(|(k, _)| same(*k)).count(), 1);
+    assert_eq!(load(&slot.hold), 11);
+    assert_eq!(load(&slot.longest_hold), 11);
+    assert_eq!(table.claimed().count(), 1);
     // Another kind at the same site is another slot.
-    sites::record_wait((key.0, tally, AttachKind::Restore), 1);
-    assert_eq!(
-        sites::claimed()
-            .filter(|(k, _)| core::ptr::eq(k.1, tally))
-            .count(),
-        2
-    );
+    table
+        .slot((key.0, tally, AttachKind::Restore))
+        .expect("free");
+    assert_eq!(table.claimed().count(), 2);
+    table.clear();
+    assert_eq!(load(&slot.attaches), 0);
+    assert_eq!(table.claimed().count(), 2, "keys stay claimed");
+}
+
+#[test]
+fn a_full_table_counts_what_it_cannot_place() {
+    let table = Table::new();
+    let mut places = 0;
+    // Distinct keys: one interpreter tally each, all at this site.
+    for id in 0..150 {
+        let tally = tally_of(InterpKey {
+            id: -100 - id,
+            epoch: u64::MAX - 3,
+        });
+        if table
+            .slot((Location::caller(), tally, AttachKind::Handle))
+            .is_some()
+        {
+            places += 1;
+        }
+    }
+    assert_eq!(places, 128);
+    assert_eq!(table.overflow.load(Ordering::Relaxed), 22);
 }
 
 #[test]

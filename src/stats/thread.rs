@@ -1,21 +1,22 @@
-//! What the statistics remember per thread: the call site of the public entry point running,
-//! the hold in progress, the holds that a release or a suspension interrupted, and the last
-//! interpreter's tally. A thread-local of its own, beside the frame stack's context: it is
+//! What the statistics remember per thread, for that thread only: its block (`block.rs`),
+//! the call site of the public entry point running, the hold in progress, the holds that a
+//! release or a suspension interrupted, the last interpreter's tally, and whether long holds
+//! wait to be reported. A thread-local of its own, beside the frame stack's context: it is
 //! only there with the feature, and like the context it is `const` and has no destructor.
 
 use core::cell::Cell;
-use std::time::Instant;
 
+use crate::stats::block::{self, Block};
 use crate::stats::interp::{InterpKey, Tally, tally_of};
 use crate::stats::kind::AttachKind;
 use crate::stats::sites::Site;
 
-/// A hold in progress: since when, after how long a wait, where, of which interpreter,
-/// begun by which kind of attach (counted when the hold ends, with it).
+/// A hold in progress: since when (clock ticks), after how long a wait, where, of which
+/// interpreter, begun by which kind of attach (counted when the hold ends, with it).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Hold {
-    pub(crate) since: Instant,
-    pub(crate) wait_ns: u64,
+    pub(crate) since: u64,
+    pub(crate) wait: u64,
     pub(crate) site: Site,
     pub(crate) tally: &'static Tally,
     pub(crate) kind: AttachKind,
@@ -40,10 +41,18 @@ const RESUME_DEPTH: usize = 16;
 pub(crate) struct ThreadStats {
     pub(crate) site: Cell<Option<Site>>,
     pub(crate) hold: Cell<Option<Hold>>,
-    resume: [Cell<Option<Resume>>; RESUME_DEPTH],
+    /// The interrupted holds, an array a field: a `Resume` copied whole out of fields just
+    /// written one by one (a restore follows its release soon) would wait for the stores to
+    /// drain instead of reading them forwarded.
+    resume_sites: [Cell<Option<Site>>; RESUME_DEPTH],
+    resume_tallies: [Cell<Option<&'static Tally>>; RESUME_DEPTH],
+    resume_holds: [Cell<bool>; RESUME_DEPTH],
     /// May exceed [`RESUME_DEPTH`]; the entries above it are not stored.
     depth: Cell<usize>,
     cached: Cell<Option<&'static Tally>>,
+    block: Cell<Option<&'static Block>>,
+    /// Whether long holds wait to be reported (`long_hold.rs`).
+    pub(crate) long_holds: Cell<bool>,
 }
 
 impl ThreadStats {
@@ -51,9 +60,13 @@ impl ThreadStats {
         ThreadStats {
             site: Cell::new(None),
             hold: Cell::new(None),
-            resume: [const { Cell::new(None) }; RESUME_DEPTH],
+            resume_sites: [const { Cell::new(None) }; RESUME_DEPTH],
+            resume_tallies: [const { Cell::new(None) }; RESUME_DEPTH],
+            resume_holds: [const { Cell::new(false) }; RESUME_DEPTH],
             depth: Cell::new(0),
             cached: Cell::new(None),
+            block: Cell::new(None),
+            long_holds: Cell::new(false),
         }
     }
 
@@ -74,10 +87,32 @@ impl ThreadStats {
         tally
     }
 
+    /// This thread's block, taken on first use.
+    #[inline(always)]
+    pub(crate) fn block(&self) -> &'static Block {
+        match self.block.get() {
+            Some(block) => block,
+            None => self.block_slow(),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn block_slow(&self) -> &'static Block {
+        let block = block::take_or_make();
+        self.block.set(Some(block));
+        // Registers the destructor; fails in the thread's teardown, where the block is not
+        // handed back (it stays counted).
+        let _ = RETURN_ON_EXIT.try_with(|_| ());
+        block
+    }
+
     pub(crate) fn push_resume(&self, resume: Resume) {
         let depth = self.depth.get();
-        if let Some(slot) = self.resume.get(depth) {
-            slot.set(Some(resume));
+        if depth < RESUME_DEPTH {
+            self.resume_sites[depth].set(Some(resume.site));
+            self.resume_tallies[depth].set(Some(resume.tally));
+            self.resume_holds[depth].set(resume.holds);
         }
         self.depth.set(depth + 1);
     }
@@ -87,12 +122,33 @@ impl ThreadStats {
     pub(crate) fn pop_resume(&self) -> Option<Resume> {
         let depth = self.depth.get().checked_sub(1)?;
         self.depth.set(depth);
-        self.resume.get(depth).and_then(Cell::take)
+        if depth >= RESUME_DEPTH {
+            return None;
+        }
+        Some(Resume {
+            site: self.resume_sites[depth].take()?,
+            tally: self.resume_tallies[depth].get()?,
+            holds: self.resume_holds[depth].get(),
+        })
+    }
+}
+
+/// Hands the thread's block back when the thread exits, and stops the thread from using it
+/// (a guard dropped later in the thread's teardown gets a block of its own, which it keeps).
+/// A thread-local of its own: [`THREAD`] has no destructor, so that it works to the end.
+struct ReturnOnExit;
+
+impl Drop for ReturnOnExit {
+    fn drop(&mut self) {
+        if let Ok(Some(block)) = THREAD.try_with(|stats| stats.block.take()) {
+            block.give_back();
+        }
     }
 }
 
 thread_local! {
     static THREAD: ThreadStats = const { ThreadStats::new() };
+    static RETURN_ON_EXIT: ReturnOnExit = const { ReturnOnExit };
 }
 
 /// Runs `f` with this thread's statistics; does nothing once the thread-local is gone (it has
