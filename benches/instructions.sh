@@ -5,12 +5,13 @@
 # Each figure is (count at 20000 iterations - count at 10000) / 10000, counting only inside
 # the scenario loop, so start-up and one-time costs cancel out.
 #
-# Usage: bash benches/instructions.sh   (needs valgrind; PYO3_PYTHON picks the CPython,
-# as for any cargo command)
+# Usage: bash benches/instructions.sh [CARGO ARGS]   (needs valgrind; PYO3_PYTHON picks the
+# CPython, as for any cargo command; e.g. `--features stats` counts the guards with the
+# feature on)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-binary=$(cargo bench -p gilguard-benches --bench instructions --no-run --message-format=json 2>/dev/null |
+binary=$(cargo bench -p gilguard-benches --bench instructions --no-run --message-format=json "$@" 2>/dev/null |
     python3 -c '
 import json, sys
 for line in sys.stdin:
