@@ -96,7 +96,7 @@ pub fn clear_long_hold() {
 
 /// The long holds of this thread that ended inside a guard operation, reported when it has
 /// returned: a hold ends in the middle of the frame stack's bookkeeping, where a callback
-/// that uses guards would find the stack half changed. Whether any wait is
+/// that uses guards would find the stack half changed. Whether any are noted is the flag
 /// `ThreadStats::long_holds`, which the guards check.
 struct Deferred {
     holds: Cell<Vec<LongHold>>,

@@ -108,7 +108,7 @@ impl Slot {
 #[derive(Debug)]
 pub(crate) struct Table {
     slots: [Slot; SLOTS],
-    /// Attaches whose key found no free slot.
+    /// Attaches and detaches whose key found no free slot.
     pub(crate) overflow: AtomicU64,
 }
 
