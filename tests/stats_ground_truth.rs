@@ -29,6 +29,9 @@
 //!
 //! The figures are printed (`cargo test --features stats --test stats_ground_truth --
 //! --nocapture`); the guide's chapter "Seeing the GIL" shows them beside `gilknocker`'s.
+//! `gilknocker` is used where the interpreter can import it; with `GILGUARD_GILKNOCKER` set to
+//! `required` (CI sets it, and installs the package for the interpreter on `PYTHONPATH`), the
+//! test fails unless it imports and reports a contention figure between 0 and 1.
 #![cfg(feature = "stats")]
 
 mod common;
@@ -116,6 +119,11 @@ fn child_holds_and_waits_match_the_ground_truth() {
     });
     let elapsed = started.elapsed();
     let snapshot = stats::snapshot();
+    let required = std::env::var_os("GILGUARD_GILKNOCKER").is_some_and(|value| value == "required");
+    assert!(
+        knocker || !required,
+        "GILGUARD_GILKNOCKER=required, and gilknocker cannot be imported"
+    );
     let contention = with_gil(|| {
         common::run("stop.set()\n");
         without_gil(|| std::thread::sleep(Duration::from_millis(20)));
@@ -169,6 +177,10 @@ fn child_holds_and_waits_match_the_ground_truth() {
     );
     println!("{snapshot}");
 
+    if knocker {
+        let metric: f64 = contention.parse().expect("gilknocker's contention_metric");
+        assert!((0.0..=1.0).contains(&metric), "contention_metric {metric}");
+    }
     assert_eq!(figures.holds, attaches, "{snapshot}");
     assert_eq!(figures.attaches, attaches, "{snapshot}");
     let main = snapshot.interpreters.iter().find(|i| i.id == 0).unwrap();
