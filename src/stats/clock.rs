@@ -22,15 +22,20 @@ static START: OnceLock<Start> = OnceLock::new();
 static COUNTER: AtomicBool = AtomicBool::new(false);
 
 fn start() -> &'static Start {
-    START.get_or_init(|| {
-        let counter = tsc::is_the_system_clock();
-        COUNTER.store(counter, Ordering::Relaxed);
-        Start {
-            instant: Instant::now(),
-            ticks: if counter { tsc::read() } else { 0 },
-            counter,
-        }
-    })
+    if let Some(start) = START.get() {
+        return start;
+    }
+    // Measured outside the lock, so that a fork while another thread sets it (the lock stays
+    // taken in the child) is as unlikely as can be.
+    let counter = tsc::is_the_system_clock();
+    let start = Start {
+        instant: Instant::now(),
+        ticks: if counter { tsc::read() } else { 0 },
+        counter,
+    };
+    let start = START.get_or_init(|| start);
+    COUNTER.store(start.counter, Ordering::Relaxed);
+    start
 }
 
 /// The time now, in ticks.
