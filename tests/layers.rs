@@ -24,8 +24,8 @@ use std::path::{Path, PathBuf};
 const LAYERS: [&str; 8] = [
     "raw",
     "context",
-    "stats",
     "runtime",
+    "stats",
     "guards",
     "interpreters",
     "objects",

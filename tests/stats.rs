@@ -403,3 +403,48 @@ fn child_a_reset_reaches_threads_alive_and_exited() {
     assert_eq!((figures.attaches, figures.holds), (1, 1), "{snapshot}");
     assert_eq!(snapshot.total.taking_the_gil(), 1, "{snapshot}");
 }
+
+/// A runtime the host finalizes and starts again is another runtime: its main interpreter
+/// (id 0 again) is counted apart from the first one's, nested attaches too (a thread's block
+/// counts them for one runtime at a time).
+#[test]
+fn a_runtime_started_again_is_counted_apart() {
+    common::run_child("child_a_runtime_started_again_is_counted_apart");
+}
+
+#[test]
+#[ignore = "runs in a child process, started by a_runtime_started_again_is_counted_apart"]
+fn child_a_runtime_started_again_is_counted_apart() {
+    // SAFETY: a host that starts Python on this thread and stays attached.
+    unsafe { pyo3_ffi::Py_InitializeEx(0) };
+    for _ in 0..3 {
+        with_gil(|| without_gil(|| ()));
+    }
+    // SAFETY: the host finalizes and starts again, attached throughout; nothing of this
+    // crate is alive on this thread.
+    unsafe {
+        assert_eq!(pyo3_ffi::Py_FinalizeEx(), 0);
+        pyo3_ffi::Py_InitializeEx(0);
+    }
+    for _ in 0..2 {
+        with_gil(|| without_gil(|| ()));
+    }
+    let snapshot = stats::snapshot();
+    let mains: Vec<_> = snapshot
+        .interpreters
+        .iter()
+        .filter(|interpreter| interpreter.id == 0)
+        .collect();
+    assert_eq!(mains.len(), 2, "{snapshot}");
+    let (old, new) = if mains[0].runtime < mains[1].runtime {
+        (mains[0], mains[1])
+    } else {
+        (mains[1], mains[0])
+    };
+    for (main, n) in [(old, 3), (new, 2)] {
+        let counts = main.counts;
+        assert_eq!(counts.attaches(AttachKind::Nested), n, "{snapshot}");
+        assert_eq!(counts.attaches(AttachKind::Restore), n, "{snapshot}");
+        assert_eq!(counts.detaches, n, "{snapshot}");
+    }
+}

@@ -10,6 +10,11 @@
 //! threshold. The guide's chapter [`guide::seeing_the_gil`](crate::guide::seeing_the_gil)
 //! says when to use this and when a sampling profiler.
 //!
+//! Interpreters are told apart by id and runtime: in a runtime the host started itself, the
+//! first counted attach registers the crate's `Py_AtExit` callback (as
+//! [`Interpreter::current`](crate::Interpreter::current) does), so that a runtime finalized
+//! and started again is counted apart from the first.
+//!
 //! With the feature off, none of this is compiled and the guards are unchanged.
 //!
 //! # Examples

@@ -5,8 +5,10 @@
 //! [`nested`]).
 
 use core::panic::Location;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 
+use crate::raw::epoch::{NO_EPOCH, epoch};
+use crate::runtime;
 use crate::stats::clock;
 use crate::stats::interp::{InterpKey, Tally};
 use crate::stats::kind::AttachKind;
@@ -47,15 +49,37 @@ fn site(stats: &ThreadStats) -> Site {
     stats.site.get().unwrap_or_else(|| Location::caller())
 }
 
+/// The epoch of the runtime [`watch`] last asked to watch.
+static WATCHING: AtomicU64 = AtomicU64::new(NO_EPOCH);
+
+/// Makes sure the epoch moves on when the runtime of `epoch` finalizes, so that a runtime the
+/// host starts again (whose interpreters' ids start again) is counted apart; called attached.
+/// Asked once per runtime: without a `Py_AtExit` slot left, its runtimes stay merged.
+#[inline(always)]
+fn watch(epoch: u64) {
+    if WATCHING.load(Ordering::Relaxed) != epoch {
+        watch_slow(epoch);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn watch_slow(epoch: u64) {
+    WATCHING.store(epoch, Ordering::Relaxed);
+    let _ = runtime::watch_finalization(epoch);
+}
+
 /// Counts a nested attach to the main interpreter.
 #[inline(always)]
 pub(crate) fn nested_main() {
+    watch(epoch());
     thread::with(|stats| stats.block().count_nested());
 }
 
 /// Counts a nested attach to `key`'s interpreter.
 #[inline]
 pub(crate) fn nested(key: InterpKey) {
+    watch(key.epoch);
     thread::with(|stats| {
         stats.tally(key).nested.fetch_add(1, Ordering::Relaxed);
     });
@@ -84,6 +108,7 @@ pub(crate) fn attached(waiting: Option<Waiting>, kind: AttachKind) {
     let Some(waiting) = waiting else { return };
     let now = clock::now();
     let wait = now.saturating_sub(waiting.since);
+    watch(waiting.tally.key.epoch);
     thread::with(|stats| {
         let block = stats.block();
         block.wait_for(None);
