@@ -37,15 +37,15 @@ pub(crate) struct Block {
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
 impl Block {
-    /// Counts a nested attach to the main interpreter.
+    /// Counts a nested attach to the main interpreter of the runtime of epoch `now`.
     #[inline(always)]
-    pub(crate) fn count_nested(&self) {
-        if self.epoch.load(Ordering::Relaxed) == epoch() {
+    pub(crate) fn count_nested(&self, now: u64) {
+        if self.epoch.load(Ordering::Relaxed) == now {
             // The owner is the only writer: no read-modify-write needed.
             let count = self.count.load(Ordering::Relaxed);
             self.count.store(count + 1, Ordering::Relaxed);
         } else {
-            self.count_in_new_runtime();
+            self.count_in_new_runtime(now);
         }
     }
 
@@ -53,13 +53,13 @@ impl Block {
     /// count moves to its interpreter's shared counter.
     #[cold]
     #[inline(never)]
-    fn count_in_new_runtime(&self) {
+    fn count_in_new_runtime(&self, now: u64) {
         let (then, count) = self.read();
         let key = InterpKey { id: 0, epoch: then };
         tally_of(key).nested.fetch_add(count, Ordering::Relaxed);
         self.count.store(1, Ordering::Relaxed);
         self.base.store(0, Ordering::Relaxed);
-        self.epoch.store(epoch(), Ordering::Relaxed);
+        self.epoch.store(now, Ordering::Relaxed);
     }
 
     /// Notes that this thread waits to attach to `tally`'s interpreter (`Some`), or no

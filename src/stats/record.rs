@@ -72,8 +72,9 @@ fn watch_slow(epoch: u64) {
 /// Counts a nested attach to the main interpreter.
 #[inline(always)]
 pub(crate) fn nested_main() {
-    watch(epoch());
-    thread::with(|stats| stats.block().count_nested());
+    let epoch = epoch();
+    watch(epoch);
+    thread::with(|stats| stats.block().count_nested(epoch));
 }
 
 /// Counts a nested attach to `key`'s interpreter.
