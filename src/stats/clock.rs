@@ -122,15 +122,18 @@ mod tests {
 
     #[test]
     fn ticks_measure_what_instant_measures() {
-        let (instant, ticks) = (Instant::now(), now());
-        std::thread::sleep(Duration::from_millis(30));
-        let (elapsed, ticks) = (instant.elapsed(), now() - ticks);
-        let measured = Scale::now().duration(ticks);
-        let error = measured.abs_diff(elapsed);
-        assert!(
-            error < elapsed / 100,
-            "{measured:?} by the clock, {elapsed:?} by Instant"
-        );
+        let _ = now(); // starts the clock
+        // Each clock is read right beside the other at both ends; a preemption between two
+        // reads (a loaded machine) spoils one attempt, not five.
+        let close = (0..5).any(|_| {
+            let (instant, ticks) = (Instant::now(), now());
+            std::thread::sleep(Duration::from_millis(30));
+            let (ticks, elapsed) = (now() - ticks, instant.elapsed());
+            let measured = Scale::now().duration(ticks);
+            eprintln!("{measured:?} by the clock, {elapsed:?} by Instant");
+            measured.abs_diff(elapsed) < elapsed / 100
+        });
+        assert!(close, "five attempts, none within 1%");
         let scale = Scale::now();
         let back = scale.duration(scale.ticks(Duration::from_millis(5)));
         assert!(back.abs_diff(Duration::from_millis(5)) < Duration::from_micros(5));
