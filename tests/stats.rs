@@ -448,3 +448,40 @@ fn child_a_runtime_started_again_is_counted_apart() {
         assert_eq!(counts.detaches, n, "{snapshot}");
     }
 }
+
+/// Beside a foreign owner: a thread a C library attached with `PyGILState_Ensure` releases
+/// through the crate. The release ends no hold of the crate's, but counts as a detach at its
+/// site, and the restore's wait counts there; its hold does not (it ends in the library's
+/// `PyGILState_Release`, which the crate does not see).
+#[test]
+fn a_release_on_a_thread_a_c_library_attached() {
+    common::run_child("child_a_release_on_a_thread_a_c_library_attached");
+}
+
+#[test]
+#[ignore = "runs in a child process, started by a_release_on_a_thread_a_c_library_attached"]
+fn child_a_release_on_a_thread_a_c_library_attached() {
+    common::python();
+    stats::reset();
+    let site = std::thread::spawn(|| {
+        // SAFETY: initialized; balanced below, on this thread.
+        let state = unsafe { pyo3_ffi::PyGILState_Ensure() };
+        with_gil(|| ());
+        let site = next_line();
+        without_gil(|| ());
+        // SAFETY: pairs with the ensure above; no guard is left.
+        unsafe { pyo3_ffi::PyGILState_Release(state) };
+        site
+    })
+    .join()
+    .unwrap();
+    let snapshot = stats::snapshot();
+    let main = main_counts(&snapshot);
+    assert_eq!(main.attaches(AttachKind::Nested), 1, "{snapshot}");
+    assert_eq!(main.attaches(AttachKind::Restore), 1, "{snapshot}");
+    assert_eq!(main.detaches, 1, "{snapshot}");
+    assert_eq!(main.taking_the_gil(), 1, "{snapshot}");
+    let figures = site_at(&snapshot, site);
+    assert_eq!((figures.attaches, figures.holds), (1, 0), "{snapshot}");
+    assert_eq!(snapshot.total.waiting_now, 0, "{snapshot}");
+}
