@@ -13,7 +13,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use crate::raw::epoch::epoch;
 use crate::stats::chain::Chain;
 use crate::stats::interp::{InterpKey, Tally, tally_of};
-use crate::stats::sites::Table;
+use crate::stats::sites::{Table, add};
 
 /// One thread's figures. Only the thread that owns the block writes `epoch`, `count`,
 /// `waiting_on`, `generation` and `table`; [`reset`] writes `base`; `free` is set when its
@@ -41,9 +41,7 @@ impl Block {
     #[inline(always)]
     pub(crate) fn count_nested(&self, now: u64) {
         if self.epoch.load(Ordering::Relaxed) == now {
-            // The owner is the only writer: no read-modify-write needed.
-            let count = self.count.load(Ordering::Relaxed);
-            self.count.store(count + 1, Ordering::Relaxed);
+            add(&self.count, 1);
         } else {
             self.count_in_new_runtime(now);
         }

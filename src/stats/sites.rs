@@ -23,9 +23,9 @@ pub(crate) type SlotKey = (Site, &'static Tally, AttachKind);
 /// kinds). Once its table is full, further keys are counted in [`Table::overflow`] only.
 const SLOTS: usize = 128;
 
-/// Adds to a counter only its block's thread writes.
+/// Adds to a counter only its block's thread writes (no read-modify-write needed).
 #[inline(always)]
-fn add(counter: &AtomicU64, value: u64) {
+pub(crate) fn add(counter: &AtomicU64, value: u64) {
     counter.store(
         counter.load(Ordering::Relaxed).wrapping_add(value),
         Ordering::Relaxed,
